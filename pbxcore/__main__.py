@@ -1,0 +1,3 @@
+from pbxcore.cli.main import main
+
+main()
