@@ -1,0 +1,430 @@
+"""pbx.toml: load, validate and describe the switch's configuration.
+
+Theory of operation: the file is parsed with tomllib, then every section is checked and *every*
+problem is collected (an admin fixing a config wants the whole list, not one error per run).
+Each problem carries the line it belongs to; tomllib does not keep positions for values, so
+``_Locator`` finds them again in the text: the Nth ``[[routes]]`` header, then the ``key =`` line
+inside that table. Relative paths are relative to the directory holding the config file, so
+``pbx run --config examples/demo/pbx.toml`` works from any working directory.
+
+Routing: ``Config.route_for`` uses ``re.search`` with the pattern exactly as written, so anchor it
+(``^100$``) when a whole-number match is meant; the first matching route wins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Config", "ConfigError", "ListenAddress", "MediaConfig", "Paths", "Problem", "Route",
+    "SipConfig", "User", "check_prompts", "load_config", "read_store_dsn",
+]
+
+Problem = tuple[Path, int, str]
+"""(file, line, reason); line 0 means the problem is about the file as a whole."""
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` lists every reason, one per line of str()."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(format_problem(p) for p in problems))
+
+
+def format_problem(problem: Problem) -> str:
+    path, line, reason = problem
+    return f"{path}:{line}: {reason}" if line else f"{path}: {reason}"
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    transport: str  # "udp" or "tcp"
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    listen: tuple[ListenAddress, ...]
+    realm: str  # digest realm offered in 401 challenges (RFC 3261 §22.4)
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    rtp_low: int  # first RTP port (even, RFC 3550 §11)
+    rtp_high: int  # last port of the range, inclusive
+    host: str  # address written into SDP c= lines
+
+
+@dataclass(frozen=True)
+class Paths:
+    scripts: Path
+    sounds: Path
+    recordings: Path
+
+
+@dataclass(frozen=True)
+class User:
+    extension: str
+    password: str = field(repr=False)  # kept out of logs and tracebacks
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    match: re.Pattern[str]  # applied with re.search to the called number
+    script: Path  # absolute
+    timeout: float  # seconds per script run
+    fallback: tuple[str, ...]  # action lines run when the script fails
+    language: str  # sub-directory of sounds/ for prompts
+    public: bool  # True: callers need no digest auth (trunk routes)
+    env: Mapping[str, str]  # extra environment passed to the script
+    hangup_event: bool  # False: no final hangup event spawn
+    hold_music: str | None  # sound played while a script runs after answer
+    index: int  # 0-based position in the file ([[routes]] #index+1)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # absolute path of the pbx.toml that was loaded
+    sip: SipConfig
+    media: MediaConfig
+    paths: Paths
+    store_dsn: str  # sqlite:// paths already made absolute
+    users: tuple[User, ...]
+    routes: tuple[Route, ...]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def route_for(self, called: str) -> Route | None:
+        """The first route whose pattern re.search-es the called number, or None."""
+        return next((r for r in self.routes if r.match.search(called)), None)
+
+    def user(self, extension: str) -> User | None:
+        return next((u for u in self.users if u.extension == extension), None)
+
+
+# ---------------------------------------------------------------- locating lines in the text
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
+
+
+class _Locator:
+    """Maps (table, occurrence, key) back to a line number of the TOML text."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        # (table name, occurrence among same-named headers, first line, last line), 1-based
+        self.tables: list[tuple[str, int, int, int]] = []
+        seen: dict[str, int] = {}
+        start, name = 1, ""
+        for no, line in enumerate(self.lines, 1):
+            m = _HEADER.match(line)
+            if m:
+                self._close(name, seen, start, no - 1)
+                name, start = m.group(2).replace(" ", ""), no
+        self._close(name, seen, start, len(self.lines))
+
+    def _close(self, name: str, seen: dict[str, int], start: int, end: int) -> None:
+        occurrence = seen.get(name, 0)
+        seen[name] = occurrence + 1
+        self.tables.append((name, occurrence, start, end))
+
+    def line(self, table: str, occurrence: int = 0, key: str | None = None) -> int:
+        for name, occ, start, end in self.tables:
+            if name == table and occ == occurrence:
+                if key is not None:
+                    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+                    for no in range(start, end + 1):
+                        if pattern.match(self.lines[no - 1]):
+                            return no
+                return start if table else 1
+        return 1
+
+
+# ---------------------------------------------------------------- validation
+
+_SCHEMA: dict[str, set[str]] = {
+    "": {"sip", "media", "paths", "store", "users", "routes"},
+    "sip": {"listen", "realm"},
+    "media": {"rtp_ports", "host"},
+    "paths": {"scripts", "sounds", "recordings"},
+    "store": {"dsn"},
+    "users": {"extension", "password", "name"},
+    "routes": {"match", "script", "timeout", "fallback", "language", "public", "env",
+               "hangup_event", "hold_music"},
+}
+_LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+_EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Checker:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path, self.base = path, path.parent
+        self.loc = _Locator(text)
+        self.problems: list[Problem] = []
+
+    def fail(self, table: str, reason: str, key: str | None = None, occurrence: int = 0) -> None:
+        self.problems.append((self.path, self.loc.line(table, occurrence, key), reason))
+
+    def table(self, doc: dict[str, Any], name: str) -> dict[str, Any]:
+        value = doc.get(name, {})
+        if not isinstance(value, dict):
+            self.fail("", f"'{name}' must be a table ([{name}])", name)
+            return {}
+        self.unknown(value, name, f"[{name}]")
+        return value
+
+    def unknown(self, table: dict[str, Any], kind: str, where: str, occurrence: int = 0) -> None:
+        for key in table:
+            if key not in _SCHEMA[kind]:
+                close = difflib.get_close_matches(key, sorted(_SCHEMA[kind]), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                self.fail(kind, f"unknown key '{key}' in {where}{hint}", key, occurrence)
+
+    def get(self, table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
+            where: tuple[str, str, int]) -> Any:
+        """table[key] if it has the right type (bool is not a number here), else the default."""
+        if key not in table:
+            return default
+        value = table[key]
+        wrong_bool = isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))
+        if wrong_bool or not isinstance(value, kind):
+            names = {str: "a string", bool: "true or false", list: "a list", dict: "a table",
+                     int: "a number", float: "a number"}
+            want = names.get(kind if isinstance(kind, type) else kind[0], "valid")
+            self.fail(where[0], f"{key} in {where[1]} must be {want}", key, where[2])
+            return default
+        return value
+
+    def resolve(self, raw: str) -> Path:
+        return (self.base / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
+
+
+def _check_sip(c: _Checker, doc: dict[str, Any]) -> SipConfig:
+    sip = c.table(doc, "sip")
+    where = ("sip", "[sip]", 0)
+    raw = c.get(sip, "listen", list, ["udp:127.0.0.1:5060"], where)
+    listen: list[ListenAddress] = []
+    for item in raw:
+        m = _LISTEN.match(item) if isinstance(item, str) else None
+        if not m or not 1 <= int(m.group(3)) <= 65535:
+            c.fail("sip", f"listen address {item!r} must be udp|tcp:HOST:PORT with PORT 1-65535",
+                   "listen")
+            continue
+        listen.append(ListenAddress(m.group(1), m.group(2).strip("[]"), int(m.group(3))))
+    if not raw:
+        c.fail("sip", "listen needs at least one address", "listen")
+    realm = c.get(sip, "realm", str, "pbxcore", where)
+    if not realm or '"' in realm:
+        c.fail("sip", "realm must be a non-empty string without quotes", "realm")
+    return SipConfig(tuple(listen), realm)
+
+
+def _check_media(c: _Checker, doc: dict[str, Any], sip: SipConfig) -> MediaConfig:
+    media = c.table(doc, "media")
+    where = ("media", "[media]", 0)
+    ports = c.get(media, "rtp_ports", str, "20000-20999", where)
+    m = re.fullmatch(r"(\d{1,5})-(\d{1,5})", ports)
+    low, high = (int(m.group(1)), int(m.group(2))) if m else (20000, 20999)
+    if not m or not 1024 <= low < high <= 65535 or low % 2:
+        c.fail("media", f"rtp_ports {ports!r} must be 'LOW-HIGH' with LOW even, "
+               "1024 <= LOW < HIGH <= 65535", "rtp_ports")
+    first = sip.listen[0].host if sip.listen else "127.0.0.1"
+    host = c.get(media, "host", str, first, where)
+    if host in ("0.0.0.0", "::") and "host" not in media:
+        c.fail("media", f"listening on {host}: set host = the address phones reach for RTP",
+               None)
+    return MediaConfig(low, high, host)
+
+
+def _check_paths(c: _Checker, doc: dict[str, Any]) -> Paths:
+    paths = c.table(doc, "paths")
+    where = ("paths", "[paths]", 0)
+    got = {k: c.resolve(c.get(paths, k, str, d, where))
+           for k, d in (("scripts", "scripts"), ("sounds", "sounds"), ("recordings", "var/recordings"))}
+    return Paths(got["scripts"], got["sounds"], got["recordings"])
+
+
+def _check_dsn(c: _Checker, doc: dict[str, Any]) -> str:
+    store = c.table(doc, "store")
+    dsn = c.get(store, "dsn", str, "sqlite:///var/pbx.db", ("store", "[store]", 0))
+    if dsn.startswith("sqlite:///"):
+        rest = dsn[len("sqlite:///"):]
+        if not rest:
+            c.fail("store", "dsn sqlite:/// needs a file name", "dsn")
+        return "sqlite:///" + str(c.resolve(rest)) if rest else dsn  # sqlite:////abs/file.db
+    if not dsn.startswith(("postgresql://", "postgres://", "memory://")):
+        c.fail("store", f"dsn {dsn!r} must start with sqlite:/// or postgresql://", "dsn")
+    return dsn
+
+
+def _check_users(c: _Checker, doc: dict[str, Any]) -> tuple[User, ...]:
+    raw = doc.get("users", [])
+    if not isinstance(raw, list):
+        c.fail("", "users must be an array of tables ([[users]])", "users")
+        return ()
+    users: list[User] = []
+    for i, u in enumerate(raw):
+        where = ("users", f"[[users]] #{i + 1}", i)
+        if not isinstance(u, dict):
+            c.fail("", "users must be an array of tables ([[users]])", "users")
+            continue
+        c.unknown(u, "users", where[1], i)
+        ext = u.get("extension")
+        if not isinstance(ext, str) or not _EXTENSION.match(ext):
+            c.fail("users", f"extension in {where[1]} must be a string of letters, digits or "
+                   f"_.+- (quote numbers: extension = \"1001\"), not {ext!r}", "extension", i)
+            continue
+        if any(other.extension == ext for other in users):
+            c.fail("users", f"duplicate extension {ext!r} in {where[1]}", "extension", i)
+        password = c.get(u, "password", str, "", where)
+        if not password:
+            c.fail("users", f"password in {where[1]} must be a non-empty string", "password", i)
+        users.append(User(ext, password, c.get(u, "name", str, None, where)))
+    return tuple(users)
+
+
+def _check_route(c: _Checker, r: dict[str, Any], i: int, paths: Paths) -> Route | None:
+    where = ("routes", f"[[routes]] #{i + 1}", i)
+    c.unknown(r, "routes", where[1], i)
+    pattern = None
+    if not isinstance(r.get("match"), str):
+        c.fail("routes", f"{where[1]} needs match = \"REGEX\" (a string)", "match", i)
+    else:
+        try:
+            pattern = re.compile(r["match"])
+        except re.error as e:
+            c.fail("routes", f"match {r['match']!r} is not a valid regular expression: {e}",
+                   "match", i)
+    script = None
+    if not isinstance(r.get("script"), str) or not r["script"]:
+        c.fail("routes", f"{where[1]} needs script = \"PATH\" (a string)", "script", i)
+    else:
+        script = c.resolve(r["script"])
+        if not script.is_file():
+            c.fail("routes", f"script {r['script']} does not exist", "script", i)
+        elif not os.access(script, os.X_OK):
+            c.fail("routes", f"script {r['script']} is not executable (chmod +x)", "script", i)
+    timeout = c.get(r, "timeout", (int, float), 5.0, where)
+    if not 0.1 <= timeout <= 60:
+        c.fail("routes", f"timeout {timeout} in {where[1]} must be 0.1..60 seconds", "timeout", i)
+    fallback = c.get(r, "fallback", list, ["hangup"], where)
+    for line in fallback:
+        reason = _action_problem(line)
+        if reason:
+            c.fail("routes", f"fallback {line!r} in {where[1]}: {reason}", "fallback", i)
+    language = c.get(r, "language", str, "en", where)
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", language) or not (paths.sounds / language).is_dir():
+        c.fail("routes", f"language {language!r}: no directory {paths.sounds / language}",
+               "language", i)
+    env = c.get(r, "env", dict, {}, where)
+    for name, value in env.items():
+        if not _ENV_NAME.match(name) or name.startswith("PBX_") or not isinstance(value, str):
+            c.fail("routes", f"env {name} in {where[1]}: names are [A-Za-z_][A-Za-z0-9_]*, not "
+                   "PBX_* (reserved), values are strings", "env", i)
+    hold = c.get(r, "hold_music", str, None, where)
+    if hold is not None and (not hold or hold.startswith("/") or ".." in Path(hold).parts):
+        c.fail("routes", f"hold_music {hold!r} must name a sound under sounds/", "hold_music", i)
+    if pattern is None or script is None:
+        return None
+    return Route(pattern, script, float(timeout), tuple(str(x) for x in fallback), language,
+                 c.get(r, "public", bool, False, where), types.MappingProxyType(dict(env)),
+                 c.get(r, "hangup_event", bool, True, where), hold, i)
+
+
+def _action_problem(line: object) -> str | None:
+    if not isinstance(line, str):
+        return "fallback entries must be strings"
+    try:  # written by the script helper; lazy so config loads before pbxcore.script exists
+        from pbxcore.script.actions import ActionError, parse_action_line as parse
+    except ModuleNotFoundError as e:
+        if e.name not in ("pbxcore.script.actions",):
+            raise
+        return None
+    try:
+        parse(line)
+    except ActionError as e:
+        return str(getattr(e, "message", e))
+    return None
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(e))
+        line = int(m.group(1)) if m else len(text.splitlines())
+        raise ConfigError([(path, line, f"TOML syntax: {reason}")]) from None
+
+
+def _check(path: Path, text: str) -> Config:
+    c = _Checker(path, text)
+    doc = _parse(path, text)
+    c.unknown(doc, "", "pbx.toml")
+    sip = _check_sip(c, doc)
+    media = _check_media(c, doc, sip)
+    paths = _check_paths(c, doc)
+    dsn = _check_dsn(c, doc)
+    users = _check_users(c, doc)
+    raw_routes = doc.get("routes", [])
+    routes: list[Route] = []
+    if not isinstance(raw_routes, list) or not all(isinstance(r, dict) for r in raw_routes):
+        c.fail("", "routes must be an array of tables ([[routes]])", "routes")
+    else:
+        for i, r in enumerate(raw_routes):
+            route = _check_route(c, r, i, paths)
+            if route:
+                routes.append(route)
+    if c.problems:
+        raise ConfigError(c.problems)
+    return Config(path, sip, media, paths, dsn, users, tuple(routes))
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:
+    p = Path(path).absolute()
+    try:
+        return p, p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([(p, 0, f"cannot read: {e}")]) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Parse and validate pbx.toml; raises ConfigError listing every problem found."""
+    p, text = _read(path)
+    return _check(p, text)
+
+
+def read_store_dsn(path: str | os.PathLike[str]) -> str:
+    """Only the [store] dsn (absolute for sqlite): lets `pbx cdr` work while routes are broken."""
+    p, text = _read(path)
+    c = _Checker(p, text)
+    dsn = _check_dsn(c, _parse(p, text))
+    if c.problems:
+        raise ConfigError(c.problems)
+    return dsn
+
+
+def check_prompts(config: Config) -> list[Problem]:
+    """Problems with the WAV prompts under sounds/ (for `pbx check`), one per bad file."""
+    from pbxcore.media.wav import check_wav  # lazy: written by the media helper
+
+    problems: list[Problem] = []
+    for wav in sorted(config.paths.sounds.rglob("*.wav")):
+        reason = check_wav(wav)
+        if reason:
+            problems.append((wav, 0, reason))
+    return problems
