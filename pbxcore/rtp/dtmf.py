@@ -98,9 +98,7 @@ class DtmfReceiver:
         src = self._sources.get(pkt.ssrc)
         if src is not None and src.timestamp == pkt.timestamp:
             restart = (
-                src.ended
-                and not ev.end
-                and (pkt.marker or _seq_newer(pkt.sequence, src.last_seq))
+                src.ended and not ev.end and (pkt.marker or _seq_newer(pkt.sequence, src.last_seq))
             )
             if not restart:
                 # Same event: a continuation, or a repeated end packet.

@@ -28,9 +28,7 @@ def tone(freq_hz: float | tuple[float, ...], ms: int, *, amplitude: int = 8000) 
     n = RATE * ms // 1000
     part = amplitude / len(freqs)
     steps = [2 * math.pi * f / RATE for f in freqs]
-    samples = array(
-        "h", (round(sum(part * math.sin(w * i) for w in steps)) for i in range(n))
-    )
+    samples = array("h", (round(sum(part * math.sin(w * i) for w in steps)) for i in range(n)))
     if array("h", [1]).tobytes() != b"\x01\x00":
         samples.byteswap()
     return samples.tobytes()
