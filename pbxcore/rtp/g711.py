@@ -157,3 +157,16 @@ SILENCE_CODE = {"PCMU": ULAW_SILENCE, "PCMA": ALAW_SILENCE}
 """Codec name -> the code of a zero sample."""
 STATIC_PT = {"PCMU": 0, "PCMA": 8}
 """RFC 3551 §6 static payload types."""
+
+_SQUARES = {
+    "PCMU": tuple(v * v for v in ULAW_DECODE),
+    "PCMA": tuple(v * v for v in ALAW_DECODE),
+}
+
+
+def mean_square(codec: str, data: bytes) -> float:
+    """Mean of the squared decoded samples of a G.711 payload, without decoding it
+    (energy-based voice activity on received audio; sqrt gives the RMS)."""
+    if not data:
+        return 0.0
+    return sum(map(_SQUARES[codec].__getitem__, data)) / len(data)
