@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS = ROOT / "scripts"
+SOUNDS = ROOT / "sounds"
 
 # How each script is started: by its own shebang, plus ivr.sh under bash (its shebang is
 # /bin/sh, which is dash on Debian) to prove it is plain POSIX.
@@ -170,3 +172,31 @@ def test_python_and_shell_agree_on_any_input(event: str, result: str, digits: st
            "PBX_VAR_TRIES": tries, "PBX_RECORDING": recording}
     outputs = {runner: run(runner, event, **env) for runner in RUNNERS}
     assert outputs["ivr.py"] == outputs["ivr.sh"] == outputs["ivr.sh-bash"]
+
+
+def _referenced_by_scripts() -> set[str]:
+    """Every sound the demo scripts play, from their actual output on every branch."""
+    files: set[str] = set()
+    for runner in RUNNERS:
+        for _, event, env, _ in CASES:
+            for line in run(runner, event, **env):
+                verb, *args = line.split()
+                if verb == "play":
+                    files.update(a for a in args if not a.startswith("recording:"))
+                files.update(a[len("prompt="):] for a in args if a.startswith("prompt="))
+    return files
+
+
+def test_every_sound_the_scripts_and_fallbacks_use_exists_in_every_language() -> None:
+    used = _referenced_by_scripts()
+    assert {"welcome", "menu", "hours", "invalid", "goodbye", "you-said"} <= used
+    config = tomllib.loads((ROOT / "examples/demo/pbx.toml").read_text(encoding="utf-8"))
+    for route in config["routes"]:
+        for line in route["fallback"]:
+            verb, *args = line.split()
+            if verb == "play":
+                used.update(args)
+    assert "sorry" in used
+    for lang in ("en", "ru"):
+        missing = sorted(f for f in used if not (SOUNDS / lang / f"{f}.wav").is_file())
+        assert missing == [], lang
