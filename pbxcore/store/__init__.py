@@ -1,1 +1,58 @@
+"""Call records and traces: ``open_store(dsn)`` picks the backend from the DSN's scheme.
 
+- ``sqlite:///relative/file.db`` (relative to ``base_dir``), ``sqlite:////absolute/file.db``
+- ``postgresql://user@host/db`` (also ``postgres://``; psycopg is imported only then)
+- ``memory://`` (in-process, for tests)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pbxcore.store.base import (
+    DISPOSITIONS,
+    HANGUP_BY,
+    TRACE_KINDS,
+    Cdr,
+    CdrEnd,
+    CdrStart,
+    Disposition,
+    HangupBy,
+    Store,
+    TraceEntry,
+    TraceKind,
+    UnknownCallError,
+    new_call_id,
+)
+
+__all__ = [
+    "DISPOSITIONS", "HANGUP_BY", "TRACE_KINDS", "Cdr", "CdrEnd", "CdrStart", "Disposition",
+    "HangupBy", "Store", "TraceEntry", "TraceKind", "UnknownCallError", "new_call_id",
+    "open_store", "sqlite_path",
+]
+
+
+def sqlite_path(dsn: str, base_dir: Path) -> Path:
+    """The file named by a sqlite:/// DSN: three slashes then a relative path, four for absolute."""
+    rest = dsn.removeprefix("sqlite:///")
+    if not rest:
+        raise ValueError(f"DSN {dsn!r} names no file")
+    path = Path(rest)
+    return path if path.is_absolute() else base_dir / path
+
+
+async def open_store(dsn: str, *, base_dir: Path) -> Store:
+    """Connect, apply pending migrations, and return the Store named by ``dsn``."""
+    if dsn.startswith("sqlite:///"):
+        from pbxcore.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(sqlite_path(dsn, base_dir))
+    if dsn.startswith(("postgresql://", "postgres://")):
+        from pbxcore.store.postgres import PostgresStore
+
+        return await PostgresStore.open(dsn)
+    if dsn == "memory://":
+        from pbxcore.store.memory import MemoryStore
+
+        return MemoryStore()
+    raise ValueError(f"unsupported store DSN {dsn!r}: use sqlite:///FILE or postgresql://...")

@@ -1,0 +1,285 @@
+"""The store seam: call records (CDRs) and per-call traces, and the Protocol every backend meets.
+
+One CDR per call (legs go to the child table ``cdr_legs`` later, never one row per leg). A CDR is
+opened when the call arrives, updated as it progresses (answer time, route), and closed once with
+a ``CdrEnd``; ``duration`` and ``billsec`` are computed at close from the stored times so every
+backend agrees. Times are timezone-aware UTC datetimes in these dataclasses and ISO 8601 strings
+in ``to_json()``; a naive datetime is our own bug and raises ValueError.
+
+Text that came from a peer (caller name, script output) may hold NUL, which PostgreSQL refuses in
+text and jsonb; every backend replaces it with U+FFFD so all three store the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, get_args
+
+Disposition = Literal["answered", "no answer", "busy", "failed", "rejected", "abandoned"]
+HangupBy = Literal["caller", "switch", "script", "shutdown"]
+TraceKind = Literal["event", "script", "action", "sip", "error", "note"]
+
+DISPOSITIONS: tuple[str, ...] = get_args(Disposition)
+HANGUP_BY: tuple[str, ...] = get_args(HangupBy)
+TRACE_KINDS: tuple[str, ...] = get_args(TraceKind)
+
+_EMPTY: Mapping[str, str] = types.MappingProxyType({})
+
+
+class UnknownCallError(LookupError):
+    """No CDR with this call id was opened: a bug in the caller of the store."""
+
+
+@dataclass(frozen=True)
+class CdrStart:
+    """What is known when a call arrives."""
+
+    call_id: str  # our unique id (new_call_id()), also the script's PBX_CALL_ID
+    sip_call_id: str  # the INVITE's Call-ID; NOT unique (pyVoIP reuses them across runs)
+    start: datetime  # when the INVITE arrived (UTC)
+    caller: str  # user part of From
+    called: str  # user part of the Request-URI
+    caller_name: str = ""  # display name of From, as sent by the peer
+    route: str | None = None  # which route handled it (e.g. script path), None if none matched
+
+
+@dataclass(frozen=True)
+class CdrEnd:
+    """How a call ended; given once to cdr_close."""
+
+    end: datetime  # when the call was torn down (UTC)
+    disposition: Disposition
+    hangup_by: HangupBy
+    hangup_cause: str = ""  # readable reason, e.g. "BYE from caller" or "script timeout"
+    hangup_code: int | None = None  # SIP status that ended it, if any (486, 603, ...)
+    recordings: tuple[str, ...] | None = None  # None keeps what cdr_append collected
+    script_errors: tuple[str, ...] | None = None  # None keeps what cdr_append collected
+    vars: Mapping[str, str] | None = None  # call variables at the end; None keeps the stored ones
+
+
+@dataclass(frozen=True)
+class Cdr:
+    """One call record as stored; open calls have end/disposition/duration None."""
+
+    call_id: str
+    sip_call_id: str
+    start: datetime
+    caller: str
+    called: str
+    caller_name: str = ""
+    route: str | None = None
+    answer: datetime | None = None  # when the call was answered (200 OK sent)
+    end: datetime | None = None
+    disposition: str | None = None
+    duration: float | None = None  # seconds, start to end
+    billsec: float | None = None  # seconds, answer to end (0 if never answered)
+    hangup_by: str | None = None
+    hangup_cause: str = ""
+    hangup_code: int | None = None
+    recordings: tuple[str, ...] = ()
+    script_errors: tuple[str, ...] = ()
+    vars: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (times as ISO 8601 UTC strings) for `pbx cdr --json` and exports."""
+        return {
+            "call_id": self.call_id, "sip_call_id": self.sip_call_id,
+            "start": iso(self.start), "answer": iso(self.answer), "end": iso(self.end),
+            "caller": self.caller, "caller_name": self.caller_name, "called": self.called,
+            "route": self.route, "disposition": self.disposition, "duration": self.duration,
+            "billsec": self.billsec, "hangup_by": self.hangup_by,
+            "hangup_cause": self.hangup_cause, "hangup_code": self.hangup_code,
+            "recordings": list(self.recordings), "script_errors": list(self.script_errors),
+            "vars": dict(self.vars),
+        }
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    """One line of a call's trace. ``data`` must be JSON-able (str keys; str/num/bool/None/list/dict)."""
+
+    seq: int  # order within the call, assigned by the call's owner; ties keep insertion order
+    time: datetime  # UTC
+    kind: TraceKind
+    data: Mapping[str, Any]  # for script runs: event, env, stdin, stdout, stderr, exit, duration, error
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "time": iso(self.time), "kind": self.kind, "data": dict(self.data)}
+
+
+UPDATABLE = frozenset({"answer", "caller", "caller_name", "called", "route", "vars"})
+APPENDABLE = frozenset({"recordings", "script_errors"})
+
+
+class Store(Protocol):
+    """Where calls are recorded. All three backends pass tests/integration/store."""
+
+    async def cdr_open(self, start: CdrStart) -> None: ...
+
+    async def cdr_update(self, call_id: str, **fields: Any) -> None:
+        """Set fields named in UPDATABLE (answer=datetime, route=str, vars=dict, ...)."""
+
+    async def cdr_append(self, call_id: str, field: str, value: str) -> None:
+        """Add one item to a list field named in APPENDABLE (recordings, script_errors)."""
+
+    async def cdr_close(self, call_id: str, end: CdrEnd) -> None: ...
+
+    async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
+        """CDRs that started at or after ``since``, newest first, at most ``limit``."""
+        ...
+
+    async def cdr(self, call_id: str) -> Cdr | None: ...
+
+    async def trace_append(self, call_id: str, entry: TraceEntry) -> None: ...
+
+    async def trace(self, call_id: str) -> list[TraceEntry]:
+        """The call's trace ordered by seq (then insertion); [] for an unknown call."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- helpers shared by backends
+
+CDR_COLUMNS = ("call_id, sip_call_id, start_time, answer_time, end_time, caller, caller_name, "
+               "called, route, disposition, duration, billsec, hangup_by, hangup_cause, "
+               "hangup_code, recordings, script_errors, vars")
+FIELD_COLUMN = {"answer": "answer_time", "caller": "caller", "caller_name": "caller_name",
+                "called": "called", "route": "route", "vars": "vars"}  # cdr_update name -> column
+
+
+def cdr_from_row(row: Sequence[Any]) -> Cdr:
+    """A Cdr from an SQL row in CDR_COLUMNS order: JSON as text (SQLite) or decoded (jsonb),
+    times as ISO text (SQLite) or datetime (timestamptz)."""
+
+    def when(v: Any) -> datetime | None:
+        return utc(v) if isinstance(v, datetime) else from_iso(v)
+
+    def js(v: Any) -> Any:
+        return json.loads(v) if isinstance(v, str) else v
+
+    start = when(row[2])
+    assert start is not None
+    return Cdr(call_id=row[0], sip_call_id=row[1], start=start, answer=when(row[3]),
+               end=when(row[4]), caller=row[5], caller_name=row[6], called=row[7], route=row[8],
+               disposition=row[9], duration=row[10], billsec=row[11], hangup_by=row[12],
+               hangup_cause=row[13], hangup_code=row[14], recordings=tuple(js(row[15])),
+               script_errors=tuple(js(row[16])), vars=js(row[17]))
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_call_id(now: float | None = None) -> str:
+    """A 26-character ULID-like id: 48-bit milliseconds then 80 random bits, sortable by time."""
+    ms = int((time.time() if now is None else now) * 1000)
+    n = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
+
+
+def utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware UTC times")
+    return value.astimezone(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else utc(value).isoformat(timespec="microseconds")
+
+
+def from_iso(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with NUL characters in every string (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
+
+
+def check_update(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated, scrubbed fields for cdr_update; unknown names are a TypeError (our bug)."""
+    unknown = set(fields) - UPDATABLE
+    if unknown:
+        raise TypeError(f"cdr_update: cannot set {sorted(unknown)}; allowed: {sorted(UPDATABLE)}")
+    out = {k: scrub(v) for k, v in fields.items()}
+    if "answer" in out and out["answer"] is not None:
+        out["answer"] = utc(out["answer"])
+    if "vars" in out:
+        out["vars"] = {str(k): str(v) for k, v in out["vars"].items()}
+    return out
+
+
+def check_append(field: str) -> None:
+    if field not in APPENDABLE:
+        raise TypeError(f"cdr_append: {field!r} is not one of {sorted(APPENDABLE)}")
+
+
+def closed(cdr: Cdr, end: CdrEnd) -> Cdr:
+    """``cdr`` with the end applied: duration and billsec derived from the stored times."""
+    if end.disposition not in DISPOSITIONS or end.hangup_by not in HANGUP_BY:
+        raise ValueError(f"cdr_close: bad disposition/hangup_by {end.disposition!r}/{end.hangup_by!r}")
+    stop = utc(end.end)
+    duration = max(0.0, (stop - cdr.start).total_seconds())
+    billsec = max(0.0, (stop - cdr.answer).total_seconds()) if cdr.answer else 0.0
+    return replace(
+        cdr, end=stop, disposition=end.disposition, duration=round(duration, 3),
+        billsec=round(billsec, 3), hangup_by=end.hangup_by, hangup_cause=scrub(end.hangup_cause),
+        hangup_code=end.hangup_code,
+        recordings=cdr.recordings if end.recordings is None else tuple(scrub(list(end.recordings))),
+        script_errors=(cdr.script_errors if end.script_errors is None
+                       else tuple(scrub(list(end.script_errors)))),
+        vars=cdr.vars if end.vars is None else scrub({str(k): str(v) for k, v in end.vars.items()}),
+    )
+
+
+def opened(start: CdrStart) -> Cdr:
+    """The Cdr row for a freshly opened call (scrubbed, UTC)."""
+    return Cdr(call_id=start.call_id, sip_call_id=scrub(start.sip_call_id), start=utc(start.start),
+               caller=scrub(start.caller), called=scrub(start.called),
+               caller_name=scrub(start.caller_name), route=scrub(start.route))
+
+
+def checked_entry(entry: TraceEntry) -> TraceEntry:
+    if entry.kind not in TRACE_KINDS:
+        raise ValueError(f"trace kind {entry.kind!r} is not one of {TRACE_KINDS}")
+    return replace(entry, time=utc(entry.time), data=scrub(entry.data))
+
+
+# ---------------------------------------------------------------- schema migrations
+
+_DIALECTS = {
+    "sqlite": {"{TS}": "TEXT", "{JSON}": "TEXT", "{REAL}": "REAL",
+               "{SERIAL_PK}": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgresql": {"{TS}": "timestamptz", "{JSON}": "jsonb", "{REAL}": "double precision",
+                   "{SERIAL_PK}": "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+}
+SCHEMA_VERSION_DDL = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)"
+
+
+def migrations(dialect: str) -> list[tuple[int, list[str]]]:
+    """(version, statements) for every migrations/NNNN_name.sql, in order, for this dialect."""
+    from importlib.resources import files
+
+    out: list[tuple[int, list[str]]] = []
+    for item in sorted((files("pbxcore.store") / "migrations").iterdir(), key=lambda f: f.name):
+        if not item.name.endswith(".sql"):
+            continue
+        sql = "\n".join(line for line in item.read_text(encoding="utf-8").splitlines()
+                        if not line.lstrip().startswith("--"))
+        for token, text in _DIALECTS[dialect].items():
+            sql = sql.replace(token, text)
+        statements = [s.strip() for s in sql.split(";\n") if s.strip().rstrip(";")]
+        out.append((int(item.name.split("_", 1)[0]), [s.rstrip(";") for s in statements]))
+    return out

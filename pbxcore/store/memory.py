@@ -1,0 +1,68 @@
+"""In-memory Store for unit tests: same behaviour as the SQL backends, nothing persisted."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pbxcore.store.base import (
+    Cdr,
+    CdrEnd,
+    CdrStart,
+    TraceEntry,
+    UnknownCallError,
+    check_append,
+    check_update,
+    checked_entry,
+    closed,
+    opened,
+    scrub,
+    utc,
+)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._cdrs: dict[str, Cdr] = {}
+        self._traces: dict[str, list[TraceEntry]] = {}
+
+    def _get(self, call_id: str) -> Cdr:
+        try:
+            return self._cdrs[call_id]
+        except KeyError:
+            raise UnknownCallError(call_id) from None
+
+    async def cdr_open(self, start: CdrStart) -> None:
+        if start.call_id in self._cdrs:
+            raise ValueError(f"CDR {start.call_id} is already open")
+        self._cdrs[start.call_id] = opened(start)
+
+    async def cdr_update(self, call_id: str, **fields: Any) -> None:
+        self._cdrs[call_id] = replace(self._get(call_id), **check_update(fields))
+
+    async def cdr_append(self, call_id: str, field: str, value: str) -> None:
+        check_append(field)
+        cdr = self._get(call_id)
+        items: dict[str, Any] = {field: (*getattr(cdr, field), scrub(value))}
+        self._cdrs[call_id] = replace(cdr, **items)
+
+    async def cdr_close(self, call_id: str, end: CdrEnd) -> None:
+        self._cdrs[call_id] = closed(self._get(call_id), end)
+
+    async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
+        rows = [c for c in self._cdrs.values() if since is None or c.start >= utc(since)]
+        rows.sort(key=lambda c: (c.start, c.call_id), reverse=True)
+        return rows[:limit]
+
+    async def cdr(self, call_id: str) -> Cdr | None:
+        return self._cdrs.get(call_id)
+
+    async def trace_append(self, call_id: str, entry: TraceEntry) -> None:
+        self._traces.setdefault(call_id, []).append(checked_entry(entry))
+
+    async def trace(self, call_id: str) -> list[TraceEntry]:
+        return sorted(self._traces.get(call_id, []), key=lambda e: e.seq)  # stable: ties keep order
+
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,156 @@
+"""PostgreSQL Store (psycopg 3, async): the production and multi-node backend.
+
+Same schema as SQLite (timestamptz and jsonb where SQLite has text). One AsyncConnection in
+autocommit mode; an asyncio.Lock serialises operations so one task's transaction never
+interleaves with another's statements on the shared connection. Migrations run under a
+transaction-scoped advisory lock so several nodes starting together migrate once.
+Set the schema with the DSN, e.g. ``postgresql://u@h/db?options=-csearch_path%3Dpbx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pbxcore.store.base import (
+    CDR_COLUMNS,
+    FIELD_COLUMN,
+    SCHEMA_VERSION_DDL,
+    Cdr,
+    CdrEnd,
+    CdrStart,
+    TraceEntry,
+    UnknownCallError,
+    cdr_from_row,
+    check_append,
+    check_update,
+    checked_entry,
+    closed,
+    migrations,
+    opened,
+    scrub,
+    utc,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+_MIGRATION_LOCK = 0x7062_7863  # "pbxc": advisory lock key for schema migrations
+
+
+class PostgresStore:
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, dsn: str) -> PostgresStore:
+        import psycopg  # lazy: only deployments on PostgreSQL need it loaded
+
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        store = cls(conn)
+        try:
+            await store._migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def _migrate(self) -> None:
+        for version, statements in migrations("postgresql"):
+            async with self._conn.transaction():
+                await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                await self._conn.execute(SCHEMA_VERSION_DDL)
+                cur = await self._conn.execute(
+                    "SELECT 1 FROM schema_version WHERE version = %s", (version,))
+                if await cur.fetchone():
+                    continue
+                for statement in statements:
+                    await self._conn.execute(statement)  # no params: no placeholder parsing
+                await self._conn.execute("INSERT INTO schema_version VALUES (%s, %s)",
+                                         (version, datetime.now(UTC).isoformat()))
+
+    def _params(self, cdr: Cdr) -> tuple[Any, ...]:
+        from psycopg.types.json import Jsonb
+
+        return (cdr.call_id, cdr.sip_call_id, cdr.start, cdr.answer, cdr.end, cdr.caller,
+                cdr.caller_name, cdr.called, cdr.route, cdr.disposition, cdr.duration,
+                cdr.billsec, cdr.hangup_by, cdr.hangup_cause, cdr.hangup_code,
+                Jsonb(list(cdr.recordings)), Jsonb(list(cdr.script_errors)), Jsonb(dict(cdr.vars)))
+
+    async def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> int:
+        async with self._lock:
+            cur = await self._conn.execute(sql, args)
+            return cur.rowcount
+
+    async def _fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        async with self._lock:
+            cur = await self._conn.execute(sql, args)
+            return await cur.fetchall()
+
+    # -- CDRs
+
+    async def cdr_open(self, start: CdrStart) -> None:
+        marks = ", ".join(["%s"] * len(CDR_COLUMNS.split(",")))
+        await self._execute(f"INSERT INTO cdr ({CDR_COLUMNS}) VALUES ({marks})",
+                            self._params(opened(start)))
+
+    async def cdr_update(self, call_id: str, **fields: Any) -> None:
+        from psycopg.types.json import Jsonb
+
+        values = check_update(fields)
+        if "vars" in values:
+            values["vars"] = Jsonb(values["vars"])
+        sets = ", ".join(f"{FIELD_COLUMN[k]} = %s" for k in values) or "call_id = call_id"
+        if not await self._execute(f"UPDATE cdr SET {sets} WHERE call_id = %s",
+                                   (*values.values(), call_id)):
+            raise UnknownCallError(call_id)
+
+    async def cdr_append(self, call_id: str, field: str, value: str) -> None:
+        check_append(field)
+        if not await self._execute(f"UPDATE cdr SET {field} = {field} || jsonb_build_array(%s::text) "
+                                   "WHERE call_id = %s", (scrub(value), call_id)):
+            raise UnknownCallError(call_id)
+
+    async def cdr_close(self, call_id: str, end: CdrEnd) -> None:
+        async with self._lock, self._conn.transaction():
+            cur = await self._conn.execute(
+                f"SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = %s FOR UPDATE",
+                (call_id,))
+            row = await cur.fetchone()
+            if row is None:
+                raise UnknownCallError(call_id)
+            p = self._params(closed(cdr_from_row(row), end))
+            await self._conn.execute(
+                "UPDATE cdr SET end_time = %s, disposition = %s, duration = %s, billsec = %s, "
+                "hangup_by = %s, hangup_cause = %s, hangup_code = %s, recordings = %s, "
+                "script_errors = %s, vars = %s WHERE call_id = %s", (p[4], *p[9:], call_id))
+
+    async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
+        where, args = ("WHERE start_time >= %s", (utc(since),)) if since else ("", ())
+        rows = await self._fetch(f"SELECT {CDR_COLUMNS} FROM cdr {where} "
+                                 "ORDER BY start_time DESC, call_id DESC LIMIT %s", (*args, limit))
+        return [cdr_from_row(r) for r in rows]
+
+    async def cdr(self, call_id: str) -> Cdr | None:
+        rows = await self._fetch(f"SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = %s", (call_id,))
+        return cdr_from_row(rows[0]) if rows else None
+
+    # -- traces
+
+    async def trace_append(self, call_id: str, entry: TraceEntry) -> None:
+        from psycopg.types.json import Jsonb
+
+        e = checked_entry(entry)
+        await self._execute("INSERT INTO trace (call_id, seq, ts, kind, data) "
+                            "VALUES (%s, %s, %s, %s, %s)",
+                            (call_id, e.seq, e.time, e.kind, Jsonb(dict(e.data))))
+
+    async def trace(self, call_id: str) -> list[TraceEntry]:
+        rows = await self._fetch("SELECT seq, ts, kind, data FROM trace WHERE call_id = %s "
+                                 "ORDER BY seq, id", (call_id,))
+        return [TraceEntry(seq, utc(ts), kind, data) for seq, ts, kind, data in rows]
+
+    async def close(self) -> None:
+        await self._conn.close()

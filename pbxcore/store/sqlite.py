@@ -1,0 +1,188 @@
+"""SQLite Store: the embedded default (one file, WAL, nothing to install).
+
+One connection, owned by one worker thread: every call runs there through ``_run`` so the event
+loop never blocks on disk and sqlite3's thread rules hold. WAL lets `pbx cdr` and `pbx trace` read
+while `pbx run` writes; busy_timeout makes a second writer (another process) wait instead of fail.
+Times are stored as ISO 8601 UTC text with microseconds, so text order is time order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pbxcore.store.base import (
+    CDR_COLUMNS,
+    FIELD_COLUMN,
+    SCHEMA_VERSION_DDL,
+    Cdr,
+    CdrEnd,
+    CdrStart,
+    TraceEntry,
+    UnknownCallError,
+    cdr_from_row,
+    check_append,
+    check_update,
+    checked_entry,
+    closed,
+    iso,
+    migrations,
+    opened,
+    scrub,
+)
+
+T = TypeVar("T")
+
+def cdr_params(cdr: Cdr) -> tuple[Any, ...]:
+    """Row values in CDR_COLUMNS order, times and JSON as text."""
+    return (cdr.call_id, cdr.sip_call_id, iso(cdr.start), iso(cdr.answer), iso(cdr.end),
+            cdr.caller, cdr.caller_name, cdr.called, cdr.route, cdr.disposition, cdr.duration,
+            cdr.billsec, cdr.hangup_by, cdr.hangup_cause, cdr.hangup_code,
+            json.dumps(list(cdr.recordings)), json.dumps(list(cdr.script_errors)),
+            json.dumps(dict(cdr.vars), ensure_ascii=False))
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pbx-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteStore:
+        store = cls(path)
+        try:
+            await store._run(store._connect)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("store is closed")
+        return self._db
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: autocommit; multi-statement work opens BEGIN IMMEDIATE itself.
+        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self._db = db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute(SCHEMA_VERSION_DDL)
+        for version, statements in migrations("sqlite"):
+            # Re-check under the write lock: another process may have migrated meanwhile.
+            with self._tx() as tx:
+                if tx.execute("SELECT 1 FROM schema_version WHERE version = ?",
+                              (version,)).fetchone():
+                    continue
+                for statement in statements:
+                    tx.execute(statement)
+                tx.execute("INSERT INTO schema_version VALUES (?, ?)",
+                           (version, datetime.now(UTC).isoformat()))
+
+    def _tx(self) -> _Tx:
+        return _Tx(self._conn())
+
+    # -- CDRs
+
+    async def cdr_open(self, start: CdrStart) -> None:
+        cdr = opened(start)
+        marks = ", ".join("?" * len(CDR_COLUMNS.split(",")))
+        await self._run(self._conn().execute,
+                        f"INSERT INTO cdr ({CDR_COLUMNS}) VALUES ({marks})", cdr_params(cdr))
+
+    async def cdr_update(self, call_id: str, **fields: Any) -> None:
+        values = check_update(fields)
+        if "answer" in values:
+            values["answer"] = iso(values["answer"])
+        if "vars" in values:
+            values["vars"] = json.dumps(values["vars"], ensure_ascii=False)
+        sets = ", ".join(f"{FIELD_COLUMN[k]} = ?" for k in values) or "call_id = call_id"
+        cur = await self._run(self._conn().execute, f"UPDATE cdr SET {sets} WHERE call_id = ?",
+                              (*values.values(), call_id))
+        if cur.rowcount == 0:
+            raise UnknownCallError(call_id)
+
+    async def cdr_append(self, call_id: str, field: str, value: str) -> None:
+        check_append(field)
+        # json_insert with '$[#]' appends atomically inside SQLite (JSON1, built in since 3.38).
+        cur = await self._run(self._conn().execute,
+                              f"UPDATE cdr SET {field} = json_insert({field}, '$[#]', ?) "
+                              "WHERE call_id = ?", (scrub(value), call_id))
+        if cur.rowcount == 0:
+            raise UnknownCallError(call_id)
+
+    async def cdr_close(self, call_id: str, end: CdrEnd) -> None:
+        await self._run(self._close_cdr, call_id, end)
+
+    def _close_cdr(self, call_id: str, end: CdrEnd) -> None:
+        with self._tx() as tx:
+            row = tx.execute(f"SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = ?",
+                             (call_id,)).fetchone()
+            if row is None:
+                raise UnknownCallError(call_id)
+            p = cdr_params(closed(cdr_from_row(row), end))
+            tx.execute("UPDATE cdr SET end_time = ?, disposition = ?, duration = ?, billsec = ?, "
+                       "hangup_by = ?, hangup_cause = ?, hangup_code = ?, recordings = ?, "
+                       "script_errors = ?, vars = ? WHERE call_id = ?", (p[4], *p[9:], call_id))
+
+    async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
+        where, args = ("WHERE start_time >= ?", (iso(since),)) if since else ("", ())
+        rows = await self._run(self._fetch, f"SELECT {CDR_COLUMNS} FROM cdr {where} "
+                               "ORDER BY start_time DESC, call_id DESC LIMIT ?", (*args, limit))
+        return [cdr_from_row(r) for r in rows]
+
+    async def cdr(self, call_id: str) -> Cdr | None:
+        rows = await self._run(self._fetch, f"SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = ?",
+                               (call_id,))
+        return cdr_from_row(rows[0]) if rows else None
+
+    def _fetch(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        return self._conn().execute(sql, args).fetchall()
+
+    # -- traces
+
+    async def trace_append(self, call_id: str, entry: TraceEntry) -> None:
+        e = checked_entry(entry)
+        await self._run(self._conn().execute,
+                        "INSERT INTO trace (call_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
+                        (call_id, e.seq, iso(e.time), e.kind,
+                         json.dumps(dict(e.data), ensure_ascii=False)))
+
+    async def trace(self, call_id: str) -> list[TraceEntry]:
+        rows = await self._run(self._fetch, "SELECT seq, ts, kind, data FROM trace "
+                               "WHERE call_id = ? ORDER BY seq, id", (call_id,))
+        return [TraceEntry(seq, datetime.fromisoformat(ts), kind, json.loads(data))
+                for seq, ts, kind, data in rows]
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._conn().close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
