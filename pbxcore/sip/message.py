@@ -73,7 +73,14 @@ SINGLE_HEADERS = frozenset(
 
 _TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-_VERSION = re.compile(r"^SIP/(\d+)\.(\d+)$", re.IGNORECASE)
+_VERSION = re.compile(r"^SIP/([0-9]+)\.([0-9]+)$", re.IGNORECASE)
+# ASCII digits only: str.isdigit() accepts '²', which int() then refuses (a crash, not a 400).
+_DIGITS = re.compile(r"^[0-9]+$")
+_STATUS = re.compile(r"^[1-6][0-9][0-9]$")
+# The empty line ending the header section; bare LF tolerated, mixed line ends too (§7.5).
+_EMPTY_LINE = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(r"\r?\n")
+MAX_MAX_FORWARDS = 255
 
 MAX_CSEQ = 2**32 - 1
 
@@ -217,6 +224,17 @@ class Request:
     def cseq(self) -> tuple[int, str]:
         return parse_cseq(self.headers.get("CSeq") or "")
 
+    @property
+    def uri_scheme(self) -> str:
+        """Lower-case Request-URI scheme; the UAS answers 416 to anything but sip/sips/tel."""
+        return self.uri.partition(":")[0].lower()
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards as a number (`0068` -> 68), None when absent (parse checked 0..255)."""
+        value = self.headers.get("Max-Forwards")
+        return None if value is None else int(value.strip())
+
 
 @dataclass
 class Response:
@@ -245,12 +263,25 @@ Message = Request | Response
 
 
 def _serialize(start: str, headers: Headers, body: bytes) -> bytes:
+    """One Content-Length, equal to the body, where the first one was (else last).
+
+    A CR or LF in the start line, a name or a value would let text forge headers on the wire:
+    that is a bug of whoever built the message, so ValueError, not SipSyntaxError.
+    """
     lines = [start]
+    length_written = False
     for name, value in headers:
         if name == "Content-Length":
+            if not length_written:
+                lines.append(f"Content-Length: {len(body)}")
+                length_written = True
             continue
         lines.append(f"{name}: {value}")
-    lines.append(f"Content-Length: {len(body)}")
+    if not length_written:
+        lines.append(f"Content-Length: {len(body)}")
+    for line in lines:
+        if "\r" in line or "\n" in line:
+            raise ValueError(f"CR or LF inside a header or start line: {line[:60]!r}")
     head = "\r\n".join(lines) + "\r\n\r\n"
     return head.encode(ENCODING, ERRORS) + body
 
@@ -258,7 +289,7 @@ def _serialize(start: str, headers: Headers, body: bytes) -> bytes:
 def parse_cseq(value: str) -> tuple[int, str]:
     """`"0009 INVITE"` -> (9, "INVITE"); RFC 3261 §20.16 bounds the number to 2**32-1."""
     parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not _TOKEN.match(parts[1]):
+    if len(parts) != 2 or not _DIGITS.match(parts[0]) or not _TOKEN.match(parts[1]):
         raise SipSyntaxError(f"bad CSeq {value!r}")
     number = int(parts[0])
     if number > MAX_CSEQ:
@@ -266,23 +297,34 @@ def parse_cseq(value: str) -> tuple[int, str]:
     return number, parts[1]
 
 
+def find_head_end(data: bytes, start: int = 0) -> tuple[int, int] | None:
+    """(end of the header section, start of the body), or None when there is no empty line yet.
+
+    Shared with `framing` so that UDP and TCP agree on where a header section ends.
+    """
+    m = _EMPTY_LINE.search(data, start)
+    return None if m is None else (m.start(), m.end())
+
+
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
     """Split at the empty line; tolerate bare-LF line ends (robustness, RFC 3261 §7.5)."""
-    idx = data.find(b"\r\n\r\n")
-    lf = data.find(b"\n\n")
-    if idx >= 0 and (lf < 0 or idx <= lf):
-        return data[:idx], data[idx + 4 :]
-    if lf >= 0:
-        return data[:lf], data[lf + 2 :]
-    raise SipSyntaxError("no empty line after the header section")
+    found = find_head_end(data)
+    if found is None:
+        raise SipSyntaxError("no empty line after the header section")
+    return data[: found[0]], data[found[1] :]
 
 
-def _header_lines(head: str) -> list[str]:
-    """Split the header section into lines and unfold continuation lines (RFC 3261 §7.3.1)."""
-    raw = re.split(r"\r\n|\n", head)
-    lines: list[str] = []
-    for line in raw:
-        if line[:1] in (" ", "\t") and lines:
+def header_lines(head: str) -> list[str]:
+    """Split the header section into lines and unfold continuation lines (RFC 3261 §7.3.1).
+
+    The first line is the start line; a continuation right after it has nothing to continue.
+    """
+    raw = _LINE_END.split(head)
+    lines: list[str] = raw[:1]
+    for line in raw[1:]:
+        if line[:1] in (" ", "\t"):
+            if len(lines) < 2:
+                raise SipSyntaxError("continuation line before the first header")
             lines[-1] = lines[-1].rstrip(" \t") + " " + line.strip(" \t")
         else:
             lines.append(line)
@@ -300,17 +342,21 @@ def parse_message(data: bytes, *, stream: bool = False) -> Message:
     if not data:
         raise SipSyntaxError("empty message")
     head_bytes, rest = _split_head(data)
-    lines = _header_lines(head_bytes.decode(ENCODING, ERRORS))
-    start, header_lines = lines[0], lines[1:]
+    if b"\r" in head_bytes.replace(b"\r\n", b""):
+        # A bare CR is no line end and no quoted-pair may carry it (§25.1): a peer that sends one
+        # hopes some other element will see a line break we do not see.
+        raise SipSyntaxError("bare CR in the header section")
+    lines = header_lines(head_bytes.decode(ENCODING, ERRORS))
+    start = lines[0]
     headers = Headers()
-    for line in header_lines:
+    for line in lines[1:]:
         name, sep, value = line.partition(":")
         name = name.rstrip(" \t")
         if not sep or not _TOKEN.match(name):
             raise SipSyntaxError(f"malformed header line {line[:40]!r}")
         headers.add(name, value.strip(" \t"))
     body = _body(headers, rest, stream=stream)
-    if start.startswith("SIP/"):
+    if start[:4].upper() == "SIP/":
         return _parse_response(start, headers, body)
     return _parse_request(start, headers, body)
 
@@ -322,7 +368,7 @@ def _body(headers: Headers, rest: bytes, *, stream: bool) -> bytes:
     if len(lengths) > 1 or "," in lengths[0]:
         raise SipSyntaxError("more than one Content-Length")
     text = lengths[0].strip()
-    if not text.isdigit():
+    if not _DIGITS.match(text):
         raise SipSyntaxError(f"bad Content-Length {text!r}")
     length = int(text)
     if length > len(rest):
@@ -335,9 +381,12 @@ def _parse_response(start: str, headers: Headers, body: bytes) -> Response:
     code, _, reason = remainder.partition(" ")
     if not _VERSION.match(version):
         raise SipSyntaxError(f"bad version {version!r}", 505)
-    if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+    if not _STATUS.match(code):
         raise SipSyntaxError(f"bad status code {code[:12]!r}")
     _check_single_headers(headers)
+    if "CSeq" in headers:
+        # Checked here so that `.cseq` never raises later (RFC 4475 §3.1.2.5 scalarlg).
+        parse_cseq(headers.get("CSeq") or "")
     return Response(int(code), reason, headers, body, version)
 
 
@@ -348,7 +397,7 @@ def _parse_request(start: str, headers: Headers, body: bytes) -> Request:
     method, uri, version = parts
     if not _TOKEN.match(method):
         raise SipSyntaxError(f"bad method {method[:40]!r}")
-    if not _SCHEME.match(uri) or any(c in uri for c in "<> \t"):
+    if not _SCHEME.match(uri) or any(c in uri for c in '<>"') or not uri.isprintable():
         raise SipSyntaxError(f"bad Request-URI {uri[:60]!r}")
     m = _VERSION.match(version)
     if not m:
@@ -365,9 +414,25 @@ def _parse_request(start: str, headers: Headers, body: bytes) -> Request:
     max_forwards = headers.get("Max-Forwards")
     if max_forwards is not None:
         mf = max_forwards.strip()
-        if not mf.isdigit() or int(mf) > 255:
+        if not _DIGITS.match(mf) or int(mf) > MAX_MAX_FORWARDS:
             raise SipSyntaxError(f"bad Max-Forwards {mf[:20]!r}")
+    _check_addresses(uri, headers)
     return Request(method, uri, headers, body, "SIP/2.0")
+
+
+def _check_addresses(uri: str, headers: Headers) -> None:
+    """Request-URI (sip/sips only: other schemes are the UAS's 416), Via list, From, To.
+
+    Imported here because address.py builds on this module.
+    """
+    from pbxcore.sip.address import parse_name_addr, request_vias
+    from pbxcore.sip.uri import is_sip_scheme, parse_uri
+
+    if is_sip_scheme(uri):
+        parse_uri(uri)
+    request_vias(headers)
+    parse_name_addr(headers.get("From") or "")
+    parse_name_addr(headers.get("To") or "")
 
 
 def _check_single_headers(headers: Headers) -> None:
