@@ -1,0 +1,574 @@
+"""The actions a script prints on stdout (protocol v1): classes, registry, parsers, serializers.
+
+Theory of operation: each verb is one frozen dataclass whose fields carry their grammar in the
+field metadata (a :class:`~pbxcore.script.schema.Kind`, a doc line, and for positional
+arguments a metavar). Both input forms go through that one table:
+
+* text: one action per line, POSIX shell word rules (``'...'``, ``"..."``, backslash; ``#``
+  starts a comment only at the start of a word, so ``finish=#`` works), ``key=value`` options;
+* JSON: stdout whose first non-space character is ``[`` (array of action objects) or ``{``
+  (one action object, or ``{"actions": [...]}``), with ``{"action": VERB, key: value}``.
+
+So the text validator, the JSON validator, the serializers and docs/actions.schema.json agree by
+construction. Errors are :class:`ActionError` with the 1-based line number (text, or JSON syntax
+errors) and a message that names the verb, the parameter, what was expected and what was got.
+An action with an outcome (gather, record, goto) ends the list: anything after it would never
+run, so it is reported as an error rather than silently dropped. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath, PurePosixPath
+from typing import Any, ClassVar
+
+from pbxcore.script.schema import (
+    JSON,
+    BoolKind,
+    EnumKind,
+    IntKind,
+    KeyKind,
+    Kind,
+    PairsKind,
+    Param,
+    PathError,
+    PathKind,
+    ReasonKind,
+    SecondsKind,
+    TextKind,
+    build_schema,
+    check_relative_path,
+)
+
+MAX_ACTIONS = 100
+"""Default cap on the number of actions in one script output."""
+
+REJECT_STATUS = {"busy": 486, "decline": 603, "unavailable": 480}
+"""SIP final status sent for each named reject reason (RFC 3261 §21.4, §21.6)."""
+
+
+class ActionError(ValueError):
+    """A script printed something that is not a valid action list: the script's fault."""
+
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(f"line {line}: {message}" if line is not None else message)
+        self.line = line
+        """1-based line of stdout, or None (JSON structure errors name the action instead)."""
+        self.message = message
+
+
+def _p(kind: Kind, doc: str, *, metavar: str | None = None, variadic: bool = False,
+       join: bool = False) -> dict[str, Any]:
+    return {"pbx": (kind, doc, metavar, variadic, join)}
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base of every action; subclasses are the verbs."""
+
+    verb: ClassVar[str]
+    has_outcome: ClassVar[bool] = False
+    """Ends the action list; its result comes back as the next event."""
+    needs_answer: ClassVar[bool] = False
+    """Needs media: the engine answers the call first if it is not answered yet."""
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def check(self) -> str | None:
+        """Rules across fields (not expressible in the schema); the error text or None."""
+        return None
+
+    def to_text(self) -> str:
+        words = [self.verb]
+        for p, value in self._set_values():
+            if isinstance(p.kind, PairsKind):
+                words += [f"{k}={quote_word(v, after_equals=True)}" for k, v in value.items()]
+            elif p.positional and p.variadic and not p.join:
+                words += [quote_word(p.kind.to_text(v)) for v in value]
+            elif p.positional:
+                words.append(quote_word(p.kind.to_text(value)))
+            else:
+                words.append(f"{p.name}={quote_word(p.kind.to_text(value), after_equals=True)}")
+        return " ".join(words)
+
+    def to_json(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {"action": self.verb}
+        for p, value in self._set_values():
+            if isinstance(p.kind, PairsKind):
+                out[p.name] = dict(value)
+            elif p.variadic and not p.join:
+                out[p.name] = [p.kind.to_json(v) for v in value]
+            else:
+                out[p.name] = p.kind.to_json(value)
+        return out
+
+    def _set_values(self) -> list[tuple[Param, Any]]:
+        defaults = _defaults(type(self))
+        return [
+            (p, getattr(self, p.name))
+            for p in self.params
+            if p.name not in defaults or getattr(self, p.name) != defaults[p.name]
+        ]
+
+
+SECONDS = SecondsKind(0, 3600)
+SOUND = PathKind("sounds")
+
+
+@dataclass(frozen=True)
+class Answer(Action):
+    """Answer the call (200 OK)."""
+
+    verb = "answer"
+
+
+@dataclass(frozen=True)
+class Ring(Action):
+    """Signal ringing to the caller (180 Ringing) without answering."""
+
+    verb = "ring"
+
+
+@dataclass(frozen=True)
+class Hangup(Action):
+    """End the call (BYE once answered, 480 before)."""
+
+    verb = "hangup"
+
+
+@dataclass(frozen=True)
+class Play(Action):
+    """Play sound files in order; loop=N plays the whole list N times."""
+
+    verb = "play"
+    needs_answer = True
+    files: tuple[str, ...] = field(
+        metadata=_p(SOUND, "sound files, relative to sounds/LANGUAGE/; .wav is added when "
+                    "the name has no extension", metavar="FILE", variadic=True))
+    loop: int = field(default=1, metadata=_p(IntKind(1, 100), "times to play the list"))
+
+
+@dataclass(frozen=True)
+class Say(Action):
+    """Speak a value with the language's digit prompts: digit by digit, or as a number."""
+
+    verb = "say"
+    needs_answer = True
+    kind: str = field(metadata=_p(EnumKind(("digits", "number")), "how to speak the value",
+                                  metavar="KIND"))
+    value: str = field(metadata=_p(
+        TextKind(32, r"[0-9*#]{1,32}|-?[0-9]{1,15}", "digits (or an integer for number)"),
+        "what to speak: keys 0-9 * # for digits, an integer for number", metavar="VALUE"))
+
+    def check(self) -> str | None:
+        if self.kind == "number" and not re.fullmatch(r"-?[0-9]{1,15}", self.value):
+            return f"say: number VALUE must be an integer, got {self.value!r}"
+        if self.kind == "digits" and not re.fullmatch(r"[0-9*#]{1,32}", self.value):
+            return f"say: digits VALUE must be keys 0-9 * #, got {self.value!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class Gather(Action):
+    """Collect DTMF digits; the result comes back as the `gather` event."""
+
+    verb = "gather"
+    has_outcome = True
+    needs_answer = True
+    max: int = field(default=20, metadata=_p(IntKind(1, 64), "stop after this many digits"))
+    min: int = field(default=1, metadata=_p(IntKind(1, 64), "fewer digits is result=short"))
+    timeout: float = field(default=5.0, metadata=_p(SecondsKind(0, 600),
+                                                    "seconds to wait for the first digit"))
+    digit_timeout: float = field(default=3.0, metadata=_p(SecondsKind(0, 600),
+                                                          "seconds to wait between digits"))
+    finish: str | None = field(default=None, metadata=_p(
+        KeyKind(), "key that ends input (not part of the digits); unset: every key is a digit"))
+    prompt: str | None = field(default=None, metadata=_p(
+        SOUND, "sound played while waiting; a key press stops it"))
+
+    def check(self) -> str | None:
+        if self.min > self.max:
+            return f"gather: min must not exceed max (min={self.min}, max={self.max})"
+        return None
+
+
+@dataclass(frozen=True)
+class Record(Action):
+    """Record the caller; the result comes back as the `record` event."""
+
+    verb = "record"
+    has_outcome = True
+    needs_answer = True
+    max: float = field(default=60.0, metadata=_p(SecondsKind(1, 3600), "longest recording"))
+    beep: bool = field(default=True, metadata=_p(BoolKind(), "play a beep before recording"))
+    finish: str | None = field(default="#", metadata=_p(KeyKind(), "key that stops recording"))
+    silence: float = field(default=0.0, metadata=_p(SecondsKind(0, 60),
+                                                    "stop after this much silence; 0 = off"))
+
+
+@dataclass(frozen=True)
+class Set(Action):
+    """Set call variables; later events carry them as PBX_VAR_<NAME> and in "vars"."""
+
+    verb = "set"
+    vars: Mapping[str, str] = field(metadata=_p(PairsKind(), "variables to set",
+                                                metavar="NAME=VALUE"))
+
+
+@dataclass(frozen=True)
+class Goto(Action):
+    """Hand the call to another script, which gets the `redirect` event."""
+
+    verb = "goto"
+    has_outcome = True
+    script: str = field(metadata=_p(PathKind("scripts"), "script, relative to scripts/",
+                                    metavar="SCRIPT"))
+
+
+@dataclass(frozen=True)
+class Wait(Action):
+    """Do nothing for a while (the caller hears what they heard before)."""
+
+    verb = "wait"
+    seconds: float = field(metadata=_p(SECONDS, "how long", metavar="SECONDS"))
+
+
+@dataclass(frozen=True)
+class Reject(Action):
+    """Refuse the call with a SIP final status (or hang up if already answered)."""
+
+    verb = "reject"
+    reason: str = field(metadata=_p(ReasonKind(tuple(REJECT_STATUS)),
+                                    "busy (486), decline (603), unavailable (480) or a status",
+                                    metavar="REASON"))
+
+    @property
+    def status(self) -> int:
+        return REJECT_STATUS.get(self.reason) or int(self.reason)
+
+
+@dataclass(frozen=True)
+class Log(Action):
+    """Write a line to the call's trace."""
+
+    verb = "log"
+    text: str = field(metadata=_p(TextKind(4096), "the message", metavar="TEXT",
+                                  variadic=True, join=True))
+
+
+ACTION_TYPES: dict[str, type[Action]] = {
+    cls.verb: cls
+    for cls in (Answer, Ring, Hangup, Play, Say, Gather, Record, Set, Goto, Wait, Reject, Log)
+}
+"""Every verb of protocol v1, in documentation order."""
+
+for _cls in ACTION_TYPES.values():
+    _cls.params = tuple(
+        Param(f.name, *f.metadata["pbx"]) for f in dataclasses.fields(_cls) if "pbx" in f.metadata
+    )
+
+
+def _defaults(cls: type[Action]) -> dict[str, Any]:
+    return {
+        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+    }
+
+
+# --- text form -------------------------------------------------------------------------------
+
+_SAFE_WORD = re.compile(r"[\w@%+=:,./*#-]+", re.ASCII)
+_OPTION = re.compile(r"([a-z_][a-z0-9_]*)=(.*)", re.DOTALL)
+
+
+def quote_word(word: str, *, after_equals: bool = False) -> str:
+    """Quote a word so that split_words() gives it back unchanged.
+
+    after_equals: the word follows `name=`, where '#' does not start a comment (finish=#).
+    """
+    if _SAFE_WORD.fullmatch(word) and (after_equals or not word.startswith("#")):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def split_words(line: str) -> list[str]:
+    """Split one line like a POSIX shell would, without any expansion.
+
+    Unlike shlex, '#' starts a comment only at the start of a word, as in sh (`finish=#`).
+    """
+    words: list[str] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in " \t":
+            i += 1
+        if i >= n or line[i] == "#":
+            return words
+        buf: list[str] = []
+        while i < n and line[i] not in " \t":
+            c = line[i]
+            if c == "'":
+                end = line.find("'", i + 1)
+                if end < 0:
+                    raise ValueError("unterminated single quote")
+                buf.append(line[i + 1:end])
+                i = end + 1
+            elif c == '"':
+                i += 1
+                while True:
+                    if i >= n:
+                        raise ValueError("unterminated double quote")
+                    c = line[i]
+                    if c == '"':
+                        i += 1
+                        break
+                    if c == "\\" and i + 1 < n and line[i + 1] in '\\"$`':
+                        c, i = line[i + 1], i + 1
+                    buf.append(c)
+                    i += 1
+            elif c == "\\":
+                if i + 1 >= n:
+                    raise ValueError("backslash at end of line")
+                buf.append(line[i + 1])
+                i += 2
+            else:
+                buf.append(c)
+                i += 1
+        words.append("".join(buf))
+
+
+def _show(value: JSON) -> str:
+    return repr(value) if isinstance(value, str) else json.dumps(value)
+
+
+def _bad(verb: str, p: Param, value: JSON, exc: ValueError) -> str:
+    if isinstance(exc, PathError) and isinstance(p.kind, PathKind):
+        return f"{verb}: path must stay inside the {p.kind.where} directory, got {_show(value)}"
+    if isinstance(p.kind, PairsKind):
+        return f"{verb}: expected {p.kind.describe()}, got {_show(value)}"
+    label = p.metavar if p.positional else p.name
+    return f"{verb}: {label} must be {p.kind.describe()}, got {_show(value)}"
+
+
+def _value(verb: str, p: Param, raw: JSON, text: bool) -> Any:
+    try:
+        return p.kind.parse_text(raw) if text else p.kind.parse_json(raw)
+    except ValueError as exc:
+        raise ActionError(None, _bad(verb, p, raw, exc)) from None
+
+
+def _unknown(verb: str) -> str:
+    close = difflib.get_close_matches(verb, ACTION_TYPES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown action {verb!r}{hint}"
+
+
+def _build(cls: type[Action], values: dict[str, Any]) -> Action:
+    action = cls(**values)
+    problem = action.check()
+    if problem is not None:
+        raise ActionError(None, problem)
+    return action
+
+
+def _from_words(words: Sequence[str]) -> Action:
+    verb, args = words[0], words[1:]
+    cls = ACTION_TYPES.get(verb)
+    if cls is None:
+        raise ActionError(None, _unknown(verb))
+    values: dict[str, Any] = {}
+    positional = [p for p in cls.params if p.positional]
+    options = {p.name: p for p in cls.params if not p.positional}
+    if positional and isinstance(positional[0].kind, PairsKind):
+        p = positional[0]
+        pairs: dict[str, str] = {}
+        for word in args:
+            name, value = _value(verb, p, word, True)
+            if name in pairs:
+                raise ActionError(None, f"{verb}: {name!r} given twice")
+            pairs[name] = value
+        if not pairs:
+            raise ActionError(None, f"{verb}: missing {p.metavar}")
+        return _build(cls, {p.name: pairs})
+    rest: list[str] = []
+    for word in args:
+        m = _OPTION.fullmatch(word) if options else None
+        if m is None:
+            rest.append(word)
+            continue
+        name, raw = m.groups()
+        if name not in options:
+            raise ActionError(None, f"{verb}: unknown option {name!r} (options: "
+                                    f"{', '.join(options)})")
+        if name in values:
+            raise ActionError(None, f"{verb}: option {name!r} given twice")
+        values[name] = _value(verb, options[name], raw, True)
+    for p in positional:
+        if not rest:
+            raise ActionError(None, f"{verb}: missing {p.metavar}")
+        if p.join:
+            values[p.name] = _value(verb, p, " ".join(rest), True)
+            rest = []
+        elif p.variadic:
+            values[p.name] = tuple(_value(verb, p, w, True) for w in rest)
+            rest = []
+        else:
+            values[p.name] = _value(verb, p, rest.pop(0), True)
+    if rest:
+        raise ActionError(None, f"{verb}: unexpected argument {rest[0]!r}")
+    return _build(cls, values)
+
+
+def parse_action_line(text: str) -> Action:
+    """Parse one action in text form (e.g. a route's `fallback = ["play sorry", "hangup"]`)."""
+    try:
+        words = split_words(text.strip())
+    except ValueError as exc:
+        raise ActionError(None, str(exc)) from None
+    if not words:
+        raise ActionError(None, "empty action")
+    return _from_words(words)
+
+
+def _parse_text(text: str) -> list[tuple[int, Action]]:
+    out: list[tuple[int, Action]] = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        try:
+            words = split_words(line.rstrip("\r"))
+            if words:
+                out.append((lineno, _from_words(words)))
+        except ActionError as exc:
+            raise ActionError(lineno, exc.message) from None
+        except ValueError as exc:
+            raise ActionError(lineno, str(exc)) from None
+    return out
+
+
+# --- JSON form -------------------------------------------------------------------------------
+
+def from_json(obj: JSON) -> Action:
+    """Validate one action object ({"action": VERB, ...}) and build the action."""
+    if not isinstance(obj, dict):
+        raise ActionError(None, f"expected an action object, got {_show(obj)}")
+    verb = obj.get("action")
+    if not isinstance(verb, str):
+        raise ActionError(None, "missing 'action' (the verb)")
+    cls = ACTION_TYPES.get(verb)
+    if cls is None:
+        raise ActionError(None, _unknown(verb))
+    by_name = {p.name: p for p in cls.params}
+    values: dict[str, Any] = {}
+    for key, raw in obj.items():
+        if key == "action":
+            continue
+        p = by_name.get(key)
+        if p is None:
+            raise ActionError(None, f"{verb}: unknown option {key!r}")
+        if p.variadic and not p.join:
+            if not isinstance(raw, list) or not raw:
+                raise ActionError(None, f"{verb}: {key} must be a non-empty array, got "
+                                        f"{_show(raw)}")
+            values[key] = tuple(_value(verb, p, v, False) for v in raw)
+        else:
+            values[key] = _value(verb, p, raw, False)
+    missing = [p.name for p in cls.params if p.name not in values and p.name not in
+               _defaults(cls)]
+    if missing:
+        raise ActionError(None, f"{verb}: missing {missing[0]!r}")
+    return _build(cls, values)
+
+
+def _no_constants(name: str) -> Any:
+    raise ActionError(None, f"invalid JSON: {name} is not a number")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ActionError(None, f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _parse_json(text: str) -> list[tuple[int | None, Action]]:
+    try:
+        doc = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ActionError(exc.lineno, f"invalid JSON: {exc.msg}") from None
+    if isinstance(doc, dict) and "action" not in doc:
+        if set(doc) != {"actions"} or not isinstance(doc["actions"], list):
+            raise ActionError(None, 'a JSON object must be one action or {"actions": [...]}')
+        doc = doc["actions"]
+    items = doc if isinstance(doc, list) else [doc]
+    out: list[tuple[int | None, Action]] = []
+    for index, item in enumerate(items, start=1):
+        try:
+            out.append((None, from_json(item)))
+        except ActionError as exc:
+            raise ActionError(None, f"action {index}: {exc.message}") from None
+    return out
+
+
+def parse_actions(output: bytes | str, *, max_actions: int = MAX_ACTIONS) -> list[Action]:
+    """Parse and validate a script's stdout (text or JSON form) into actions."""
+    if isinstance(output, bytes):
+        try:
+            text = output.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_line = output[: exc.start].count(b"\n") + 1
+            raise ActionError(bad_line, "output is not valid UTF-8") from None
+    else:
+        text = output
+    is_json = text.lstrip()[:1] in ("[", "{")
+    located = _parse_json(text) if is_json else _parse_text(text)
+    actions: list[Action] = []
+    for index, (line, action) in enumerate(located, start=1):
+        where = "" if line is not None else f"action {index}: "
+        if index > max_actions:
+            raise ActionError(line, f"{where}more than {max_actions} actions")
+        if actions and actions[-1].has_outcome:
+            last = actions[-1].verb
+            raise ActionError(line, f"{where}{action.verb}: would never run: {last} has an "
+                                    "outcome and ends the list")
+        actions.append(action)
+    return actions
+
+
+def actions_schema() -> dict[str, JSON]:
+    """The JSON Schema of the JSON form, generated from the classes above."""
+    rows = [(verb, cls.__doc__ or "", cls.params, _defaults(cls))
+            for verb, cls in ACTION_TYPES.items()]
+    return build_schema(rows, MAX_ACTIONS)
+
+
+# --- file arguments --------------------------------------------------------------------------
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def resolve_sound(name: str, sounds_dir: PurePath, language: str) -> PurePath:
+    """sounds_dir/language/name, with .wav added when name has no extension (lexical only)."""
+    if not _LANGUAGE.fullmatch(language):
+        raise ActionError(None, f"bad language {language!r}")
+    try:
+        check_relative_path(name)
+    except PathError:
+        raise ActionError(None, f"path must stay inside the sounds directory, got {name!r}") \
+            from None
+    rel = PurePosixPath(name)
+    if not rel.suffix:
+        rel = rel.with_name(rel.name + ".wav")
+    return sounds_dir / language / rel
+
+
+def resolve_script(name: str, scripts_dir: PurePath) -> PurePath:
+    """scripts_dir/name for `goto` (lexical only; the runner reports a missing file)."""
+    try:
+        check_relative_path(name)
+    except PathError:
+        raise ActionError(None, f"path must stay inside the scripts directory, got {name!r}") \
+            from None
+    return scripts_dir / name
