@@ -260,7 +260,7 @@ def _check_paths(c: _Checker, doc: dict[str, Any]) -> Paths:
 
 def _check_dsn(c: _Checker, doc: dict[str, Any]) -> str:
     store = c.table(doc, "store")
-    dsn = c.get(store, "dsn", str, "sqlite:///var/pbx.db", ("store", "[store]", 0))
+    dsn: str = c.get(store, "dsn", str, "sqlite:///var/pbx.db", ("store", "[store]", 0))
     if dsn.startswith("sqlite:///"):
         rest = dsn[len("sqlite:///"):]
         if not rest:
@@ -338,18 +338,20 @@ def _check_route(c: _Checker, r: dict[str, Any], i: int, paths: Paths) -> Route 
     hold = c.get(r, "hold_music", str, None, where)
     if hold is not None and (not hold or hold.startswith("/") or ".." in Path(hold).parts):
         c.fail("routes", f"hold_music {hold!r} must name a sound under sounds/", "hold_music", i)
+    public = c.get(r, "public", bool, False, where)
+    hangup_event = c.get(r, "hangup_event", bool, True, where)
     if pattern is None or script is None:
         return None
     return Route(pattern, script, float(timeout), tuple(str(x) for x in fallback), language,
-                 c.get(r, "public", bool, False, where), types.MappingProxyType(dict(env)),
-                 c.get(r, "hangup_event", bool, True, where), hold, i)
+                 public, types.MappingProxyType(dict(env)), hangup_event, hold, i)
 
 
 def _action_problem(line: object) -> str | None:
     if not isinstance(line, str):
         return "fallback entries must be strings"
     try:  # written by the script helper; lazy so config loads before pbxcore.script exists
-        from pbxcore.script.actions import ActionError, parse_action_line as parse
+        from pbxcore.script.actions import ActionError
+        from pbxcore.script.actions import parse_action_line as parse
     except ModuleNotFoundError as e:
         if e.name not in ("pbxcore.script.actions",):
             raise
