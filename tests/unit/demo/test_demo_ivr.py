@@ -1,4 +1,4 @@
-"""The demo IVR scripts (scripts/ivr.py, scripts/ivr.sh) print the exact same actions per event.
+"""The demo scripts: ivr.py and ivr.sh print the exact same actions per event; say-number.sh.
 
 Each script runs as a real subprocess the way the switch runs it: exec'd directly (shebang), a
 minimal environment holding only the PBX_* variables, and the event as JSON on stdin.
@@ -27,6 +27,7 @@ RUNNERS = {
     "ivr.sh": [str(SCRIPTS / "ivr.sh")],
     "ivr.sh-bash": ["/bin/bash", str(SCRIPTS / "ivr.sh")],
 }
+COMMANDS = {**RUNNERS, "say-number.sh": [str(SCRIPTS / "say-number.sh")]}
 
 MENU = "gather max=1 timeout=5 prompt=menu"
 WELCOME = "gather max=1 timeout=5 prompt=welcome"
@@ -39,7 +40,7 @@ def run(runner: str, event: str, **env: str) -> list[str]:
                "PBX_CALLER": "1001", "PBX_CALLER_NAME": "Alice", "PBX_CALLED": "100",
                "PBX_LANGUAGE": "en", **env}
     stdin = json.dumps({"event": event, **{k.lower(): v for k, v in environ.items()}})
-    done = subprocess.run(RUNNERS[runner], env=environ, input=stdin, capture_output=True,
+    done = subprocess.run(COMMANDS[runner], env=environ, input=stdin, capture_output=True,
                           text=True, timeout=10, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
@@ -174,22 +175,39 @@ def test_python_and_shell_agree_on_any_input(event: str, result: str, digits: st
     assert outputs["ivr.py"] == outputs["ivr.sh"] == outputs["ivr.sh-bash"]
 
 
+SAY = 'gather max=6 timeout=10 digit_timeout=3 finish="#" prompt=beep'
+SAY_CASES = [
+    ("incoming", "incoming", {}, ["answer", SAY]),
+    ("number", "gather", {"PBX_RESULT": "ok", "PBX_DIGITS": "1250"}, ["say number 1250", SAY]),
+    ("finish-key-only", "gather", {"PBX_RESULT": "ok", "PBX_DIGITS": ""},
+     ["play goodbye", "hangup"]),
+    ("star", "gather", {"PBX_RESULT": "ok", "PBX_DIGITS": "12*"}, ["play goodbye", "hangup"]),
+    ("hangup", "hangup", {}, []),
+]
+
+
+@pytest.mark.parametrize(("event", "env", "expected"), [c[1:] for c in SAY_CASES],
+                         ids=[c[0] for c in SAY_CASES])
+def test_say_number_example(event: str, env: dict[str, str], expected: list[str]) -> None:
+    assert run("say-number.sh", event, **env) == expected
+
+
 def _referenced_by_scripts() -> set[str]:
     """Every sound the demo scripts play, from their actual output on every branch."""
     files: set[str] = set()
-    for runner in RUNNERS:
-        for _, event, env, _ in CASES:
-            for line in run(runner, event, **env):
-                verb, *args = line.split()
-                if verb == "play":
-                    files.update(a for a in args if not a.startswith("recording:"))
-                files.update(a[len("prompt="):] for a in args if a.startswith("prompt="))
+    runs = [(r, c) for r in RUNNERS for c in CASES] + [("say-number.sh", c) for c in SAY_CASES]
+    for runner, (_, event, env, _) in runs:
+        for line in run(runner, event, **env):
+            verb, *args = line.split()
+            if verb == "play":
+                files.update(a for a in args if not a.startswith("recording:"))
+            files.update(a[len("prompt="):] for a in args if a.startswith("prompt="))
     return files
 
 
 def test_every_sound_the_scripts_and_fallbacks_use_exists_in_every_language() -> None:
     used = _referenced_by_scripts()
-    assert {"welcome", "menu", "hours", "invalid", "goodbye", "you-said"} <= used
+    assert {"welcome", "menu", "hours", "invalid", "goodbye", "you-said", "beep"} <= used
     config = tomllib.loads((ROOT / "examples/demo/pbx.toml").read_text(encoding="utf-8"))
     for route in config["routes"]:
         for line in route["fallback"]:

@@ -138,7 +138,8 @@ def test_demo_config_loads_and_points_at_the_demo() -> None:
     assert config.paths.scripts == ROOT / "scripts"
     assert config.store_dsn == f"sqlite:///{ROOT / 'var/pbx.db'}"
     assert [(r.match.pattern, r.script.name, r.language) for r in config.routes] == [
-        ("^100$", "ivr.py", "en"), ("^101$", "ivr.sh", "en"), ("^200$", "ivr.py", "ru")]
+        ("^100$", "ivr.py", "en"), ("^101$", "ivr.sh", "en"), ("^102$", "say-number.sh", "en"),
+        ("^200$", "ivr.py", "ru")]
     assert all(r.fallback == ("play sorry", "hangup") and r.timeout == 5 for r in config.routes)
     assert all(os.access(r.script, os.X_OK) for r in config.routes)
     assert [u.extension for u in config.users] == ["1001", "1002", "1003"]
