@@ -1,0 +1,714 @@
+"""SIP transactions (RFC 3261 §17, with the RFC 6026 Accepted state), sans-IO.
+
+Theory of operation: `TransactionLayer` owns every client and server transaction of one node.
+The I/O adapter feeds it parsed messages with their source `Peer` and the current time, asks
+`next_deadline()` when to call `handle_timer(now)`, and carries out the outputs: `Send` goes to
+the transport, everything else to the transaction user (TU).  The layer never reads a clock.
+
+Each of the four transaction kinds is a table `(state, input) -> (effects, next_state)` using the
+RFC's state names (`TABLES`).  Inputs are a retransmitted request or an ACK from the network, a
+response from the network (client side), a response from the TU (server side), or a timer.  A
+network input missing from a table is absorbed silently (a stray or late retransmission); a TU or
+timer input missing from a table is our own bug and raises `TransactionStateError`.
+
+Matching (§17.2.3) is on branch + sent-by + method + CSeq number, because pyVoIP re-sends an
+INVITE after a 401 with the same branch and CSeq+1 and reuses the INVITE's branch for BYE
+(PEERS.md §1c).  Requests without an RFC 3261 branch (none, or exactly the magic cookie, RFC 4475
+§3.2.1) fall back to the RFC 2543 rules.  An ACK for a 2xx is matched to its INVITE transaction by
+Call-ID + CSeq number, whatever its branch and To tag (pyVoIP puts a random To tag in it).
+
+Deliberate departures, each so the TU stays simple: the INVITE server transaction sends
+100 Trying at once, answers CANCEL itself (§9.2) and retransmits its 2xx until the ACK
+(the UAS core's job in §13.3.1.4).  Responses always go back to the request's source address
+(§18.2.2 with RFC 3581 symmetric routing), never to a host taken from a Via.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pbxcore.sip.message import Headers, Request, Response, SipSyntaxError, split_list
+from pbxcore.sip.peer import Peer
+
+MAGIC_COOKIE = "z9hG4bK"
+_VIA = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9.!%*_+`'~-]+)\s+(.+?)\s*$", re.I | re.S)
+
+# --------------------------------------------------------------------------------------------
+# Outputs (STYLE.md rule 4)
+
+
+@dataclass(frozen=True)
+class Send:
+    """Hand a message to the transport."""
+
+    message: Request | Response
+    """The message to serialize and send."""
+    peer: Peer
+    """Where to send it: the request's source for responses, the destination for requests."""
+
+
+@dataclass(frozen=True)
+class RequestReceived:
+    """A new request for the TU (not a retransmission)."""
+
+    server_tx: str
+    """Transaction to answer with `send_response`; "" for an ACK matching no transaction."""
+    request: Request
+    """The request, its top Via stamped with received/rport (§18.2.1, RFC 3581)."""
+    source: Peer
+    """Where it came from."""
+
+
+@dataclass(frozen=True)
+class CancelReceived:
+    """A CANCEL for an INVITE not yet finally answered; the layer already sent 200 to it."""
+
+    invite_tx: str
+    """The INVITE server transaction to answer with 487 Request Terminated (§9.2)."""
+    request: Request
+    """The CANCEL request."""
+
+
+@dataclass(frozen=True)
+class AckReceived:
+    """The first ACK for a 2xx of an INVITE server transaction: the dialog is confirmed."""
+
+    server_tx: str
+    """The INVITE server transaction the 2xx was sent on."""
+    request: Request
+    """The ACK (it may carry an SDP answer)."""
+
+
+@dataclass(frozen=True)
+class ResponseReceived:
+    """A response for a client transaction (every 2xx to an INVITE, retransmissions included)."""
+
+    client_tx: str
+    """The client transaction from `send_request`."""
+    response: Response
+    """The response."""
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """A transaction gave up: Timer B, F, H, or no ACK for a 2xx by Timer L."""
+
+    tx: str
+    """The transaction."""
+    method: str
+    """The transaction's method, or "ACK" when a 2xx was never acknowledged (TU sends BYE)."""
+
+
+@dataclass(frozen=True)
+class TransactionTerminated:
+    """The transaction reached Terminated and is forgotten."""
+
+    tx: str
+    """The transaction."""
+
+
+TxOutput = (
+    Send | RequestReceived | CancelReceived | AckReceived | ResponseReceived | TimedOut
+    | TransactionTerminated
+)
+
+
+class TransactionStateError(RuntimeError):
+    """Our own bug: the TU did something its transaction's state does not allow."""
+
+
+# --------------------------------------------------------------------------------------------
+# The state machines as data (STYLE.md rule 3)
+
+
+class Kind(enum.Enum):
+    INVITE_CLIENT = "INVITE client"  # §17.1.1, RFC 6026 §7.2
+    NON_INVITE_CLIENT = "non-INVITE client"  # §17.1.2
+    INVITE_SERVER = "INVITE server"  # §17.2.1, RFC 6026 §7.1
+    NON_INVITE_SERVER = "non-INVITE server"  # §17.2.2
+
+
+class State(enum.Enum):
+    CALLING = "Calling"
+    TRYING = "Trying"
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    CONFIRMED = "Confirmed"
+    ACCEPTED = "Accepted"
+    TERMINATED = "Terminated"
+
+
+class Input(enum.Enum):
+    REQUEST = "request retransmission"
+    ACK = "ACK"
+    TU_1XX = "TU sends 1xx"
+    TU_2XX = "TU sends 2xx"
+    TU_FINAL = "TU sends 3xx-6xx"
+    R_1XX = "1xx received"
+    R_2XX = "2xx received"
+    R_FINAL = "3xx-6xx received"
+    A = "Timer A"
+    B = "Timer B"
+    D = "Timer D"
+    E = "Timer E"
+    F = "Timer F"
+    G = "Timer G"  # also the 2xx retransmission of the Accepted state (§13.3.1.4)
+    H = "Timer H"
+    I = "Timer I"  # noqa: E741 - the RFC's name
+    J = "Timer J"
+    K = "Timer K"
+    L = "Timer L"
+    M = "Timer M"
+
+
+TIMERS = frozenset({Input.A, Input.B, Input.D, Input.E, Input.F, Input.G, Input.H, Input.I,
+                    Input.J, Input.K, Input.L, Input.M})
+NETWORK_INPUTS = frozenset({Input.REQUEST, Input.ACK, Input.R_1XX, Input.R_2XX, Input.R_FINAL})
+RETRANSMIT_TIMERS = frozenset({Input.A, Input.E, Input.G})
+
+
+class Fx(enum.Enum):
+    SEND = "remember the TU's response as the current message and transmit it"
+    TRANSMIT = "transmit the current message (server: last response; client: the request)"
+    TO_TU = "pass the response to the TU"
+    ACK_TO_TU = "AckReceived, the first time only"
+    SEND_ACK = "send the ACK for the non-2xx final response (built once, §17.1.1.3)"
+    TIMEOUT = "TimedOut(tx, method)"
+    TIMEOUT_UNACKED = "TimedOut(tx, 'ACK') unless an ACK came"
+    BACKOFF = "re-arm the retransmit timer that fired: A doubles, E and G double up to T2"
+    E_AT_T2 = "re-arm Timer E at T2 (§17.1.2.2 Proceeding)"
+    STOP_RETRANSMIT = "disarm Timers A, E, G"
+    STOP_ALL = "disarm every timer"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """Effect: arm a timer with its initial value (retransmit timers only on unreliable)."""
+
+    timer: Input
+
+
+Effect = Fx | Arm
+Row = tuple[tuple[Effect, ...], State]
+S, I = State, Input  # noqa: E741 - short names keep the table rows on one line
+_TO_COMPLETED_CLIENT: Row = ((Fx.STOP_ALL, Fx.TO_TU, Arm(I.K)), S.COMPLETED)
+
+INITIAL: dict[Kind, Row] = {
+    Kind.INVITE_CLIENT: ((Fx.TRANSMIT, Arm(I.A), Arm(I.B)), S.CALLING),
+    Kind.NON_INVITE_CLIENT: ((Fx.TRANSMIT, Arm(I.E), Arm(I.F)), S.TRYING),
+    Kind.INVITE_SERVER: ((), S.PROCEEDING),  # the layer then sends 100 Trying as TU_1XX
+    Kind.NON_INVITE_SERVER: ((), S.TRYING),
+}
+
+TABLES: dict[Kind, dict[tuple[State, Input], Row]] = {
+    Kind.INVITE_CLIENT: {
+        (S.CALLING, I.A): ((Fx.TRANSMIT, Fx.BACKOFF), S.CALLING),
+        (S.CALLING, I.B): ((Fx.STOP_ALL, Fx.TIMEOUT), S.TERMINATED),
+        (S.CALLING, I.R_1XX): ((Fx.STOP_ALL, Fx.TO_TU), S.PROCEEDING),
+        (S.CALLING, I.R_2XX): ((Fx.STOP_ALL, Fx.TO_TU, Arm(I.M)), S.ACCEPTED),
+        (S.CALLING, I.R_FINAL): ((Fx.STOP_ALL, Fx.TO_TU, Fx.SEND_ACK, Arm(I.D)), S.COMPLETED),
+        (S.PROCEEDING, I.R_1XX): ((Fx.TO_TU,), S.PROCEEDING),
+        (S.PROCEEDING, I.R_2XX): ((Fx.TO_TU, Arm(I.M)), S.ACCEPTED),
+        (S.PROCEEDING, I.R_FINAL): ((Fx.TO_TU, Fx.SEND_ACK, Arm(I.D)), S.COMPLETED),
+        (S.COMPLETED, I.R_FINAL): ((Fx.SEND_ACK,), S.COMPLETED),  # absorb, re-ACK
+        (S.COMPLETED, I.D): ((), S.TERMINATED),
+        (S.ACCEPTED, I.R_2XX): ((Fx.TO_TU,), S.ACCEPTED),  # RFC 6026: TU ACKs each 2xx
+        (S.ACCEPTED, I.M): ((), S.TERMINATED),
+    },
+    Kind.NON_INVITE_CLIENT: {
+        (S.TRYING, I.E): ((Fx.TRANSMIT, Fx.BACKOFF), S.TRYING),
+        (S.TRYING, I.F): ((Fx.STOP_ALL, Fx.TIMEOUT), S.TERMINATED),
+        (S.TRYING, I.R_1XX): ((Fx.TO_TU,), S.PROCEEDING),
+        (S.TRYING, I.R_2XX): _TO_COMPLETED_CLIENT,
+        (S.TRYING, I.R_FINAL): _TO_COMPLETED_CLIENT,
+        (S.PROCEEDING, I.E): ((Fx.TRANSMIT, Fx.E_AT_T2), S.PROCEEDING),
+        (S.PROCEEDING, I.F): ((Fx.STOP_ALL, Fx.TIMEOUT), S.TERMINATED),
+        (S.PROCEEDING, I.R_1XX): ((Fx.TO_TU,), S.PROCEEDING),
+        (S.PROCEEDING, I.R_2XX): _TO_COMPLETED_CLIENT,
+        (S.PROCEEDING, I.R_FINAL): _TO_COMPLETED_CLIENT,
+        (S.COMPLETED, I.K): ((), S.TERMINATED),
+    },
+    Kind.INVITE_SERVER: {
+        (S.PROCEEDING, I.REQUEST): ((Fx.TRANSMIT,), S.PROCEEDING),
+        (S.PROCEEDING, I.TU_1XX): ((Fx.SEND,), S.PROCEEDING),
+        (S.PROCEEDING, I.TU_2XX): ((Fx.SEND, Arm(I.G), Arm(I.L)), S.ACCEPTED),
+        (S.PROCEEDING, I.TU_FINAL): ((Fx.SEND, Arm(I.G), Arm(I.H)), S.COMPLETED),
+        (S.COMPLETED, I.REQUEST): ((Fx.TRANSMIT,), S.COMPLETED),
+        (S.COMPLETED, I.G): ((Fx.TRANSMIT, Fx.BACKOFF), S.COMPLETED),
+        (S.COMPLETED, I.H): ((Fx.STOP_ALL, Fx.TIMEOUT), S.TERMINATED),
+        (S.COMPLETED, I.ACK): ((Fx.STOP_ALL, Arm(I.I)), S.CONFIRMED),
+        (S.CONFIRMED, I.I): ((), S.TERMINATED),
+        (S.ACCEPTED, I.REQUEST): ((Fx.TRANSMIT,), S.ACCEPTED),
+        (S.ACCEPTED, I.ACK): ((Fx.STOP_RETRANSMIT, Fx.ACK_TO_TU), S.ACCEPTED),
+        (S.ACCEPTED, I.TU_2XX): ((Fx.SEND,), S.ACCEPTED),  # RFC 6026 §8.5
+        (S.ACCEPTED, I.G): ((Fx.TRANSMIT, Fx.BACKOFF), S.ACCEPTED),
+        (S.ACCEPTED, I.L): ((Fx.STOP_ALL, Fx.TIMEOUT_UNACKED), S.TERMINATED),
+    },
+    Kind.NON_INVITE_SERVER: {
+        (S.TRYING, I.TU_1XX): ((Fx.SEND,), S.PROCEEDING),
+        (S.TRYING, I.TU_2XX): ((Fx.SEND, Arm(I.J)), S.COMPLETED),
+        (S.TRYING, I.TU_FINAL): ((Fx.SEND, Arm(I.J)), S.COMPLETED),
+        (S.PROCEEDING, I.REQUEST): ((Fx.TRANSMIT,), S.PROCEEDING),
+        (S.PROCEEDING, I.TU_1XX): ((Fx.SEND,), S.PROCEEDING),
+        (S.PROCEEDING, I.TU_2XX): ((Fx.SEND, Arm(I.J)), S.COMPLETED),
+        (S.PROCEEDING, I.TU_FINAL): ((Fx.SEND, Arm(I.J)), S.COMPLETED),
+        (S.COMPLETED, I.REQUEST): ((Fx.TRANSMIT,), S.COMPLETED),
+        (S.COMPLETED, I.J): ((), S.TERMINATED),
+    },
+}
+del S, I
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers for building messages
+
+
+REASONS: dict[int, str] = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 200: "OK", 202: "Accepted", 300: "Multiple Choices",
+    301: "Moved Permanently", 302: "Moved Temporarily", 400: "Bad Request",
+    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    406: "Not Acceptable", 407: "Proxy Authentication Required", 408: "Request Timeout",
+    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
+    423: "Interval Too Brief", 480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
+    484: "Address Incomplete", 486: "Busy Here", 487: "Request Terminated",
+    488: "Not Acceptable Here", 489: "Bad Event", 491: "Request Pending",
+    500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
+    504: "Server Time-out", 505: "Version Not Supported", 513: "Message Too Large",
+    600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+}
+
+
+def new_branch(rand: Callable[[], str] = lambda: secrets.token_hex(12)) -> str:
+    """A fresh RFC 3261 branch (§8.1.1.7): the magic cookie plus a random token."""
+    return MAGIC_COOKIE + rand()
+
+
+def header_tag(value: str) -> str | None:
+    """The `tag` parameter of a From/To value (outside the <>), or None."""
+    _, angle, rest = value.rpartition(">")
+    params = rest if angle else value.partition(";")[2]
+    for param in params.split(";"):
+        name, _, tag = param.partition("=")
+        if name.strip().lower() == "tag":
+            return tag.strip() or None
+    return None
+
+
+def make_response(
+    req: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> Response:
+    """Build a response to `req` (§8.2.6): Via, From, To, Call-ID, CSeq copied."""
+    h = Headers()
+    for via in req.headers.get_all("Via"):
+        h.add("Via", via)
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        value = req.headers.get(name)
+        if value is None:
+            continue
+        if name == "To" and to_tag and status != 100 and header_tag(value) is None:
+            value = f"{value};tag={to_tag}"
+        h.add(name, value)
+    timestamp = req.headers.get("Timestamp")
+    if status == 100 and timestamp is not None:  # §8.2.6.1
+        h.add("Timestamp", timestamp)
+    for name, value in headers:
+        h.add(name, value)
+    if reason is None:
+        reason = REASONS.get(status) or REASONS.get(status // 100 * 100, "Unknown")
+    return Response(status, reason, h, body)
+
+
+def _request_from(req: Request, method: str, to: str | None) -> Request:
+    """CANCEL or non-2xx ACK: one Via (the request's top one), same Route, same CSeq number."""
+    h = Headers()
+    h.add("Via", req.headers.values("Via")[0])
+    for route in req.headers.get_all("Route"):
+        h.add("Route", route)
+    h.add("Max-Forwards", "70")
+    for name in ("From", "To", "Call-ID"):
+        value = to if name == "To" and to is not None else req.headers.get(name)
+        if value is not None:
+            h.add(name, value)
+    h.add("CSeq", f"{req.cseq[0]} {method}")
+    return Request(method, req.uri, h)
+
+
+def build_cancel(invite: Request) -> Request:
+    """The CANCEL for a pending INVITE (§9.1)."""
+    return _request_from(invite, "CANCEL", None)
+
+
+def build_ack_for_non2xx(invite: Request, response: Response) -> Request:
+    """The ACK a client transaction sends for a 3xx-6xx (§17.1.1.3): To from the response."""
+    return _request_from(invite, "ACK", response.headers.get("To"))
+
+
+@dataclass(frozen=True)
+class _Via:
+    """Just enough of a Via value for matching and stamping (address.py has the full one)."""
+
+    transport: str
+    host: str
+    port: int | None
+    params: tuple[tuple[str, str | None], ...]
+
+    def param(self, name: str) -> str | None:
+        for key, value in self.params:
+            if key.lower() == name:
+                return value if value is not None else ""
+        return None
+
+    @property
+    def sent_by(self) -> str:
+        return self.host.lower() if self.port is None else f"{self.host.lower()}:{self.port}"
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if self.port is None else f":{self.port}"
+        params = "".join(f";{k}" if v is None else f";{k}={v}" for k, v in self.params)
+        return f"SIP/2.0/{self.transport} {host}{port}{params}"
+
+
+def _parse_via(value: str) -> _Via:
+    m = _VIA.match(value)
+    if m is None:
+        raise SipSyntaxError(f"bad Via {value[:60]!r}")
+    sent_by, *raw_params = [p.strip() for p in m.group(2).split(";")]
+    if sent_by.startswith("["):
+        host, _, after = sent_by[1:].partition("]")
+        port_text = after.strip()[1:] if after.strip().startswith(":") else after
+    else:
+        host, _, port_text = sent_by.partition(":")
+    host, port_text = host.strip(), port_text.strip()
+    if not host or " " in host or (port_text and not port_text.isdigit()):
+        raise SipSyntaxError(f"bad Via sent-by {sent_by[:60]!r}")
+    params: list[tuple[str, str | None]] = []
+    for raw in raw_params:
+        name, eq, val = raw.partition("=")
+        if name.strip():
+            params.append((name.strip(), val.strip() if eq else None))
+    return _Via(m.group(1), host, int(port_text) if port_text else None, tuple(params))
+
+
+def _stamp_via(req: Request, via: _Via, source: Peer) -> Request:
+    """§18.2.1 `received` and RFC 3581 `rport` on the top Via, as the request is received."""
+    has_rport = via.param("rport") is not None
+    if not has_rport and via.host.lower() == source.host.lower():
+        return req
+    params = [(k, v) for k, v in via.params if k.lower() not in ("received", "rport")]
+    params.append(("received", source.host))
+    if has_rport:
+        params.append(("rport", via.param("rport") or str(source.port)))
+    stamped = str(_Via(via.transport, via.host, via.port, tuple(params)))
+    items: list[tuple[str, str]] = []
+    done = False
+    for name, value in req.headers:
+        if name == "Via" and not done:
+            value = ", ".join([stamped, *split_list(value)[1:]])
+            done = True
+        items.append((name, value))
+    return Request(req.method, req.uri, Headers(items), req.body, req.version)
+
+
+# --------------------------------------------------------------------------------------------
+# The layer
+
+
+@dataclass(eq=False)
+class _Tx:
+    id: str
+    kind: Kind
+    method: str
+    request: Request
+    peer: Peer
+    state: State
+    keys: list[object] = field(default_factory=list)
+    current: Request | Response | None = None  # what TRANSMIT sends
+    ack: Request | None = None  # client: ACK for a non-2xx, built once
+    acked: bool = False  # server: AckReceived already emitted
+    fired: float = 0.0  # interval of the timer now firing, for BACKOFF
+    timers: dict[Input, tuple[float, float, int]] = field(default_factory=dict)
+
+
+class TransactionLayer:
+    """All transactions of one node; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        t1: float = 0.5,
+        t2: float = 4.0,
+        t4: float = 5.0,
+        rand: Callable[[], str] = lambda: secrets.token_hex(4),
+    ) -> None:
+        self.t1, self.t2, self.t4 = t1, t2, t4
+        self._rand = rand
+        self._txs: dict[str, _Tx] = {}
+        self._server: dict[object, str] = {}
+        self._client: dict[object, str] = {}
+        self._ack_index: dict[object, str] = {}  # (Call-ID, CSeq number) -> INVITE server tx
+        self._heap: list[tuple[float, int, str, Input]] = []
+        self._seq = 0
+
+    # --- public API ---------------------------------------------------------------------
+
+    def state(self, tx: str) -> State:
+        """The state of a live transaction (Terminated once forgotten)."""
+        found = self._txs.get(tx)
+        return found.state if found else State.TERMINATED
+
+    def receive_request(self, req: Request, source: Peer, now: float) -> list[TxOutput]:
+        """A request from the network: a retransmission, an ACK, a CANCEL or a new request."""
+        try:
+            via = _parse_via(req.headers.values("Via")[0])
+            cseq = req.cseq[0]
+        except (SipSyntaxError, IndexError):
+            return [Send(make_response(req, 400, "Bad Via"), source)]  # stateless
+        req = _stamp_via(req, via, source)
+        if req.method == "ACK":
+            return self._receive_ack(req, via, source, now)
+        found = self._server.get(self._server_key(req, via, req.method))
+        if found is not None:
+            return self._step(self._txs[found], Input.REQUEST, now)
+        kind = Kind.INVITE_SERVER if req.method == "INVITE" else Kind.NON_INVITE_SERVER
+        tx = self._create(kind, req, source, [self._server_key(req, via, req.method)], now)
+        if req.method == "CANCEL":
+            return self._answer_cancel(tx, via, now)
+        out: list[TxOutput] = []
+        if kind is Kind.INVITE_SERVER:
+            # pyVoIP blocks forever without a provisional response (PEERS.md §1c row 7).
+            self._ack_index[(req.call_id, cseq)] = tx.id
+            tx.keys.append((req.call_id, cseq))
+            out += self._step(tx, Input.TU_1XX, now, make_response(req, 100))
+        out.append(RequestReceived(tx.id, req, source))
+        return out
+
+    def send_response(self, server_tx: str, resp: Response, now: float) -> list[TxOutput]:
+        """The TU answers a server transaction (1xx, 2xx, 3xx-6xx)."""
+        tx = self._txs.get(server_tx)
+        if tx is None or tx.kind not in (Kind.INVITE_SERVER, Kind.NON_INVITE_SERVER):
+            raise TransactionStateError(f"no server transaction {server_tx!r}")
+        return self._step(tx, _response_input(resp, tu=True), now, resp)
+
+    def send_request(self, req: Request, dest: Peer, now: float) -> tuple[str, list[TxOutput]]:
+        """Start a client transaction; the top Via must carry a fresh branch (`new_branch`).
+
+        An ACK has no transaction (§17.1.1.3 for 2xx): it is just sent, with tx id "".
+        """
+        if req.method == "ACK":
+            return "", [Send(req, dest)]
+        branch = _parse_via(req.headers.values("Via")[0]).param("branch") or ""
+        key = (branch, req.method)
+        if not branch.startswith(MAGIC_COOKIE) or key in self._client:
+            raise TransactionStateError(f"send_request needs a fresh branch, got {branch!r}")
+        kind = Kind.INVITE_CLIENT if req.method == "INVITE" else Kind.NON_INVITE_CLIENT
+        tx = self._create(kind, req, dest, [key], now)
+        tx.current = req
+        return tx.id, self._apply(tx, INITIAL[kind], None, now)
+
+    def receive_response(self, resp: Response, source: Peer, now: float) -> list[TxOutput]:
+        """A response from the network; one matching no client transaction is dropped (§18.1.2)."""
+        try:
+            branch = _parse_via(resp.headers.values("Via")[0]).param("branch") or ""
+            method = resp.cseq[1]
+        except (SipSyntaxError, IndexError):
+            return []
+        found = self._client.get((branch, method))
+        if found is None:
+            return []
+        return self._step(self._txs[found], _response_input(resp, tu=False), now, resp)
+
+    def next_deadline(self) -> float | None:
+        """When `handle_timer` must next be called, or None if no timer is armed."""
+        while self._heap and not self._live(self._heap[0]):
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def handle_timer(self, now: float) -> list[TxOutput]:
+        """Fire every timer due at `now`."""
+        out: list[TxOutput] = []
+        while self._heap and self._heap[0][0] <= now:
+            entry = heapq.heappop(self._heap)
+            if self._live(entry):
+                tx = self._txs[entry[2]]
+                tx.fired = tx.timers.pop(entry[3])[1]
+                out += self._step(tx, entry[3], now)
+        return out
+
+    # --- matching ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _server_key(req: Request, via: _Via, method: str) -> object:
+        """§17.2.3, plus the CSeq number (pyVoIP reuses branches); ACK/CANCEL pass "INVITE"."""
+        branch = via.param("branch") or ""
+        cseq = req.cseq[0]
+        if branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
+            return ("3261", branch, via.sent_by, method, cseq)
+        # RFC 2543 rules (RFC 4475 §3.2.1 badbranch). The To tag is left out: the ACK has one the
+        # INVITE had not, and CSeq already tells requests in one dialog apart.
+        from_tag = header_tag(req.headers.get("From") or "")
+        return ("2543", req.uri, from_tag, req.call_id, cseq, via.sent_by, method)
+
+    def _receive_ack(self, req: Request, via: _Via, source: Peer, now: float) -> list[TxOutput]:
+        found = self._server.get(self._server_key(req, via, "INVITE"))
+        if found is None:
+            # ACK for a 2xx: new branch, and from pyVoIP a random To tag (PEERS.md §1c row 3).
+            found = self._ack_index.get((req.call_id, req.cseq[0]))
+        if found is None:
+            return [RequestReceived("", req, source)]  # no transaction: the TU may ignore it
+        return self._step(self._txs[found], Input.ACK, now, req)
+
+    def _answer_cancel(self, tx: _Tx, via: _Via, now: float) -> list[TxOutput]:
+        """§9.2: 200 if the CANCEL matches an INVITE, else 481; 487 is the TU's to send."""
+        invite_id = self._server.get(self._server_key(tx.request, via, "INVITE"))
+        invite = self._txs.get(invite_id) if invite_id else None
+        if invite is None:
+            return self._step(tx, Input.TU_FINAL, now, make_response(tx.request, 481))
+        last = invite.current
+        tag = header_tag(last.headers.get("To") or "") if isinstance(last, Response) else None
+        ok = make_response(tx.request, 200, to_tag=tag or self._rand())
+        out = self._step(tx, Input.TU_2XX, now, ok)
+        if invite.state is State.PROCEEDING:
+            out.append(CancelReceived(invite.id, tx.request))
+        return out
+
+    # --- the interpreter of the tables ----------------------------------------------------
+
+    def _create(self, kind: Kind, req: Request, peer: Peer, keys: list[object], now: float) -> _Tx:
+        self._seq += 1
+        prefix = "c" if kind in (Kind.INVITE_CLIENT, Kind.NON_INVITE_CLIENT) else "s"
+        tx = _Tx(f"{prefix}{self._seq}", kind, req.method, req, peer, INITIAL[kind][1], keys)
+        self._txs[tx.id] = tx
+        index = self._client if prefix == "c" else self._server
+        for key in keys:
+            index[key] = tx.id
+        return tx
+
+    def _step(
+        self, tx: _Tx, inp: Input, now: float, msg: Request | Response | None = None
+    ) -> list[TxOutput]:
+        row = TABLES[tx.kind].get((tx.state, inp))
+        if row is None:
+            if inp in NETWORK_INPUTS:
+                return []  # late or stray retransmission: absorbed
+            raise TransactionStateError(f"{inp.value} in {tx.kind.value} {tx.state.value}")
+        return self._apply(tx, row, msg, now, inp)
+
+    def _apply(
+        self, tx: _Tx, row: Row, msg: Request | Response | None, now: float,
+        inp: Input | None = None,
+    ) -> list[TxOutput]:
+        effects, next_state = row
+        out: list[TxOutput] = []
+        immediate: list[Input] = []
+        for fx in effects:
+            if isinstance(fx, Arm):
+                if self._arm(tx, fx.timer, self._initial(fx.timer, tx.peer.reliable), now):
+                    immediate.append(fx.timer)
+            elif fx is Fx.SEND:
+                tx.current = msg
+                out.append(Send(_must(msg), tx.peer))
+            elif fx is Fx.TRANSMIT:
+                out.append(Send(_must(tx.current), tx.peer))
+            elif fx is Fx.TO_TU:
+                assert isinstance(msg, Response)
+                out.append(ResponseReceived(tx.id, msg))
+            elif fx is Fx.ACK_TO_TU:
+                if not tx.acked:
+                    tx.acked = True
+                    assert isinstance(msg, Request)
+                    out.append(AckReceived(tx.id, msg))
+            elif fx is Fx.SEND_ACK:
+                if tx.ack is None:
+                    assert isinstance(msg, Response)
+                    tx.ack = build_ack_for_non2xx(tx.request, msg)
+                out.append(Send(tx.ack, tx.peer))
+            elif fx is Fx.TIMEOUT:
+                out.append(TimedOut(tx.id, tx.method))
+            elif fx is Fx.TIMEOUT_UNACKED:
+                if not tx.acked:
+                    out.append(TimedOut(tx.id, "ACK"))
+            elif fx is Fx.BACKOFF:
+                assert inp in RETRANSMIT_TIMERS
+                grown = tx.fired * 2 if inp is Input.A else min(tx.fired * 2, self.t2)
+                self._arm(tx, inp, grown, now)
+            elif fx is Fx.E_AT_T2:
+                self._arm(tx, Input.E, self.t2, now)
+            elif fx is Fx.STOP_RETRANSMIT:
+                for timer in RETRANSMIT_TIMERS:
+                    tx.timers.pop(timer, None)
+            elif fx is Fx.STOP_ALL:
+                tx.timers.clear()
+        tx.state = next_state
+        if next_state is State.TERMINATED:
+            self._forget(tx)
+            out.append(TransactionTerminated(tx.id))
+            return out
+        for timer in immediate:  # zero-length timers on reliable transports
+            if tx.state is not State.TERMINATED and tx.timers.pop(timer, None) is not None:
+                out += self._step(tx, timer, now)
+        return out
+
+    def _initial(self, timer: Input, reliable: bool) -> float | None:
+        """Initial timer values (§17, table 4; RFC 6026 for L and M); None = not on reliable."""
+        if timer in RETRANSMIT_TIMERS:
+            return None if reliable else self.t1
+        if timer in (Input.I, Input.K):
+            return 0.0 if reliable else self.t4
+        if timer is Input.J:
+            return 0.0 if reliable else 64 * self.t1
+        if timer is Input.D:
+            return 0.0 if reliable else max(32.0, 64 * self.t1)
+        return 64 * self.t1  # B, F, H, L, M: also on reliable transports
+
+    def _arm(self, tx: _Tx, timer: Input, interval: float | None, now: float) -> bool:
+        """Arm `timer`; True if it is zero-length and must fire right away."""
+        if interval is None:
+            return False
+        self._seq += 1
+        tx.timers[timer] = (now + interval, interval, self._seq)
+        if interval <= 0:
+            return True
+        heapq.heappush(self._heap, (now + interval, self._seq, tx.id, timer))
+        return False
+
+    def _live(self, entry: tuple[float, int, str, Input]) -> bool:
+        tx = self._txs.get(entry[2])
+        armed = tx.timers.get(entry[3]) if tx else None
+        return armed is not None and armed[2] == entry[1]
+
+    def _forget(self, tx: _Tx) -> None:
+        tx.timers.clear()
+        self._txs.pop(tx.id, None)
+        for key in tx.keys:
+            for index in (self._server, self._client, self._ack_index):
+                if index.get(key) == tx.id:
+                    del index[key]
+
+
+def _must(msg: Request | Response | None) -> Request | Response:
+    if msg is None:
+        raise TransactionStateError("no message to send")
+    return msg
+
+
+def _response_input(resp: Response, *, tu: bool) -> Input:
+    if resp.status < 200:
+        return Input.TU_1XX if tu else Input.R_1XX
+    if resp.status < 300:
+        return Input.TU_2XX if tu else Input.R_2XX
+    return Input.TU_FINAL if tu else Input.R_FINAL
