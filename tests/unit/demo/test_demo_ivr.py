@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pbxcore.script.actions import Play, parse_actions, resolve_sound
+
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS = ROOT / "scripts"
 SOUNDS = ROOT / "sounds"
@@ -173,6 +175,22 @@ def test_python_and_shell_agree_on_any_input(event: str, result: str, digits: st
            "PBX_VAR_TRIES": tries, "PBX_RECORDING": recording}
     outputs = {runner: run(runner, event, **env) for runner in RUNNERS}
     assert outputs["ivr.py"] == outputs["ivr.sh"] == outputs["ivr.sh-bash"]
+    parse_actions("\n".join(outputs["ivr.py"]))  # and the switch accepts whatever it is
+
+
+@pytest.mark.parametrize("runner", sorted(COMMANDS))
+def test_the_switch_parser_accepts_every_output(runner: str) -> None:
+    cases = SAY_CASES if runner == "say-number.sh" else CASES
+    for _, event, env, _ in cases:
+        actions = parse_actions("\n".join(run(runner, event, **env)))
+        # Only the last action may have an outcome (parse_actions enforces the rest).
+        assert all(not a.has_outcome for a in actions[:-1])
+        for action in actions:
+            if isinstance(action, Play):
+                for name in action.files:
+                    if not name.startswith("recording:"):
+                        for lang in ("en", "ru"):
+                            assert Path(resolve_sound(name, SOUNDS, lang)).is_file()
 
 
 SAY = 'gather max=6 timeout=10 digit_timeout=3 finish="#" prompt=beep'

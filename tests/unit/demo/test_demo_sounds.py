@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pbxcore.config import load_config
+from pbxcore.config import check_prompts, load_config
 
 ROOT = Path(__file__).resolve().parents[3]
 SOUNDS = ROOT / "sounds"
@@ -120,6 +120,11 @@ def test_every_sound_is_8khz_mono_16bit_pcm() -> None:
             seconds = w.getnframes() / w.getframerate()
         assert shape == (1, 2, 8000), path
         assert 0.1 < seconds <= 12, path
+
+
+def test_the_switch_accepts_every_prompt() -> None:
+    # The same check `pbx check` runs, with the switch's own WAV reader.
+    assert check_prompts(load_config(ROOT / "examples/demo/pbx.toml")) == []
 
 
 def test_sounds_are_modest_in_size() -> None:
