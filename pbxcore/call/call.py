@@ -1,0 +1,191 @@
+"""One call as the verbs see it: caller data, variables, media, trace and CDR bookkeeping.
+
+`Call` implements `pbxcore.verbs.base.CallControl` on top of an `InboundLeg` (SIP) and a
+`MediaSession` (RTP, opened at answer time so the port is only held by answered calls).  It owns
+the facts the CDR needs (answer time, who hung up, why) and buffers trace entries, which the engine
+flushes to the store between steps so a verb never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pbxcore.call.leg import InboundLeg
+from pbxcore.config import Config, Route
+from pbxcore.media.pacer import Pacer
+from pbxcore.media.ports import PortAllocator
+from pbxcore.media.session import MediaSession
+from pbxcore.media.sounds import SoundLibrary
+from pbxcore.sip.sdp import AudioAnswer, build_answer
+from pbxcore.store.base import Store, TraceEntry
+from pbxcore.transport.sip_endpoint import SipEndpoint
+
+log = logging.getLogger("pbxcore.call")
+
+REJECT_REASONS = {"busy": 486, "decline": 603, "unavailable": 480}
+
+
+@dataclass
+class CallDeps:
+    """What every call shares: built once by the server (the composition root)."""
+
+    config: Config
+    store: Store
+    endpoint: SipEndpoint
+    ports: PortAllocator
+    pacer: Pacer
+    sounds: SoundLibrary
+    media_host: str
+
+
+@dataclass
+class CallInfo:
+    """Who called whom, fixed when the INVITE arrives."""
+
+    call_id: str
+    sip_call_id: str
+    caller: str
+    caller_name: str
+    called: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Call:
+    """An inbound call being handled by its route's scripts."""
+
+    def __init__(self, deps: CallDeps, leg: InboundLeg, info: CallInfo, route: Route,
+                 offer: AudioAnswer) -> None:
+        self.deps = deps
+        self.leg = leg
+        self.info = info
+        self.route = route
+        self.offer = offer
+        self.language = route.language
+        self.vars: dict[str, str] = {}
+        self._media: MediaSession | None = None
+        self.answered_at: datetime | None = None
+        self.ended = asyncio.Event()  # set when the call is over on the wire
+        self.hangup_by: str | None = None
+        self.hangup_cause = ""
+        self.hangup_code: int | None = None
+        self.rejected_with: int | None = None
+        self.recordings: list[str] = []
+        self.script_errors: list[str] = []
+        self._trace: list[TraceEntry] = []
+        self._seq = 0
+
+    # -- CallControl --------------------------------------------------------------------------
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+    @property
+    def media(self) -> MediaSession:
+        if self._media is None:
+            raise RuntimeError("media used before the call was answered")
+        return self._media
+
+    async def answer(self) -> None:
+        if self.answered or self.ended.is_set():
+            return
+        media = await MediaSession.open(self.deps.media_host, self.deps.ports, self.deps.pacer)
+        media.configure(self.offer)
+        self._media = media
+        sdp = build_answer(self.offer, local_host=self.deps.media_host,
+                           local_port=media.local_port, session_id=secrets.randbits(31),
+                           version=1)
+        self.leg.answer(sdp)
+        self.answered_at = datetime.now(UTC)
+        await self.deps.store.cdr_update(self.info.call_id, answer=self.answered_at)
+        self.note("sip", {"sent": "200 OK", "rtp_port": media.local_port})
+
+    async def ring(self) -> None:
+        self.leg.ring()
+
+    async def reject(self, code: int) -> None:
+        if self.answered:
+            await self.hangup()
+            return
+        self.leg.reject(code)
+        self.rejected_with = code
+        self._end("script", f"rejected with {code}", code)
+
+    async def hangup(self) -> None:
+        if self.ended.is_set():
+            return
+        if self.answered:
+            self.leg.bye()
+            self._end("script", "hangup action", None)
+        else:
+            # Hanging up an unanswered call: 480 is what the caller's phone shows as "unavailable".
+            self.leg.reject(480)
+            self.rejected_with = 480
+            self._end("script", "hangup before answer", 480)
+
+    def sound(self, name: str) -> bytes:
+        return self.deps.sounds.load(name, self.language)
+
+    def new_recording(self) -> tuple[Path, str]:
+        day = datetime.now(UTC).strftime("%Y/%m/%d")
+        rel = f"{day}/{self.info.call_id}-{len(self.recordings) + 1}.wav"
+        path = self.deps.config.paths.recordings / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.recordings.append(rel)
+        return path, rel
+
+    def script_path(self, name: str) -> Path:
+        scripts = self.deps.config.paths.scripts.resolve()
+        path = (scripts / name).resolve()
+        if scripts not in path.parents:
+            raise ValueError(f"goto: {name!r} is outside the scripts directory")
+        return path
+
+    def note(self, kind: str, data: Mapping[str, Any]) -> None:
+        self._seq += 1
+        self._trace.append(TraceEntry(self._seq, datetime.now(UTC), kind, dict(data)))  # type: ignore[arg-type]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def remote_hangup(self, by: str, cause: str, code: int | None = None) -> None:
+        """The far end ended the call (BYE, CANCEL, no ACK) or the switch is shutting down."""
+        if by == "shutdown" and self.answered:
+            self.leg.bye()
+        elif by == "shutdown":
+            self.leg.reject(503)
+        self._end(by, cause, code)
+
+    def _end(self, by: str, cause: str, code: int | None) -> None:
+        if self.ended.is_set():
+            return
+        self.hangup_by, self.hangup_cause, self.hangup_code = by, cause, code
+        self.note("note", {"hangup_by": by, "cause": cause, "code": code})
+        self.ended.set()
+
+    async def flush_trace(self) -> None:
+        pending, self._trace = self._trace, []
+        for entry in pending:
+            await self.deps.store.trace_append(self.info.call_id, entry)
+
+    async def close_media(self) -> None:
+        if self._media is not None:
+            await self._media.close()
+
+    def disposition(self) -> str:
+        if self.answered:
+            return "answered"
+        if self.hangup_by == "caller":
+            return "abandoned"
+        if self.rejected_with == 486:
+            return "busy"
+        if self.rejected_with is not None:
+            return "rejected"
+        return "failed"

@@ -1,0 +1,166 @@
+"""The CGI loop of one call: run the script for an event, execute its actions, repeat.
+
+Theory of operation (docs/protocol.md is the contract this implements):
+1. The call arrives: the caller hears ringing (180) and the route's script runs for `incoming`.
+2. Its actions run in order.  An action with an outcome (gather, record, goto) ends the list;
+   the outcome becomes the next event, for the same script (or the `goto` target).
+3. A list that ends without an outcome ends the call (like a dialplan running off its end).
+4. A failed run (timeout, bad output, exit status, missing script) is traced and recorded in the
+   CDR, and the route's fallback actions run instead: the call is never silently dropped.
+5. When the call ends, whatever the reason, the script gets exactly one `hangup` event (unless the
+   route says `hangup_event = false`), and the CDR is closed.
+While a script runs the caller hears ringback before answer, hold music after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pbxcore.call.call import Call
+from pbxcore.script.actions import Action, ActionError, parse_action_line
+from pbxcore.script.events import Event, event_env, event_json
+from pbxcore.script.runner import RunResult, run_script
+from pbxcore.store.base import CdrEnd
+from pbxcore.verbs import execute
+from pbxcore.verbs.base import Outcome
+
+log = logging.getLogger("pbxcore.call")
+
+MAX_STEPS = 1000  # a script that loops forever through gather still ends, some day
+
+
+async def run_call(call: Call) -> None:
+    """Drive `call` from its INVITE to its closed CDR.  Never raises for script faults."""
+    flow = asyncio.create_task(_flow(call), name=f"call-{call.info.call_id}")
+    ended = asyncio.create_task(call.ended.wait())
+    try:
+        await asyncio.wait({flow, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (flow, ended):
+            task.cancel()
+        for task in (flow, ended):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if flow.done() and not flow.cancelled() and flow.exception() is not None:
+            exc = flow.exception()
+            log.error("call %s: internal error: %r", call.info.call_id, exc)
+            call.script_errors.append(f"internal error: {exc!r}")
+            call.note("error", {"error": f"internal error: {exc!r}"})
+            if not call.ended.is_set():
+                with contextlib.suppress(Exception):
+                    await call.hangup()
+        if not call.ended.is_set():
+            await call.hangup()
+        await asyncio.shield(_finish(call))
+
+
+async def _flow(call: Call) -> None:
+    script: Path = call.route.script
+    event = _event(call, "incoming")
+    await call.ring()
+    for _ in range(MAX_STEPS):
+        result = await _run(call, script, event)
+        actions = result.actions if result.ok else _fallback(call, result)
+        outcome = await _execute_all(call, actions)
+        await call.flush_trace()
+        if outcome is None or call.ended.is_set():
+            return
+        if outcome.script is not None:
+            script = outcome.script
+        event = _event(call, outcome.event, outcome)
+    call.script_errors.append(f"more than {MAX_STEPS} script steps")
+
+
+async def _run(call: Call, script: Path, event: Event) -> RunResult:
+    """Run one script with ringback or hold music playing, and trace everything about it."""
+    if call.answered and call.route.hold_music:
+        with contextlib.suppress(Exception):
+            call.media.set_background(call.sound(call.route.hold_music))
+    try:
+        result = await run_script(script, event, env=call.route.env, timeout=call.route.timeout)
+    finally:
+        if call.answered:
+            call.media.set_background(None)
+    call.note("script", {
+        "script": str(script), "event": event.name,
+        "env": event_env(event, call.route.env), "stdin": event_json(event).decode(),
+        "stdout": result.stdout.decode(errors="replace"),
+        "stderr": result.stderr.decode(errors="replace"),
+        "exit": result.exit_status, "duration": round(result.duration, 6), "error": result.error,
+    })
+    if not result.ok:
+        message = f"{script.name} ({event.name}): {result.error}"
+        log.warning("call %s: script failed: %s", call.info.call_id, message)
+        call.script_errors.append(message)
+        await call.deps.store.cdr_append(call.info.call_id, "script_errors", message)
+    return result
+
+
+def _fallback(call: Call, result: RunResult) -> list[Action]:
+    actions: list[Action] = []
+    for line in call.route.fallback:
+        try:
+            actions.append(parse_action_line(line))
+        except ActionError as exc:  # `pbx check` refuses this; keep the call alive regardless
+            call.note("error", {"fallback": line, "error": str(exc)})
+    call.note("note", {"fallback": list(call.route.fallback), "because": result.error})
+    return actions
+
+
+async def _execute_all(call: Call, actions: list[Action]) -> Outcome | None:
+    for action in actions:
+        if call.ended.is_set():
+            return None
+        call.note("action", {"action": action.to_text()})
+        try:
+            outcome = await execute(call, action)
+        except (ActionError, ValueError, OSError) as exc:
+            # A bad file name, a missing prompt: the script's fault, traced; the call goes on.
+            call.note("error", {"action": action.to_text(), "error": str(exc)})
+            call.script_errors.append(f"{action.to_text()}: {exc}")
+            continue
+        if outcome is not None:
+            return outcome
+    return None
+
+
+def _event(call: Call, name: str, outcome: Outcome | None = None) -> Event:
+    info = call.info
+    extra = dict(outcome.extra) if outcome else {}
+    return Event(
+        name=name, call_id=info.call_id, caller=info.caller, caller_name=info.caller_name,
+        called=info.called, route=str(call.route.match.pattern), language=call.language,
+        vars=dict(call.vars), headers=dict(info.headers),
+        result=outcome.result if outcome else "",
+        digits=(outcome.digits or "") if outcome else "",
+        recording=(outcome.recording or "") if outcome else "",
+        extra=extra,
+    )
+
+
+async def _finish(call: Call) -> None:
+    """Close media, tell the script (hangup event), close the CDR.  Runs exactly once."""
+    await call.close_media()
+    end = datetime.now(UTC)
+    if call.route.hangup_event:
+        duration = (end - call.info.started).total_seconds()
+        billsec = (end - call.answered_at).total_seconds() if call.answered_at else 0.0
+        outcome = Outcome("hangup", result=call.hangup_by or "switch", extra={
+            "HANGUP_CAUSE": call.hangup_cause, "DURATION": f"{duration:.3f}",
+            "BILLSEC": f"{billsec:.3f}", "DISPOSITION": call.disposition(),
+        })
+        with contextlib.suppress(Exception):
+            await _run(call, call.route.script, _event(call, "hangup", outcome))
+    with contextlib.suppress(Exception):
+        await call.flush_trace()
+    await call.deps.store.cdr_close(call.info.call_id, CdrEnd(
+        end=end, disposition=call.disposition(),  # type: ignore[arg-type]
+        hangup_by=call.hangup_by or "switch",  # type: ignore[arg-type]
+        hangup_cause=call.hangup_cause, hangup_code=call.hangup_code,
+        recordings=tuple(call.recordings), script_errors=tuple(call.script_errors),
+        vars=dict(call.vars),
+    ))

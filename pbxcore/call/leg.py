@@ -1,0 +1,87 @@
+"""The SIP side of one inbound call: the INVITE server transaction, then the dialog (RFC 3261 §13).
+
+`InboundLeg` turns "ring", "answer", "reject" and "hang up" into the right SIP messages and
+remembers what it did, so the call layer never builds a message itself.  BYE is sent to the
+address the INVITE came from (symmetric routing: works behind NAT and for pyVoIP, whose Contact
+may not be reachable), with Request-URI and Route from the dialog.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from pbxcore.sip.dialog import Dialog
+from pbxcore.sip.message import Request
+from pbxcore.sip.peer import Peer
+from pbxcore.sip.transaction import make_response, new_branch
+from pbxcore.transport.sip_endpoint import SipEndpoint
+
+log = logging.getLogger("pbxcore.call")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO"
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+class InboundLeg:
+    """Signalling state of the caller's leg: early → confirmed → terminated."""
+
+    def __init__(self, endpoint: SipEndpoint, tx: str, invite: Request, source: Peer) -> None:
+        self.endpoint = endpoint
+        self.tx = tx
+        self.invite = invite
+        self.source = source
+        self.local_tag = new_tag()
+        self.final_sent: int | None = None  # status of the final response we sent
+        self.dialog: Dialog | None = None
+        self.bye_sent = False
+
+    @property
+    def contact(self) -> str:
+        local = self.endpoint.local(self.source.transport)
+        return f"<sip:pbx@{local.host}:{local.port};transport={self.source.transport}>"
+
+    def _respond(self, status: int, *, body: bytes = b"", extra: tuple[tuple[str, str], ...] = ()) -> None:
+        headers: list[tuple[str, str]] = list(extra)
+        if status > 100:
+            headers.append(("Contact", self.contact))
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        response = make_response(
+            self.invite, status, to_tag=self.local_tag, headers=headers, body=body
+        )
+        self.endpoint.respond(self.tx, response)
+
+    def ring(self) -> None:
+        if self.final_sent is None:
+            self._respond(180)
+
+    def answer(self, sdp: bytes) -> None:
+        """Send 200 OK with our SDP answer and set up the dialog (RFC 3261 §13.3.1.4)."""
+        if self.final_sent is not None:
+            return
+        self.final_sent = 200
+        self._respond(200, body=sdp, extra=(("Allow", ALLOW),))
+        self.dialog = Dialog.as_uas(self.invite, self.local_tag)
+
+    def reject(self, status: int, *, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        if self.final_sent is not None:
+            return
+        self.final_sent = status
+        self._respond(status, extra=extra)
+
+    def bye(self) -> None:
+        """Hang up a confirmed call from our side (RFC 3261 §15.1.1)."""
+        if self.dialog is None or self.bye_sent:
+            return
+        self.bye_sent = True
+        local = self.endpoint.local(self.source.transport)
+        via = (
+            f"SIP/2.0/{self.source.transport.upper()} {local.host}:{local.port}"
+            f";branch={new_branch()};rport"
+        )
+        bye = self.dialog.create_request("BYE", via=via, contact=self.contact)
+        self.endpoint.request(bye, self.source)

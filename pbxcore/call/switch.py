@@ -1,0 +1,275 @@
+"""The transaction user: what the switch answers to each request (RFC 3261 §8.2, §12-§15).
+
+Out of dialog: OPTIONS → 200 with Allow; REGISTER → registrar; INVITE → checks in the order of
+RFC 3261 §8.2 (scheme 416, Require 420, Content-Type 415, Accept 406), then digest auth for
+everything but public routes, then route lookup (404), SDP offer/answer (488), then a `Call` and
+its script loop.  In dialog: BYE ends the call, re-INVITE refreshes media, anything for a dialog
+we do not know gets 481.  Unknown methods get 501 with Allow, known-but-unsupported ones 405.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from pbxcore.call.call import Call, CallDeps, CallInfo
+from pbxcore.call.engine import run_call
+from pbxcore.call.leg import ALLOW, InboundLeg
+from pbxcore.call.registrar import Registrar
+from pbxcore.sip.address import parse_name_addr
+from pbxcore.sip.digest import DigestServer
+from pbxcore.sip.message import Request, Response, SipSyntaxError
+from pbxcore.sip.peer import Peer
+from pbxcore.sip.sdp import SdpError, build_answer, negotiate, parse_sdp
+from pbxcore.sip.transaction import make_response
+from pbxcore.sip.uri import parse_uri
+from pbxcore.store.base import CdrStart, new_call_id
+
+log = logging.getLogger("pbxcore.switch")
+
+KNOWN_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO",
+                           "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER",
+                           "UPDATE"})
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+HEADERS_FOR_SCRIPTS = ("User-Agent", "Subject", "Diversion", "P-Asserted-Identity", "X-Crm-Id")
+
+
+class Switch:
+    """Implements `SipHandler`: dispatches requests, owns the live calls."""
+
+    def __init__(self, deps: CallDeps, clock: Callable[[], float] = time.monotonic) -> None:
+        self.deps = deps
+        self.clock = clock
+        self.registrar = Registrar(clock)
+        self.digest = DigestServer(deps.config.sip.realm, secrets.token_bytes(32))
+        self.calls: dict[str, Call] = {}  # by our call id
+        self._by_invite_tx: dict[str, Call] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def endpoint(self):  # type: ignore[no-untyped-def]
+        return self.deps.endpoint
+
+    def _reply(self, tx: str, request: Request, status: int, *,
+               headers: list[tuple[str, str]] | None = None, reason: str | None = None) -> None:
+        tag = None if status == 100 else secrets.token_hex(6)
+        self.endpoint.respond(tx, make_response(request, status, reason, to_tag=tag,
+                                                headers=headers or []))
+
+    # -- SipHandler ---------------------------------------------------------------------------
+
+    def on_request(self, tx: str, request: Request, source: Peer) -> None:
+        method = request.method
+        try:
+            if method == "ACK":
+                return  # ACK for a 2xx is matched by the transaction layer (AckReceived)
+            if method not in KNOWN_METHODS:
+                self._reply(tx, request, 501, headers=[("Allow", ALLOW)])
+                return
+            if not request.uri.lower().startswith(("sip:", "sips:")):
+                self._reply(tx, request, 416)  # RFC 3261 §8.2.2.1
+                return
+            unsupported = [t for t in request.headers.values("Require")
+                           if t and t not in SUPPORTED_EXTENSIONS]
+            if unsupported and method != "CANCEL":
+                # RFC 3261 §8.2.2.3: we answer as the UAS, so every Require tag applies.
+                self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+                return
+            if method == "BYE":
+                self._bye(tx, request)
+            elif method == "OPTIONS":
+                self._reply(tx, request, 200, headers=[
+                    ("Allow", ALLOW), ("Accept", "application/sdp")])
+            elif method == "REGISTER":
+                self._register(tx, request, source)
+            elif method == "INVITE":
+                self._invite(tx, request, source)
+            elif method == "INFO":
+                self._reply(tx, request, 200 if self._call_for(request) else 481)
+            else:
+                self._reply(tx, request, 405, headers=[("Allow", ALLOW)])
+        except SipSyntaxError as exc:
+            self._reply(tx, request, exc.status, reason=f"Bad Request ({exc.reason})"[:120])
+
+    def on_cancel(self, invite_tx: str, request: Request) -> None:
+        call = self._by_invite_tx.get(invite_tx)
+        if call is None:
+            return
+        if not call.answered:
+            call.leg.reject(487)
+            call.remote_hangup("caller", "CANCEL before answer", 487)
+
+    def on_ack(self, tx: str, request: Request) -> None:
+        call = self._by_invite_tx.get(tx)
+        if call is not None:
+            call.note("sip", {"received": "ACK"})
+
+    def on_response(self, tx: str, response: Response) -> None:
+        pass  # our own BYEs: any final answer (even 481) means the dialog is gone
+
+    def on_timeout(self, tx: str, method: str) -> None:
+        call = self._by_invite_tx.get(tx)
+        if call is not None and method == "ACK":
+            # RFC 3261 §13.3.1.4: no ACK for our 2xx within 64*T1 — end the dialog with BYE.
+            call.leg.bye()
+            call.remote_hangup("switch", "no ACK for 200 OK", 408)
+
+    # -- methods ------------------------------------------------------------------------------
+
+    def _call_for(self, request: Request) -> Call | None:
+        to_tag = parse_name_addr(request.headers.get("To") or "").tag
+        from_tag = parse_name_addr(request.headers.get("From") or "").tag
+        for call in self.calls.values():
+            dialog = call.leg.dialog
+            if dialog is None or dialog.call_id != request.call_id:
+                continue
+            # pyVoIP sends a random To tag in ACK/BYE (PEERS.md §1c): fall back to the From tag.
+            if to_tag == dialog.local_tag or from_tag == dialog.remote_tag:
+                return call
+        return None
+
+    def _bye(self, tx: str, request: Request) -> None:
+        call = self._call_for(request)
+        if call is None:
+            self._reply(tx, request, 481)
+            return
+        self._reply(tx, request, 200)
+        call.remote_hangup("caller", "BYE from caller")
+
+    def _authenticate(self, tx: str, request: Request) -> str | None:
+        """The authenticated extension, or None after sending the 401 challenge."""
+        users = {u.extension: u.password for u in self.deps.config.users}
+        result = self.digest.verify(request.headers.get("Authorization"), request.method,
+                                    users, self.clock())
+        if result.ok and result.user is not None:
+            return result.user
+        challenge = self.digest.challenge(self.clock(), stale=result.stale)
+        self._reply(tx, request, 401, headers=[("WWW-Authenticate", c) for c in challenge])
+        return None
+
+    def _register(self, tx: str, request: Request, source: Peer) -> None:
+        to = parse_name_addr(request.headers.get("To") or "")
+        if not to.uri.lower().startswith(("sip:", "sips:")):
+            raise SipSyntaxError("To of a REGISTER must be a SIP URI")  # RFC 4475 unksm2
+        user = self._authenticate(tx, request)
+        if user is None:
+            return
+        aor_user = parse_uri(to.uri).user_unescaped or ""
+        if aor_user != user:
+            self._reply(tx, request, 403, reason="Forbidden (AOR does not match credentials)")
+            return
+        status, headers = self.registrar.register(user, request, source)
+        self._reply(tx, request, status, headers=[*headers, ("Date", _http_date())])
+        log.info("REGISTER %s from %s:%s -> %s", user, source.host, source.port, status)
+
+    def _invite(self, tx: str, request: Request, source: Peer) -> None:
+        if parse_name_addr(request.headers.get("To") or "").tag:
+            self._reinvite(tx, request)
+            return
+        ctype = (request.headers.get("Content-Type") or "application/sdp").split(";")[0].strip()
+        if request.body and ctype.lower() != "application/sdp":
+            self._reply(tx, request, 415, headers=[("Accept", "application/sdp")])
+            return
+        accept = request.headers.values("Accept")
+        if accept and not any(a.split(";")[0].strip().lower() in
+                              ("application/sdp", "application/*", "*/*") for a in accept):
+            self._reply(tx, request, 406, headers=[("Warning", '399 pbxcore "need application/sdp"')])
+            return
+        called = parse_uri(request.uri).user_unescaped or ""
+        route = self.deps.config.route_for(called)
+        caller_addr = parse_name_addr(request.headers.get("From") or "")
+        if route is None or not route.public:
+            user = self._authenticate(tx, request)
+            if user is None:
+                return
+            caller = user
+        else:
+            caller = _user_of(caller_addr.uri)
+        if route is None:
+            self._reply(tx, request, 404)
+            return
+        try:
+            offer = negotiate(parse_sdp(request.body)) if request.body else None
+        except SdpError:
+            offer = None
+        if offer is None:
+            # No offer in the INVITE (offer in ACK) is not supported yet: 488 says why.
+            self._reply(tx, request, 488, headers=[("Warning", '304 pbxcore "PCMU/PCMA only"')])
+            return
+        self._start_call(tx, request, source, route, caller, caller_addr.display or "", called,
+                         offer)
+
+    def _start_call(self, tx, request, source, route, caller, caller_name, called, offer):  # type: ignore[no-untyped-def]
+        leg = InboundLeg(self.endpoint, tx, request, source)
+        info = CallInfo(
+            call_id=new_call_id(), sip_call_id=request.call_id, caller=caller,
+            caller_name=caller_name, called=called,
+            headers={h: v for h in HEADERS_FOR_SCRIPTS if (v := request.headers.get(h))},
+        )
+        call = Call(self.deps, leg, info, route, offer)
+        self.calls[info.call_id] = call
+        self._by_invite_tx[tx] = call
+        task = asyncio.create_task(self._lifecycle(call, tx), name=f"call-{info.call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _lifecycle(self, call: Call, tx: str) -> None:
+        info = call.info
+        log.info("call %s: %s (%s) -> %s via %s", info.call_id, info.caller, info.caller_name,
+                 info.called, call.route.script.name)
+        try:
+            await self.deps.store.cdr_open(CdrStart(
+                call_id=info.call_id, sip_call_id=info.sip_call_id, start=info.started,
+                caller=info.caller, called=info.called, caller_name=info.caller_name,
+                route=str(call.route.script)))
+            await run_call(call)
+        except Exception:
+            log.exception("call %s: internal error", info.call_id)
+        finally:
+            self.calls.pop(info.call_id, None)
+            # Keep the INVITE mapping a little while for late CANCELs / ACK timeouts.
+            asyncio.get_running_loop().call_later(64, self._by_invite_tx.pop, tx, None)
+            log.info("call %s ended: %s (%s)", info.call_id, call.disposition(),
+                     call.hangup_cause)
+
+    def _reinvite(self, tx: str, request: Request) -> None:
+        call = self._call_for(request)
+        if call is None or not call.answered:
+            self._reply(tx, request, 481)
+            return
+        try:
+            offer = negotiate(parse_sdp(request.body)) if request.body else call.offer
+        except SdpError:
+            offer = None
+        if offer is None:
+            self._reply(tx, request, 488)
+            return
+        call.offer = offer
+        call.media.configure(offer)
+        sdp = build_answer(offer, local_host=self.deps.media_host,
+                           local_port=call.media.local_port, session_id=1, version=2)
+        self.endpoint.respond(tx, make_response(
+            request, 200, to_tag=call.leg.local_tag,
+            headers=[("Contact", call.leg.contact), ("Content-Type", "application/sdp")],
+            body=sdp))
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Hang up every live call with BYE (or 503 if unanswered) and close their CDRs."""
+        for call in list(self.calls.values()):
+            call.remote_hangup("shutdown", "switch shutting down")
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+
+
+def _user_of(uri: str) -> str:
+    try:
+        return parse_uri(uri).user_unescaped or ""
+    except SipSyntaxError:
+        return ""
+
+
+def _http_date() -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())

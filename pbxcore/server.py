@@ -1,0 +1,105 @@
+"""The composition root: build the switch from a Config and run it until a signal.
+
+Everything that has a lifetime is created here and closed here, in reverse order: the store,
+the RTP pacer, the SIP endpoint and the switch (transaction user).  SIGINT/SIGTERM hang up every
+live call with BYE (or 503 before answer) and close their CDRs before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+from pbxcore.call.call import CallDeps
+from pbxcore.call.switch import Switch
+from pbxcore.config import Config
+from pbxcore.media.pacer import Pacer
+from pbxcore.media.ports import PortAllocator
+from pbxcore.media.sounds import SoundLibrary
+from pbxcore.store import open_store
+from pbxcore.transport.sip_endpoint import ListenSpec, SipEndpoint
+
+log = logging.getLogger("pbxcore")
+
+
+@dataclass
+class RunningSwitch:
+    """A started switch; `stop()` undoes `start_switch()`."""
+
+    switch: Switch
+    endpoint: SipEndpoint
+    pacer: Pacer
+    deps: CallDeps
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.switch.shutdown(grace)
+        await self.endpoint.close()
+        await self.pacer.stop()
+        await self.deps.store.close()
+
+
+async def start_switch(config: Config) -> RunningSwitch:
+    """Open the store, bind the sockets, start the pacer: ready for calls when this returns."""
+    config.paths.recordings.mkdir(parents=True, exist_ok=True)
+    store = await open_store(config.store_dsn, base_dir=config.base_dir)
+    pacer = Pacer()
+    await pacer.start()
+    holder: dict[str, Switch] = {}
+
+    class _Late:
+        """Forwards to the switch, which needs the endpoint, which needs a handler."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(holder["switch"], name)
+
+    endpoint = SipEndpoint(_Late())  # type: ignore[arg-type]
+    deps = CallDeps(
+        config=config, store=store, endpoint=endpoint,
+        ports=PortAllocator(config.media.rtp_low, config.media.rtp_high), pacer=pacer,
+        sounds=SoundLibrary(config.paths.sounds, config.paths.recordings),
+        media_host=config.media.host,
+    )
+    switch = Switch(deps)
+    holder["switch"] = switch
+    await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
+    return RunningSwitch(switch, endpoint, pacer, deps)
+
+
+async def serve(config: Config) -> None:
+    running = await start_switch(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    addresses = ", ".join(f"{s.transport}:{s.host}:{s.port}" for s in running.endpoint.bound)
+    log.info("pbxcore ready on %s (%d routes, %d users)", addresses, len(config.routes),
+             len(config.users))
+    await stop.wait()
+    log.info("shutting down: hanging up %d live calls", len(running.switch.calls))
+    await running.stop()
+
+
+def run_forever(config: Config) -> None:
+    """Run the switch in the foreground until SIGINT/SIGTERM (what `pbx run` does)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _use_pidfd_watcher()
+    asyncio.run(serve(config))
+
+
+def _use_pidfd_watcher() -> None:
+    """Python 3.11's default child watcher starts a thread per script run; pidfd does not."""
+    import sys
+
+    if sys.version_info >= (3, 12):
+        return  # 3.12+ uses pidfd by default
+    with contextlib.suppress(Exception):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            policy = asyncio.get_event_loop_policy()
+            policy.set_child_watcher(asyncio.PidfdChildWatcher())  # type: ignore[attr-defined]

@@ -1,0 +1,296 @@
+"""The asyncio adapter around the sans-IO transaction layer: UDP and TCP sockets plus one timer.
+
+Datagrams and TCP frames are parsed and fed to `TransactionLayer` with the current time; whatever
+it returns is executed here (`Send`) or handed to the transaction user (`SipHandler`).  One task
+owns the timer: it sleeps until the layer's next deadline.  Malformed requests get a stateless
+400/505 (RFC 3261 §8.2.2), malformed responses are dropped, and nothing a peer sends can stop the
+loop: every input is guarded, the error logged, the socket kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pbxcore.sip.framing import StreamFramer
+from pbxcore.sip.message import Message, Request, Response, SipSyntaxError, parse_message
+from pbxcore.sip.peer import Peer
+from pbxcore.sip.stateless import error_response, looks_like_request
+from pbxcore.sip.transaction import (
+    AckReceived,
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    Send,
+    TimedOut,
+    TransactionLayer,
+    TxOutput,
+)
+
+log = logging.getLogger("pbxcore.sip")
+
+TCP_IDLE_SECONDS = 300.0  # an idle connection is closed (RFC 5626 clients ping within 120 s)
+TCP_PARTIAL_SECONDS = 32.0  # a half-received message (RFC 4475 clerr) is given this long
+UDP_MAX = 65535
+
+
+@dataclass(frozen=True)
+class ListenSpec:
+    """One listening socket: transport ("udp" | "tcp"), host and port (0 picks a free one)."""
+
+    transport: str
+    host: str
+    port: int
+
+
+class SipHandler(Protocol):
+    """The transaction user: what the switch does with requests and responses."""
+
+    def on_request(self, tx: str, request: Request, source: Peer) -> None: ...
+    def on_cancel(self, invite_tx: str, request: Request) -> None: ...
+    def on_ack(self, tx: str, request: Request) -> None: ...
+    def on_response(self, tx: str, response: Response) -> None: ...
+    def on_timeout(self, tx: str, method: str) -> None: ...
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        self.endpoint.datagram(data, Peer("udp", addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+class SipEndpoint:
+    """Sockets for every listen address, the transaction layer and its single timer task."""
+
+    def __init__(
+        self,
+        handler: SipHandler,
+        layer: TransactionLayer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.handler = handler
+        self.layer = layer or TransactionLayer()
+        self.clock = clock
+        self.bound: list[ListenSpec] = []
+        self._udp: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+        self._tcp_servers: list[asyncio.AbstractServer] = []
+        self._tcp_conns: dict[Peer, asyncio.StreamWriter] = {}
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer_task: asyncio.Task[None] | None = None
+
+    async def start(self, listen: Iterable[ListenSpec]) -> None:
+        loop = asyncio.get_running_loop()
+        for spec in listen:
+            if spec.transport == "udp":
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Udp(self), local_addr=(spec.host, spec.port)
+                )
+                host, port = transport.get_extra_info("sockname")[:2]
+                self._udp[(host, port)] = transport  # type: ignore[assignment]
+            else:
+                server = await asyncio.start_server(self._serve_tcp, spec.host, spec.port)
+                host, port = server.sockets[0].getsockname()[:2]
+                self._tcp_servers.append(server)
+            self.bound.append(ListenSpec(spec.transport, host, port))
+            log.info("listening on %s:%s:%s", spec.transport, host, port)
+        self._timer_task = asyncio.create_task(self._timer_loop(), name="sip-timers")
+
+    def local(self, transport: str) -> ListenSpec:
+        """The address we put in Via/Contact for messages sent over `transport`."""
+        for spec in self.bound:
+            if spec.transport == transport:
+                return spec
+        return self.bound[0]
+
+    # -- input ------------------------------------------------------------------------------
+
+    def datagram(self, data: bytes, source: Peer) -> None:
+        if data in (b"\r\n\r\n", b"\r\n", b"\0\0\0\0"):
+            return  # RFC 5626 keep-alive / NAT ping: nothing to answer over UDP
+        self._feed(data, source, stream=False)
+
+    def _feed(self, data: bytes, source: Peer, *, stream: bool) -> None:
+        try:
+            message = parse_message(data, stream=stream)
+        except SipSyntaxError as exc:
+            log.info("malformed message from %s:%s: %s", source.host, source.port, exc.reason)
+            reply = error_response(data, exc.status, _reason_for(exc))
+            if reply is not None:
+                self._send_bytes(reply, source)
+            return
+        try:
+            self._process(message, source)
+        except SipSyntaxError as exc:
+            log.info("rejected message from %s:%s: %s", source.host, source.port, exc.reason)
+            if looks_like_request(data):
+                reply = error_response(data, exc.status, _reason_for(exc))
+                if reply is not None:
+                    self._send_bytes(reply, source)
+        except Exception:  # our bug: log it, keep serving every other peer
+            log.exception("error handling message from %s:%s", source.host, source.port)
+
+    def _process(self, message: Message, source: Peer) -> None:
+        now = self.clock()
+        if isinstance(message, Request):
+            outputs = self.layer.receive_request(message, source, now)
+        else:
+            outputs = self.layer.receive_response(message, source, now)
+        self._run(outputs)
+
+    # -- output -----------------------------------------------------------------------------
+
+    def respond(self, tx: str, response: Response) -> None:
+        self._run(self.layer.send_response(tx, response, self.clock()))
+
+    def request(self, request: Request, dest: Peer) -> str:
+        tx, outputs = self.layer.send_request(request, dest, self.clock())
+        self._run(outputs)
+        return tx
+
+    def _run(self, outputs: list[TxOutput]) -> None:
+        for out in outputs:
+            try:
+                self._dispatch(out)
+            except Exception:
+                log.exception("error while handling %s", type(out).__name__)
+        self._wakeup.set()
+
+    def _dispatch(self, out: TxOutput) -> None:
+        if isinstance(out, Send):
+            self._send_bytes(out.message.to_bytes(), out.peer)
+        elif isinstance(out, RequestReceived):
+            self.handler.on_request(out.server_tx, out.request, out.source)
+        elif isinstance(out, CancelReceived):
+            self.handler.on_cancel(out.invite_tx, out.request)
+        elif isinstance(out, AckReceived):
+            self.handler.on_ack(out.server_tx, out.request)
+        elif isinstance(out, ResponseReceived):
+            self.handler.on_response(out.client_tx, out.response)
+        elif isinstance(out, TimedOut):
+            self.handler.on_timeout(out.tx, out.method)
+
+    def _send_bytes(self, data: bytes, peer: Peer) -> None:
+        if peer.transport == "udp":
+            transport = next(iter(self._udp.values()), None)
+            if transport is not None:
+                transport.sendto(data, (peer.host, peer.port))
+            return
+        writer = self._tcp_conns.get(peer)
+        if writer is not None and not writer.is_closing():
+            writer.write(data)
+        else:
+            self._spawn(self._connect_and_send(peer, data))
+
+    async def _connect_and_send(self, peer: Peer, data: bytes) -> None:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(peer.host, peer.port), 5.0
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            log.warning("cannot connect to tcp:%s:%s: %s", peer.host, peer.port, exc)
+            return
+        self._tcp_conns[peer] = writer
+        writer.write(data)
+        await self._read_tcp(reader, writer, peer)
+
+    # -- TCP --------------------------------------------------------------------------------
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host, port = writer.get_extra_info("peername")[:2]
+        peer = Peer("tcp", host, port)
+        self._tcp_conns[peer] = writer
+        await self._read_tcp(reader, writer, peer)
+
+    async def _read_tcp(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer
+    ) -> None:
+        framer = StreamFramer()
+        try:
+            while True:
+                idle = TCP_PARTIAL_SECONDS if framer.buffered else TCP_IDLE_SECONDS
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), idle)
+                except asyncio.TimeoutError:
+                    log.info("closing idle tcp connection from %s:%s", peer.host, peer.port)
+                    break
+                if not chunk:
+                    break
+                try:
+                    frames = framer.feed(chunk)
+                except SipSyntaxError as exc:
+                    # RFC 4475 ncl/mcl01: framing cannot recover; answer if we can, then close.
+                    log.info("tcp framing error from %s:%s: %s", peer.host, peer.port, exc.reason)
+                    reply = error_response(chunk, exc.status, _reason_for(exc))
+                    if reply is not None:
+                        writer.write(reply)
+                    break
+                for frame in frames:
+                    if frame == b"\r\n\r\n":
+                        writer.write(b"\r\n")  # RFC 5626 §3.5.1 pong
+                        continue
+                    self._feed(frame, peer, stream=True)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if self._tcp_conns.get(peer) is writer:
+                del self._tcp_conns[peer]
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    # -- timers -----------------------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self.layer.next_deadline()
+            delay = None if deadline is None else max(0.0, deadline - self.clock())
+            self._wakeup.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), delay)
+            now = self.clock()
+            deadline = self.layer.next_deadline()
+            if deadline is not None and deadline <= now:
+                outputs = self.layer.handle_timer(now)
+                for out in outputs:
+                    try:
+                        self._dispatch(out)
+                    except Exception:
+                        log.exception("error while handling %s", type(out).__name__)
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+        for task in list(self._tasks):
+            task.cancel()
+        for writer in list(self._tcp_conns.values()):
+            writer.close()
+        for server in self._tcp_servers:
+            server.close()
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        for transport in self._udp.values():
+            transport.close()
+
+
+def _reason_for(exc: SipSyntaxError) -> str:
+    return {505: "Version Not Supported", 501: "Not Implemented"}.get(
+        exc.status, f"Bad Request ({exc.reason})"
+    )

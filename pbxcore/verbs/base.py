@@ -1,0 +1,60 @@
+"""What a verb may do to a call, and what it returns.
+
+Each action of the script contract has one module in this package with one `async def execute(call,
+action)`.  Verbs see the call only through `CallControl` (a small Protocol the call layer
+implements), so they are testable with an in-memory fake and know nothing of SIP.  A verb is
+cancellable at every await: when the caller hangs up, the running verb is cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of an action that ends the list; becomes the script's next event."""
+
+    event: str  # next event name: gather, record, redirect
+    result: str = ""  # PBX_RESULT
+    digits: str | None = None  # PBX_DIGITS (gather)
+    recording: str | None = None  # PBX_RECORDING (record), relative to the recordings dir
+    extra: Mapping[str, str] = field(default_factory=dict)  # more PBX_* fields
+    script: Path | None = None  # goto: the script that handles the next event
+
+
+class MediaControl(Protocol):
+    """The part of a media session verbs use (pbxcore.media.session.MediaSession)."""
+
+    async def play(self, pcm16: bytes) -> None: ...
+    def flush_digits(self) -> None: ...
+    def start_recording(self, path: Path) -> None: ...
+    async def stop_recording(self) -> float: ...
+    def seconds_since_voice(self) -> float: ...
+
+    @property
+    def digits(self) -> Any: ...  # asyncio.Queue[str]
+
+
+class CallControl(Protocol):
+    """The call as verbs see it."""
+
+    language: str
+    vars: dict[str, str]
+
+    @property
+    def answered(self) -> bool: ...
+    @property
+    def media(self) -> MediaControl: ...
+
+    async def answer(self) -> None: ...
+    async def ring(self) -> None: ...
+    async def reject(self, code: int) -> None: ...
+    async def hangup(self) -> None: ...
+    def sound(self, name: str) -> bytes: ...  # PCM of a prompt (or recording:...), cached
+    def new_recording(self) -> tuple[Path, str]: ...  # absolute path, name relative to recordings
+    def script_path(self, name: str) -> Path: ...
+    def note(self, kind: str, data: Mapping[str, Any]) -> None: ...  # into the call's trace

@@ -1,0 +1,45 @@
+"""`record`: record what the caller says to a WAV in the recordings directory.
+
+Ends at `max` seconds (result `maxtime`), on the `finish` key (`finishkey`), after `silence`
+seconds without voice once the caller has spoken or from the start (`silence`), or when the caller
+hangs up (the engine then reports the recording in the hangup event).  The recording is kept in
+every case and listed in the CDR; PBX_RECORDING is its path relative to the recordings directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pbxcore.script.actions import Record
+from pbxcore.verbs.base import CallControl, Outcome
+
+POLL = 0.1  # seconds between silence checks: fine enough for a "3 s of silence" rule
+
+
+async def execute(call: CallControl, action: Record) -> Outcome | None:
+    media = call.media
+    if action.beep:
+        await media.play(call.sound("beep"))
+    media.flush_digits()
+    path, name = call.new_recording()
+    media.start_recording(path)
+    result = "maxtime"
+    try:
+        deadline = time.monotonic() + action.max
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                key = await asyncio.wait_for(media.digits.get(), min(POLL, left))
+            except asyncio.TimeoutError:
+                key = None
+            if key is not None and key == action.finish:
+                result = "finishkey"
+                break
+            if action.silence and media.seconds_since_voice() >= action.silence:
+                result = "silence"
+                break
+    finally:
+        seconds = await asyncio.shield(media.stop_recording())
+    call.note("note", {"recording": name, "seconds": round(seconds, 2), "result": result})
+    return Outcome("record", result=result, recording=name,
+                   extra={"RECORDING_SECONDS": f"{seconds:.2f}"})
