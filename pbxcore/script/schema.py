@@ -403,8 +403,9 @@ def build_schema(actions: Sequence[tuple[str, str, Sequence[Param], Mapping[str,
         "description": (
             "What a script may print on stdout in JSON form: an array of actions, one action, "
             "or {\"actions\": [...]}. Generated from pbxcore/script/actions.py; do not edit. "
-            "Two rules are checked by the validator only: gather min must not exceed max, and "
-            "no action may follow an action with an outcome (gather, record, goto)."
+            "Rules checked by the validator only: gather min must not exceed max; say number "
+            "takes an integer and say digits only keys 0-9 * #; no action may follow an action "
+            "with an outcome (gather, record, goto); no duplicate keys in an object."
         ),
         "oneOf": [
             array,
