@@ -63,7 +63,7 @@ def run(layer: TransactionLayer, until: float) -> list[tuple[float, TxOutput]]:
     """Step time from deadline to deadline up to `until`."""
     seen: list[tuple[float, TxOutput]] = []
     while (deadline := layer.next_deadline()) is not None and deadline <= until:
-        seen += [(deadline, o) for o in layer.handle_timer(deadline)]
+        seen += [(round(deadline, 9), o) for o in layer.handle_timer(deadline)]
     return seen
 
 
@@ -110,8 +110,8 @@ def test_ack_for_non2xx_stops_retransmission_then_timer_i() -> None:
     assert layer.receive_request(ack, PHONE, 0.7) == []
     assert layer.state(tx) is State.CONFIRMED
     assert layer.receive_request(pyvoip("INVITE"), PHONE, 0.8) == []  # absorbed in Confirmed
-    assert layer.next_deadline() == pytest.approx(5.7)  # Timer I = T4
-    assert run(layer, 10.0) == [(pytest.approx(5.7), TransactionTerminated(tx))]
+    assert layer.next_deadline() == 5.7  # Timer I = T4
+    assert run(layer, 10.0) == [(5.7, TransactionTerminated(tx))]
 
 
 def test_2xx_retransmitted_until_ack_with_random_to_tag_and_ack_reported_once() -> None:
@@ -125,7 +125,7 @@ def test_2xx_retransmitted_until_ack_with_random_to_tag_and_ack_reported_once() 
     assert layer.receive_request(ack, PHONE, 1.7) == []  # each 200 gets its own ACK: absorbed
     seen = run(layer, 100.0)
     assert not [o for _, o in seen if isinstance(o, Send | TimedOut)]
-    assert seen == [(pytest.approx(33.0), TransactionTerminated(tx))]  # Timer L = 64*T1
+    assert seen == [(33.0, TransactionTerminated(tx))]  # Timer L = 64*T1
 
 
 def test_ack_for_2xx_with_new_branch_matched_by_call_id_and_cseq() -> None:
@@ -173,7 +173,7 @@ def test_bye_with_the_invite_branch_is_its_own_non_invite_transaction() -> None:
     # retransmitted BYE in Completed: last response again, not a new request
     assert sends(layer.receive_request(pyvoip("BYE", cseq=2), PHONE, 5.2)) == [200]
     seen = run(layer, 100.0)
-    assert (pytest.approx(37.1), TransactionTerminated(bye.server_tx)) in seen  # Timer J
+    assert (37.1, TransactionTerminated(bye.server_tx)) in seen  # Timer J
 
 
 def test_badbranch_requests_do_not_collide() -> None:
@@ -226,7 +226,7 @@ def test_cancel_after_final_answer_gets_200_but_no_cancel_event() -> None:
 def test_cancel_matching_nothing_gets_481() -> None:
     layer = TransactionLayer()
     out = layer.receive_request(build_cancel(pyvoip("INVITE")), PHONE, 0.0)
-    assert sends(out) == [481] and not of(out, CancelReceived | RequestReceived)
+    assert sends(out) == [481] and not of(out, CancelReceived) and not of(out, RequestReceived)
 
 
 def test_tcp_has_no_retransmissions_and_zero_length_timers() -> None:
