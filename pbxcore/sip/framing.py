@@ -77,7 +77,7 @@ class StreamFramer:
     def _next_frame(self) -> bytes | None:
         buf = self._buffer
         # Keep-alives and stray line ends between messages.
-        while buf[:1] in (b"\r", b"\n"):
+        while buf and buf[0] in b"\r\n":
             if buf[:4] == PING:
                 del buf[:4]
                 self._scanned = 0

@@ -297,7 +297,7 @@ def parse_cseq(value: str) -> tuple[int, str]:
     return number, parts[1]
 
 
-def find_head_end(data: bytes, start: int = 0) -> tuple[int, int] | None:
+def find_head_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
     """(end of the header section, start of the body), or None when there is no empty line yet.
 
     Shared with `framing` so that UDP and TCP agree on where a header section ends.
