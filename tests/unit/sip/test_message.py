@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -320,3 +322,46 @@ def test_property_mutated_request_never_crashes(pos: int, junk: bytes) -> None:
     except SipSyntaxError:
         return
     parse_message(msg.to_bytes())
+
+
+# -- captured peer messages (captures/README.md) --------------------------------------------------
+
+CAPTURES = Path(__file__).parent / "captures"
+BYTE_EXACT = ["pyvoip_register.sip", "pyvoip_register_auth.sip", "pyvoip_invite.sip",
+              "pyvoip_ack.sip"]
+
+
+@pytest.mark.parametrize("name", BYTE_EXACT)
+def test_capture_round_trips_byte_exactly(name: str) -> None:
+    data = (CAPTURES / name).read_bytes()
+    assert parse_message(data).to_bytes() == data
+    assert parse_message(data, stream=True).to_bytes() == data
+
+
+def test_sipp_capture_round_trips_structurally() -> None:
+    data = (CAPTURES / "sipp_invite_auth.sip").read_bytes()
+    first = parse_request(data)
+    wire = first.to_bytes()
+    assert wire != data  # sipp pads Content-Length; we write it plainly
+    assert wire == data.replace(b"Content-Length:   166", b"Content-Length: 166")
+    second = parse_request(wire)
+    assert list(second.headers) == list(first.headers) and second.body == first.body
+    assert second.headers.get("Content-Length") == "166" == str(len(first.body))
+    auth = first.headers.get("Authorization") or ""
+    assert auth.startswith("Digest ") and "qop=auth" in auth and "nc=00000001" in auth
+    assert parse_name_addr(first.headers.get("Contact") or "").uri == "sip:1001@127.0.0.1:5091"
+
+
+def test_pyvoip_quirks_visible() -> None:
+    reg = parse_request((CAPTURES / "pyvoip_register.sip").read_bytes())
+    contact = parse_name_addr(reg.headers.get("Contact") or "")
+    assert contact.sip_uri.param("transport") == "UDP"
+    assert contact.param("+sip.instance") == '"<urn:uuid:6F6A1C8E-3C0B-4C57-9B8A-2D4C0E3F4A11>"'
+    assert request_vias(reg.headers)[0].rport == ""
+    assert reg.headers.values("Allow") == ["INVITE", "ACK", "BYE", "CANCEL"]
+    invite = parse_request((CAPTURES / "pyvoip_invite.sip").read_bytes())
+    ack = parse_request((CAPTURES / "pyvoip_ack.sip").read_bytes())
+    assert request_vias(ack.headers)[0].branch == request_vias(invite.headers)[0].branch
+    assert ack.uri == parse_name_addr(invite.headers.get("To") or "").uri
+    assert ack.cseq == (invite.cseq[0], "ACK")
+    assert invite.body.endswith(b"a=sendrecv\r\n") and b"telephone-event/8000" in invite.body
