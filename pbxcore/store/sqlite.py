@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -77,7 +78,17 @@ class SqliteStore:
         # isolation_level=None: autocommit; multi-statement work opens BEGIN IMMEDIATE itself.
         db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         self._db = db
-        db.execute("PRAGMA journal_mode=WAL")
+        # Switching to WAL takes an exclusive lock and SQLite does not call the busy handler for
+        # it: when another process is creating the same file right now, retry for a while.
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)  # in the store's worker thread, never on the event loop
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute(SCHEMA_VERSION_DDL)
