@@ -1,0 +1,21 @@
+"""The `pbx` command (also `python -m pbxcore`): one click group, one module per command."""
+
+from __future__ import annotations
+
+import click
+
+from pbxcore import __version__
+from pbxcore.cli.cdr_cmd import cdr
+from pbxcore.cli.check_cmd import check
+from pbxcore.cli.run_cmd import run
+from pbxcore.cli.trace_cmd import trace
+
+
+@click.group(name="pbx", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pbx")
+def main() -> None:
+    """pbxcore: a SIP switching core that runs a script per call event."""
+
+
+for command in (check, run, cdr, trace):
+    main.add_command(command)

@@ -1,0 +1,96 @@
+"""`pbx trace CALL_ID`: everything that happened in one call, script runs in full."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from pbxcore.cli.cdr_cmd import render as render_cdrs
+from pbxcore.cli.common import config_option, open_config_store
+from pbxcore.store import Cdr, TraceEntry
+
+# Shown as their own blocks, in this order; every other key is listed as "key: value".
+_BLOCKS = ("env", "stdin", "stdout", "stderr")
+_STYLE = {"error": "bold red", "script": "bold cyan", "event": "bold green", "action": "bold",
+          "sip": "magenta", "note": "dim"}
+
+
+async def _fetch(config_path: Path, call_id: str) -> tuple[Cdr | None, list[TraceEntry]]:
+    store = await open_config_store(config_path)
+    try:
+        return await store.cdr(call_id), await store.trace(call_id)
+    finally:
+        await store.close()
+
+
+def _value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _block(name: str, value: Any) -> RenderableType:
+    if isinstance(value, Mapping):
+        table = Table(show_header=False, box=None, padding=(0, 1))
+        table.add_column(style="dim")
+        table.add_column(overflow="fold")
+        for k, v in value.items():
+            table.add_row(Text(str(k)), Text(_value(v)))
+        body: RenderableType = table if value else Text("(empty)", style="dim")
+    elif isinstance(value, str) and name == "stdin":
+        try:  # the event JSON, pretty-printed when it is JSON
+            body = Text(json.dumps(json.loads(value), indent=2, ensure_ascii=False))
+        except ValueError:
+            body = Text(value)
+    else:
+        text = _value(value).removesuffix("\n")  # a last newline would show as a blank line
+        body = Text(text) if text else Text("(empty)", style="dim")
+    return Panel(body, title=name, title_align="left", expand=True)
+
+
+def _entry(entry: TraceEntry, first: TraceEntry) -> Iterator[RenderableType]:
+    offset = (entry.time - first.time).total_seconds()
+    head = Text(f"#{entry.seq} ", style="bold")
+    head.append(entry.kind.upper(), style=_STYLE.get(entry.kind, ""))
+    head.append(f"  {entry.time.strftime('%H:%M:%S.%f')[:-3]} UTC  +{offset:.3f}s", style="dim")
+    yield head
+    facts = Table(show_header=False, box=None, padding=(0, 1))
+    facts.add_column(style="dim")
+    facts.add_column(overflow="fold")
+    for key, value in entry.data.items():
+        if key not in _BLOCKS:
+            facts.add_row(Text(str(key)), Text(_value(value)))
+    if facts.row_count:
+        yield facts
+    for key in _BLOCKS:
+        if key in entry.data:
+            yield _block(key, entry.data[key])
+
+
+@click.command("trace")
+@click.argument("call_id")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as a JSON list.")
+def trace(call_id: str, config_path: Path, as_json: bool) -> None:
+    """Show the trace of one call: events, script runs (env, stdin, stdout, stderr, exit), actions."""
+    cdr, entries = asyncio.run(_fetch(config_path, call_id))
+    if cdr is None and not entries:
+        raise click.ClickException(f"no call {call_id!r} in the store (see `pbx cdr`)")
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        return
+    parts: list[RenderableType] = []
+    if cdr is not None:
+        parts.append(render_cdrs([cdr]))
+    for entry in entries:
+        parts.extend(_entry(entry, entries[0]))
+    if not entries:
+        parts.append(Text("(no trace entries)", style="dim"))
+    Console(highlight=False).print(Group(*parts))
