@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import enum
 import heapq
-import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pbxcore.sip.address import Via, parse_name_addr, parse_via
 from pbxcore.sip.message import Headers, Request, Response, SipSyntaxError, split_list
 from pbxcore.sip.peer import Peer
 
 MAGIC_COOKIE = "z9hG4bK"
-_VIA = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9.!%*_+`'~-]+)\s+(.+?)\s*$", re.I | re.S)
 
 # --------------------------------------------------------------------------------------------
 # Outputs (STYLE.md rule 4)
@@ -292,14 +291,11 @@ def new_branch(rand: Callable[[], str] = lambda: secrets.token_hex(12)) -> str:
 
 
 def header_tag(value: str) -> str | None:
-    """The `tag` parameter of a From/To value (outside the <>), or None."""
-    _, angle, rest = value.rpartition(">")
-    params = rest if angle else value.partition(";")[2]
-    for param in params.split(";"):
-        name, _, tag = param.partition("=")
-        if name.strip().lower() == "tag":
-            return tag.strip() or None
-    return None
+    """The `tag` parameter of a From/To value, or None (also when the value is malformed)."""
+    try:
+        return parse_name_addr(value).tag or None
+    except SipSyntaxError:
+        return None
 
 
 def make_response(
@@ -357,63 +353,17 @@ def build_ack_for_non2xx(invite: Request, response: Response) -> Request:
     return _request_from(invite, "ACK", response.headers.get("To"))
 
 
-@dataclass(frozen=True)
-class _Via:
-    """Just enough of a Via value for matching and stamping (address.py has the full one)."""
+def _stamp_via(req: Request, via: Via, source: Peer) -> Request:
+    """§18.2.1 `received` and RFC 3581 `rport` on the top Via, as the request is received.
 
-    transport: str
-    host: str
-    port: int | None
-    params: tuple[tuple[str, str | None], ...]
-
-    def param(self, name: str) -> str | None:
-        for key, value in self.params:
-            if key.lower() == name:
-                return value if value is not None else ""
-        return None
-
-    @property
-    def sent_by(self) -> str:
-        return self.host.lower() if self.port is None else f"{self.host.lower()}:{self.port}"
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        port = "" if self.port is None else f":{self.port}"
-        params = "".join(f";{k}" if v is None else f";{k}={v}" for k, v in self.params)
-        return f"SIP/2.0/{self.transport} {host}{port}{params}"
-
-
-def _parse_via(value: str) -> _Via:
-    m = _VIA.match(value)
-    if m is None:
-        raise SipSyntaxError(f"bad Via {value[:60]!r}")
-    sent_by, *raw_params = [p.strip() for p in m.group(2).split(";")]
-    if sent_by.startswith("["):
-        host, _, after = sent_by[1:].partition("]")
-        port_text = after.strip()[1:] if after.strip().startswith(":") else after
-    else:
-        host, _, port_text = sent_by.partition(":")
-    host, port_text = host.strip(), port_text.strip()
-    if not host or " " in host or (port_text and not port_text.isdigit()):
-        raise SipSyntaxError(f"bad Via sent-by {sent_by[:60]!r}")
-    params: list[tuple[str, str | None]] = []
-    for raw in raw_params:
-        name, eq, val = raw.partition("=")
-        if name.strip():
-            params.append((name.strip(), val.strip() if eq else None))
-    return _Via(m.group(1), host, int(port_text) if port_text else None, tuple(params))
-
-
-def _stamp_via(req: Request, via: _Via, source: Peer) -> Request:
-    """§18.2.1 `received` and RFC 3581 `rport` on the top Via, as the request is received."""
-    has_rport = via.param("rport") is not None
-    if not has_rport and via.host.lower() == source.host.lower():
+    RFC 3581 §4: with rport, `received` is added even when it equals the sent-by host.
+    """
+    if via.rport is None and via.host.lower() == source.host.lower():
         return req
-    params = [(k, v) for k, v in via.params if k.lower() not in ("received", "rport")]
-    params.append(("received", source.host))
-    if has_rport:
-        params.append(("rport", via.param("rport") or str(source.port)))
-    stamped = str(_Via(via.transport, via.host, via.port, tuple(params)))
+    if via.rport is None:
+        stamped = str(via.with_params(received=source.host))
+    else:
+        stamped = str(via.with_params(received=source.host, rport=via.rport or str(source.port)))
     items: list[tuple[str, str]] = []
     done = False
     for name, value in req.headers:
@@ -474,7 +424,7 @@ class TransactionLayer:
     def receive_request(self, req: Request, source: Peer, now: float) -> list[TxOutput]:
         """A request from the network: a retransmission, an ACK, a CANCEL or a new request."""
         try:
-            via = _parse_via(req.headers.values("Via")[0])
+            via = parse_via(req.headers.values("Via")[0])
             cseq = req.cseq[0]
         except (SipSyntaxError, IndexError):
             return [Send(make_response(req, 400, "Bad Via"), source)]  # stateless
@@ -511,7 +461,7 @@ class TransactionLayer:
         """
         if req.method == "ACK":
             return "", [Send(req, dest)]
-        branch = _parse_via(req.headers.values("Via")[0]).param("branch") or ""
+        branch = parse_via(req.headers.values("Via")[0]).branch or ""
         key = (branch, req.method)
         if not branch.startswith(MAGIC_COOKIE) or key in self._client:
             raise TransactionStateError(f"send_request needs a fresh branch, got {branch!r}")
@@ -523,7 +473,7 @@ class TransactionLayer:
     def receive_response(self, resp: Response, source: Peer, now: float) -> list[TxOutput]:
         """A response from the network; one matching no client transaction is dropped (§18.1.2)."""
         try:
-            branch = _parse_via(resp.headers.values("Via")[0]).param("branch") or ""
+            branch = parse_via(resp.headers.values("Via")[0]).branch or ""
             method = resp.cseq[1]
         except (SipSyntaxError, IndexError):
             return []
@@ -552,18 +502,18 @@ class TransactionLayer:
     # --- matching ---------------------------------------------------------------------------
 
     @staticmethod
-    def _server_key(req: Request, via: _Via, method: str) -> object:
+    def _server_key(req: Request, via: Via, method: str) -> object:
         """§17.2.3, plus the CSeq number (pyVoIP reuses branches); ACK/CANCEL pass "INVITE"."""
-        branch = via.param("branch") or ""
+        branch = via.branch or ""
         cseq = req.cseq[0]
         if branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
-            return ("3261", branch, via.sent_by, method, cseq)
+            return ("3261", branch, via.sent_by.lower(), method, cseq)
         # RFC 2543 rules (RFC 4475 §3.2.1 badbranch). The To tag is left out: the ACK has one the
         # INVITE had not, and CSeq already tells requests in one dialog apart.
         from_tag = header_tag(req.headers.get("From") or "")
-        return ("2543", req.uri, from_tag, req.call_id, cseq, via.sent_by, method)
+        return ("2543", req.uri, from_tag, req.call_id, cseq, via.sent_by.lower(), method)
 
-    def _receive_ack(self, req: Request, via: _Via, source: Peer, now: float) -> list[TxOutput]:
+    def _receive_ack(self, req: Request, via: Via, source: Peer, now: float) -> list[TxOutput]:
         found = self._server.get(self._server_key(req, via, "INVITE"))
         if found is None:
             # ACK for a 2xx: new branch, and from pyVoIP a random To tag (PEERS.md §1c row 3).
@@ -572,7 +522,7 @@ class TransactionLayer:
             return [RequestReceived("", req, source)]  # no transaction: the TU may ignore it
         return self._step(self._txs[found], Input.ACK, now, req)
 
-    def _answer_cancel(self, tx: _Tx, via: _Via, now: float) -> list[TxOutput]:
+    def _answer_cancel(self, tx: _Tx, via: Via, now: float) -> list[TxOutput]:
         """§9.2: 200 if the CANCEL matches an INVITE, else 481; 487 is the TU's to send."""
         invite_id = self._server.get(self._server_key(tx.request, via, "INVITE"))
         invite = self._txs.get(invite_id) if invite_id else None

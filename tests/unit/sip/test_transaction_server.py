@@ -259,8 +259,8 @@ def test_response_goes_to_source_with_received_and_rport() -> None:
     (got,) = of(layer.receive_request(req, natted, 0.0), RequestReceived)
     assert isinstance(got, RequestReceived)
     top = got.request.headers.values("Via")[0]
-    assert top == ("SIP/2.0/UDP 255.255.255.255:5060;branch=" + PYVOIP_BRANCH
-                   + ";received=198.51.100.7;rport=34567")
+    assert top == ("SIP/2.0/UDP 255.255.255.255:5060;rport=34567;branch=" + PYVOIP_BRANCH
+                   + ";received=198.51.100.7")
     (sent,) = of(layer.send_response(got.server_tx, make_response(got.request, 200), 0.1), Send)
     assert isinstance(sent, Send) and sent.peer == natted
     assert sent.message.headers.values("Via")[0] == top
