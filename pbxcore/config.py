@@ -338,6 +338,12 @@ def _check_route(c: _Checker, r: dict[str, Any], i: int, paths: Paths) -> Route 
     hold = c.get(r, "hold_music", str, None, where)
     if hold is not None and (not hold or hold.startswith("/") or ".." in Path(hold).parts):
         c.fail("routes", f"hold_music {hold!r} must name a sound under sounds/", "hold_music", i)
+    elif hold is not None:
+        # Same lookup as pbxcore.media.sounds: sounds/<language>/NAME.wav, then sounds/NAME.wav.
+        file = hold if hold.endswith(".wav") else hold + ".wav"
+        if not any((paths.sounds / sub / file).is_file() for sub in (language, ".")):
+            c.fail("routes", f"hold_music {hold!r}: no {paths.sounds / language / file} or "
+                   f"{paths.sounds / file}", "hold_music", i)
     public = c.get(r, "public", bool, False, where)
     hangup_event = c.get(r, "hangup_event", bool, True, where)
     if pattern is None or script is None:

@@ -236,3 +236,11 @@ def test_store_dsn_is_readable_while_routes_are_broken(site: Path) -> None:
     with pytest.raises(ConfigError):
         load_config(path)
     assert read_store_dsn(path) == f"sqlite:///{site}/var/pbx.db"
+
+
+def test_hold_music_must_exist_like_the_player_looks_it_up(site: Path) -> None:
+    text = ROUTE + 'hold_music = "jazz"\n'
+    assert problems(write(site, text)) == [
+        (5, f"hold_music 'jazz': no {site}/sounds/en/jazz.wav or {site}/sounds/jazz.wav")]
+    shutil.copy(site / "sounds" / "en" / "moh.wav", site / "sounds" / "jazz.wav")
+    assert load_config(site / "pbx.toml").routes[0].hold_music == "jazz"
