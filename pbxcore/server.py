@@ -86,20 +86,5 @@ async def serve(config: Config) -> None:
 def run_forever(config: Config) -> None:
     """Run the switch in the foreground until SIGINT/SIGTERM (what `pbx run` does)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _use_pidfd_watcher()
     asyncio.run(serve(config))
 
-
-def _use_pidfd_watcher() -> None:
-    """Python 3.11's default child watcher starts a thread per script run; pidfd does not."""
-    import sys
-
-    if sys.version_info >= (3, 12):
-        return  # 3.12+ uses pidfd by default
-    with contextlib.suppress(Exception):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            policy = asyncio.get_event_loop_policy()
-            policy.set_child_watcher(asyncio.PidfdChildWatcher())  # type: ignore[attr-defined]

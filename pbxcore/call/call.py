@@ -23,6 +23,7 @@ from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.session import MediaSession
 from pbxcore.media.sounds import SoundLibrary
+from pbxcore.script.events import HistoryEntry
 from pbxcore.sip.sdp import AudioAnswer, build_answer
 from pbxcore.store.base import Store, TraceEntry
 from pbxcore.transport.sip_endpoint import SipEndpoint
@@ -79,6 +80,7 @@ class Call:
         self.rejected_with: int | None = None
         self.recordings: list[str] = []
         self.script_errors: list[str] = []
+        self.history: list[HistoryEntry] = []  # earlier events, for the JSON "history"
         self._trace: list[TraceEntry] = []
         self._seq = 0
 

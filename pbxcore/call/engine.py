@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pbxcore.call.call import Call
 from pbxcore.script.actions import Action, ActionError, parse_action_line
-from pbxcore.script.events import Event, event_env, event_json
+from pbxcore.script.events import Event, HistoryEntry, event_env, event_json
 from pbxcore.script.runner import RunResult, run_script
 from pbxcore.store.base import CdrEnd
 from pbxcore.verbs import execute
@@ -71,6 +71,7 @@ async def _flow(call: Call) -> None:
             return
         if outcome.script is not None:
             script = outcome.script
+        call.history.append(HistoryEntry(event.name, event.result))
         event = _event(call, outcome.event, outcome)
     call.script_errors.append(f"more than {MAX_STEPS} script steps")
 
@@ -138,7 +139,7 @@ def _event(call: Call, name: str, outcome: Outcome | None = None) -> Event:
         result=outcome.result if outcome else "",
         digits=(outcome.digits or "") if outcome else "",
         recording=(outcome.recording or "") if outcome else "",
-        extra=extra,
+        extra=extra, history=tuple(call.history),
     )
 
 
@@ -150,8 +151,8 @@ async def _finish(call: Call) -> None:
         duration = (end - call.info.started).total_seconds()
         billsec = (end - call.answered_at).total_seconds() if call.answered_at else 0.0
         outcome = Outcome("hangup", result=call.hangup_by or "switch", extra={
-            "HANGUP_CAUSE": call.hangup_cause, "DURATION": f"{duration:.3f}",
-            "BILLSEC": f"{billsec:.3f}", "DISPOSITION": call.disposition(),
+            "hangup_cause": call.hangup_cause, "duration": f"{duration:.3f}",
+            "billsec": f"{billsec:.3f}", "disposition": call.disposition(),
         })
         with contextlib.suppress(Exception):
             await _run(call, call.route.script, _event(call, "hangup", outcome))

@@ -42,4 +42,4 @@ async def execute(call: CallControl, action: Record) -> Outcome | None:
         seconds = await asyncio.shield(media.stop_recording())
     call.note("note", {"recording": name, "seconds": round(seconds, 2), "result": result})
     return Outcome("record", result=result, recording=name,
-                   extra={"RECORDING_SECONDS": f"{seconds:.2f}"})
+                   extra={"recording_seconds": f"{seconds:.2f}"})

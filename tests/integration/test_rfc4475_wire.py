@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.switch_harness import (
+    REPO,
     SwitchProcess,
     free_port,
     options_ping,
@@ -49,10 +50,10 @@ EXPECTED_UDP: dict[str, set[int] | None] = {
 def switch(tmp_path_factory: pytest.TempPathFactory) -> SwitchProcess:
     dir = tmp_path_factory.mktemp("rfc4475")
     port = free_port()
-    config = write_config(dir, port=port, routes="""
+    config = write_config(dir, port=port, routes=f"""
         [[routes]]
         match = "."
-        script = "ivr.sh"
+        script = "{REPO / 'scripts' / 'ivr.sh'}"
         fallback = ["hangup"]
         """)
     sw = start_switch(dir, config, port)
