@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbxcore.sip.address import (
     NameAddr,
@@ -188,3 +190,26 @@ def test_request_vias_split_across_lines() -> None:
         request_vias(Headers([("Via", "SIP/2.0/UDP 192.0.2.15;;,;,,")]))
     with pytest.raises(SipSyntaxError):
         request_vias(Headers([("Via", "SIP/2.0/UDP a,")]))
+
+
+_alphabet = "sip:@;=?&[]%.-_0123456789abSIP/UD \t\"<>,\\\x00\u00e9"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_alphabet, max_size=50))
+def test_property_name_addr_only_syntax_errors(text: str) -> None:
+    try:
+        addr = parse_name_addr(text)
+    except SipSyntaxError:
+        return
+    assert parse_name_addr(str(addr)) == addr
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_alphabet, max_size=50))
+def test_property_via_only_syntax_errors(text: str) -> None:
+    try:
+        via = parse_via("SIP/2.0/UDP " + text)
+    except SipSyntaxError:
+        return
+    assert parse_via(str(via)) == via

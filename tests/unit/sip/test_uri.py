@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbxcore.sip.message import SipSyntaxError
 from pbxcore.sip.uri import SipUri, is_sip_scheme, parse_uri, unescape
@@ -121,3 +123,13 @@ def test_is_sip_scheme() -> None:
     assert not is_sip_scheme("tel:+1")
     assert not is_sip_scheme("sipx:a")
     assert not is_sip_scheme("a@b")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="sip:@;=?&[]%.-_:0123456789abcAB \"<>,\x00\u00e9", max_size=40))
+def test_property_only_syntax_errors(text: str) -> None:
+    try:
+        uri = parse_uri(text)
+    except SipSyntaxError:
+        return
+    assert parse_uri(str(uri)) == uri
