@@ -161,11 +161,15 @@ async def test_reopen_keeps_data_and_migrates_once(sql_dsn: str, tmp_path: Path)
 
 
 def _schema_versions(dsn: str) -> list[int]:
+    """Applied migrations, after checking the (still unused) cdr_legs table exists."""
+    query = "SELECT version FROM schema_version ORDER BY 1"
     if dsn.startswith("sqlite:///"):
         with sqlite3.connect(dsn.removeprefix("sqlite:///")) as db:
-            return [v for (v,) in db.execute("SELECT version FROM schema_version ORDER BY 1")]
+            assert db.execute("SELECT count(*) FROM cdr_legs").fetchone() == (0,)
+            return [v for (v,) in db.execute(query)]
     with psycopg.connect(dsn) as conn:
-        return [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+        assert conn.execute("SELECT count(*) FROM cdr_legs").fetchone() == (0,)
+        return [v for (v,) in conn.execute(query)]
 
 
 async def test_concurrent_writers_lose_nothing(sql_dsn: str, tmp_path: Path) -> None:
