@@ -258,7 +258,7 @@ class PidfdWatcher(asyncio.AbstractChildWatcher):
     """
 
     def add_child_handler(self, pid: int, callback: Callable[[int, int, Unpack[_Ts]], object],
-                          *args: Unpack[_Ts]) -> None:
+                          *args: *_Ts) -> None:
         loop = asyncio.get_running_loop()
         pidfd = os.pidfd_open(pid)
         loop.add_reader(pidfd, self._do_wait, loop, pid, pidfd, callback, args)
