@@ -222,3 +222,27 @@ def test_pick_challenge_prefers_sha256() -> None:
     assert pick_challenge([md5_c, sha_c]) == sha_c
     assert pick_challenge(["Basic realm=x", md5_c]) == md5_c
     assert pick_challenge(["Basic realm=x", 'Digest nonce="n", algorithm=SHA-512']) is None
+
+
+CAPTURES = __import__("pathlib").Path(__file__).parent / "captures"
+
+
+@pytest.mark.parametrize(("name", "method"), [
+    ("pyvoip_register_auth.sip", "REGISTER"),  # RFC 2069, uri with ;transport=UDP
+    ("sipp_invite_auth.sip", "INVITE"),  # qop=auth with cnonce and nc
+])
+def test_captured_peer_answers_hash_as_we_compute(name: str, method: str) -> None:
+    from pbxcore.sip.message import Request, parse_message
+
+    msg = parse_message((CAPTURES / name).read_bytes())
+    assert isinstance(msg, Request)
+    _, p = parse_auth_params(msg.headers.get("Authorization") or "")
+    full = "cnonce" in p
+    assert digest_response(
+        p.get("algorithm", "MD5"), username=p["username"], realm=p["realm"], password="secret",
+        method=method, uri=p["uri"], nonce=p["nonce"], qop="auth" if full else None,
+        nc=p.get("nc", ""), cnonce=p.get("cnonce", ""),
+    ) == p["response"]
+    # Our server refuses it only for the nonce, which is not one of ours.
+    srv = DigestServer("pbxcore", SECRET)
+    assert srv.verify(msg.headers.get("Authorization"), method, USERS, 1.0).reason == "bad nonce"

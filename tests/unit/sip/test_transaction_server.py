@@ -321,3 +321,20 @@ def test_build_cancel_follows_rfc3261_9_1() -> None:
     assert cancel.headers.get_all("Via") == [f"SIP/2.0/UDP 127.0.0.1:5061;branch={PYVOIP_BRANCH}"]
     assert cancel.headers.get("CSeq") == "1 CANCEL" and cancel.headers.get("Route") == "<sip:proxy;lr>"
     assert cancel.headers.get("To") == inv.headers.get("To")
+
+
+def test_captured_pyvoip_invite_and_ack_for_2xx() -> None:
+    """tests/unit/sip/captures: pyVoIP's INVITE, then its ACK with a new random To tag."""
+    from pathlib import Path
+
+    captures = Path(__file__).parent / "captures"
+    invite = parse_message((captures / "pyvoip_invite.sip").read_bytes())
+    ack = parse_message((captures / "pyvoip_ack.sip").read_bytes())
+    assert isinstance(invite, Request) and isinstance(ack, Request)
+    layer = TransactionLayer()
+    tx, req = new_invite(layer, invite)
+    layer.send_response(tx, make_response(req, 180, to_tag="pbx9"), 0.1)
+    layer.send_response(tx, make_response(req, 200, to_tag="pbx9"), 1.1)
+    assert header_tag(ack.headers.get("To") or "") != "pbx9"
+    assert layer.receive_request(ack, PHONE, 1.3) == [AckReceived(tx, ack)]
+    assert [o for o in layer.handle_timer(2.0) if isinstance(o, Send)] == []
