@@ -62,15 +62,16 @@ class _Audio:
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, session: MediaSession) -> None:
-        self.session = session
+    session: MediaSession | None = None  # set right after the endpoint is created
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.session._received(data, addr)
+        if self.session is not None:
+            self.session._received(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable while the far end is not listening yet: keep sending.
-        self.session.send_errors += 1
+        if self.session is not None:
+            self.session.send_errors += 1
 
 
 class MediaSession:
@@ -123,18 +124,16 @@ class MediaSession:
         configured)."""
         sock = allocator.bind(host)
         port = sock.getsockname()[1]
-        loop = asyncio.get_running_loop()
-        holder: list[MediaSession] = []
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Protocol(holder[0]), sock=sock
+            transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+                _Protocol, sock=sock
             )
         except BaseException:
             sock.close()
             allocator.release(port)
             raise
         session = cls(transport, port, allocator, pacer)
-        holder.append(session)
+        protocol.session = session
         pacer.register(session)
         return session
 
@@ -242,6 +241,7 @@ class MediaSession:
             payload = self._silence
             self._marker = True
         if self._direction in ("sendrecv", "sendonly"):
+            marker = marker or self.sent_packets == 0  # the stream's first packet
             self._send(rtp_header(self._pt, self._seq, self._ts, self._ssrc, marker) + payload)
         self._ts += FRAME
         if self._dtmf_pending:
@@ -362,3 +362,4 @@ class MediaSession:
             self._plays.clear()
             self._transport.close()
             self._allocator.release(self.local_port)
+        await asyncio.sleep(0)  # the transport closes its socket on the next loop pass
