@@ -42,6 +42,8 @@ class PacerStats:
     """Median lateness of a tick against its deadline (recent window)."""
     lateness_p99_ms: float
     """99th percentile lateness (recent window)."""
+    tick_cost_p50_ms: float
+    """Median time spent ticking all streams once (recent window)."""
     tick_cost_p99_ms: float
     """99th percentile time spent ticking all streams once (recent window)."""
 
@@ -105,6 +107,7 @@ class Pacer:
             self._skipped,
             _pct(late, 0.5) * 1e3,
             _pct(late, 0.99) * 1e3,
+            _pct(cost, 0.5) * 1e3,
             _pct(cost, 0.99) * 1e3,
         )
 

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,31 @@ class MediaClosedError(RuntimeError):
     """The session was closed while audio was still queued."""
 
 
+_CACHE_BYTES = 32 << 20
+_cache: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+_cache_size = 0
+
+
+def encode_cached(codec: str, pcm: bytes) -> bytes:
+    """G.711-encode with a shared LRU cache (bounded by total size): a prompt or ringback
+    played on 200 calls is encoded once, not 200 times inside one pacer tick. Keyed by the
+    PCM itself; CPython caches a bytes object's hash, so a hit on the same object is O(1)."""
+    global _cache_size
+    key = (codec, pcm)
+    hit = _cache.get(key)
+    if hit is not None:
+        _cache.move_to_end(key)
+        return hit
+    encoded = ENCODERS[codec](pcm)
+    if len(encoded) <= _CACHE_BYTES // 4:
+        _cache[key] = encoded
+        _cache_size += len(encoded) + len(pcm)
+        while _cache_size > _CACHE_BYTES:
+            (_, old_pcm), old = _cache.popitem(last=False)
+            _cache_size -= len(old) + len(old_pcm)
+    return encoded
+
+
 @dataclass(eq=False)
 class _Audio:
     """A PCM buffer plus its encoding for the current codec, made on first use."""
@@ -57,7 +82,7 @@ class _Audio:
 
     def frames(self, codec: str) -> bytes:
         if self.codec != codec:
-            self.encoded, self.codec = ENCODERS[codec](self.pcm), codec
+            self.encoded, self.codec = encode_cached(codec, self.pcm), codec
         return self.encoded
 
 
@@ -167,6 +192,8 @@ class MediaSession:
         if self._closed:
             raise MediaClosedError("media session is closed")
         item = _Audio(pcm16, done=asyncio.get_running_loop().create_future())
+        if self.codec is not None:
+            item.frames(self.codec)  # encode now, not inside a pacer tick
         self._plays.append(item)
         assert item.done is not None
         try:
@@ -185,6 +212,8 @@ class MediaSession:
     def set_background(self, pcm16: bytes | None) -> None:
         """Loop this audio whenever nothing is being played (None: silence)."""
         self._background = _Audio(pcm16) if pcm16 else None
+        if self._background is not None and self.codec is not None:
+            self._background.frames(self.codec)
 
     def send_dtmf(self, digits: str, duration_ms: int = 100, gap_ms: int = 60) -> None:
         """Queue RFC 4733 digits in this stream's SSRC and sequence space (baresip resets
