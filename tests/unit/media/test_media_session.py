@@ -292,3 +292,22 @@ async def test_send_dtmf_needs_negotiated_pt(env: tuple[PortAllocator, Pacer]) -
             s.send_dtmf("1")
     finally:
         await s.close()
+
+
+def test_encode_cache_shares_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections import OrderedDict
+
+    from pbxcore.media import session as mod
+
+    monkeypatch.setattr(mod, "_cache", OrderedDict())
+    monkeypatch.setattr(mod, "_cache_size", 0)
+    pcm = tone(300, 100)
+    first = mod.encode_cached("PCMU", pcm)
+    assert first == ulaw_encode(pcm)
+    assert mod.encode_cached("PCMU", bytes(pcm)) is first  # equal content, same entry
+    assert mod.encode_cached("PCMA", pcm) != first
+    monkeypatch.setattr(mod, "_CACHE_BYTES", 40000)
+    for f in range(5):
+        mod.encode_cached("PCMU", tone(500 + f, 500))  # 8000 + 4000 bytes each
+    assert mod._cache_size <= 40000 and len(mod._cache) == 3
+    assert sum(len(k[1]) + len(v) for k, v in mod._cache.items()) == mod._cache_size
