@@ -431,11 +431,11 @@ class TransactionLayer:
         req = _stamp_via(req, via, source)
         if req.method == "ACK":
             return self._receive_ack(req, via, source, now)
-        found = self._server.get(self._server_key(req, via, req.method))
+        found = self._server.get(self._server_key(req, via, req.method, source))
         if found is not None:
             return self._step(self._txs[found], Input.REQUEST, now)
         kind = Kind.INVITE_SERVER if req.method == "INVITE" else Kind.NON_INVITE_SERVER
-        tx = self._create(kind, req, source, [self._server_key(req, via, req.method)], now)
+        tx = self._create(kind, req, source, [self._server_key(req, via, req.method, source)], now)
         if req.method == "CANCEL":
             return self._answer_cancel(tx, via, now)
         out: list[TxOutput] = []
@@ -502,19 +502,22 @@ class TransactionLayer:
     # --- matching ---------------------------------------------------------------------------
 
     @staticmethod
-    def _server_key(req: Request, via: Via, method: str) -> object:
-        """§17.2.3, plus the CSeq number (pyVoIP reuses branches); ACK/CANCEL pass "INVITE"."""
+    def _server_key(req: Request, via: Via, method: str, source: Peer) -> object:
+        """§17.2.3, plus the CSeq number (pyVoIP reuses branches) and the source address: a
+        retransmission comes from where the original came from, while two senders that happen
+        to share a branch and sent-by (RFC 4475 escnull and regescrt do) are two transactions.
+        ACK/CANCEL pass "INVITE"."""
         branch = via.branch or ""
         cseq = req.cseq[0]
         if branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
-            return ("3261", branch, via.sent_by.lower(), method, cseq)
+            return ("3261", branch, via.sent_by.lower(), method, cseq, source)
         # RFC 2543 rules (RFC 4475 §3.2.1 badbranch). The To tag is left out: the ACK has one the
         # INVITE had not, and CSeq already tells requests in one dialog apart.
         from_tag = header_tag(req.headers.get("From") or "")
-        return ("2543", req.uri, from_tag, req.call_id, cseq, via.sent_by.lower(), method)
+        return ("2543", req.uri, from_tag, req.call_id, cseq, via.sent_by.lower(), method, source)
 
     def _receive_ack(self, req: Request, via: Via, source: Peer, now: float) -> list[TxOutput]:
-        found = self._server.get(self._server_key(req, via, "INVITE"))
+        found = self._server.get(self._server_key(req, via, "INVITE", source))
         if found is None:
             # ACK for a 2xx: new branch, and from pyVoIP a random To tag (PEERS.md §1c row 3).
             found = self._ack_index.get((req.call_id, req.cseq[0]))
@@ -524,7 +527,7 @@ class TransactionLayer:
 
     def _answer_cancel(self, tx: _Tx, via: Via, now: float) -> list[TxOutput]:
         """§9.2: 200 if the CANCEL matches an INVITE, else 481; 487 is the TU's to send."""
-        invite_id = self._server.get(self._server_key(tx.request, via, "INVITE"))
+        invite_id = self._server.get(self._server_key(tx.request, via, "INVITE", tx.peer))
         invite = self._txs.get(invite_id) if invite_id else None
         if invite is None:
             return self._step(tx, Input.TU_FINAL, now, make_response(tx.request, 481))

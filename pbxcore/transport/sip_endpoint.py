@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pbxcore.sip.framing import StreamFramer
+from pbxcore.sip.framing import PING, PONG, FramingError, StreamFramer
 from pbxcore.sip.message import Message, Request, Response, SipSyntaxError, parse_message
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.stateless import error_response, looks_like_request
@@ -228,18 +228,16 @@ class SipEndpoint:
                     break
                 try:
                     frames = framer.feed(chunk)
-                except SipSyntaxError as exc:
-                    # RFC 4475 ncl/mcl01: framing cannot recover; answer if we can, then close.
+                except FramingError as exc:
+                    # RFC 4475 ncl/mcl01: framing cannot recover. Serve the good frames that came
+                    # before the bad one, answer the bad one if we can, then close.
+                    self._frames(exc.frames, peer, writer)
                     log.info("tcp framing error from %s:%s: %s", peer.host, peer.port, exc.reason)
                     reply = error_response(chunk, exc.status, _reason_for(exc))
                     if reply is not None:
                         writer.write(reply)
                     break
-                for frame in frames:
-                    if frame == b"\r\n\r\n":
-                        writer.write(b"\r\n")  # RFC 5626 §3.5.1 pong
-                        continue
-                    self._feed(frame, peer, stream=True)
+                self._frames(frames, peer, writer)
         except (ConnectionError, OSError):
             pass
         finally:
@@ -248,6 +246,13 @@ class SipEndpoint:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _frames(self, frames: Iterable[bytes], peer: Peer, writer: asyncio.StreamWriter) -> None:
+        for frame in frames:
+            if frame == PING:
+                writer.write(PONG)  # RFC 5626 §3.5.1
+            else:
+                self._feed(frame, peer, stream=True)
 
     # -- timers -----------------------------------------------------------------------------
 

@@ -102,11 +102,11 @@ def write_config(dir: Path, *, port: int, routes: str, rtp: tuple[int, int] | No
 
 def start_switch(dir: Path, config: Path, port: int, timeout: float = 20) -> SwitchProcess:
     log = dir / "pbx.log"
-    out = open(log, "wb")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pbxcore", "run", "--config", str(config)],
-        stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
-    )
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pbxcore", "run", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+        )
     sw = SwitchProcess(dir, config, port, proc, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
