@@ -191,6 +191,10 @@ class MediaSession:
         """
         if self._closed:
             raise MediaClosedError("media session is closed")
+        if len(pcm16) % 2:
+            raise ValueError("16-bit PCM must have an even number of bytes")
+        if not pcm16:
+            return
         item = _Audio(pcm16, done=asyncio.get_running_loop().create_future())
         if self.codec is not None:
             item.frames(self.codec)  # encode now, not inside a pacer tick
@@ -236,20 +240,23 @@ class MediaSession:
 
     def tick(self) -> None:
         """Send this 20 ms interval's packet (called by the Pacer)."""
-        if self.codec is None or self.remote is None:
+        if self.codec is None:
             return
+        # With no address yet (c=0.0.0.0, nothing received to latch onto) or a
+        # recvonly/inactive direction, audio still advances in real time unsent, so
+        # play() durations and timestamps stay true; _send drops the packet.
         marker = False
         if self._dtmf_out:
             pkt = self._dtmf_out.popleft()
             if pkt is not None:
                 if pkt.marker:
                     self._dtmf_start = self._ts  # RFC 4733 §2.5.1.2: the event's start time
-                if self._direction in ("sendrecv", "sendonly"):
+                if self._sending:
                     header = rtp_header(
                         pkt.payload_type, self._seq, self._dtmf_start, self._ssrc, pkt.marker
                     )
                     self._send(header + pkt.payload)
-                self._ts += FRAME
+                self._ts = (self._ts + FRAME) & 0xFFFFFFFF
                 self._marker = True
                 return
             payload = self._silence
@@ -269,12 +276,16 @@ class MediaSession:
         else:
             payload = self._silence
             self._marker = True
-        if self._direction in ("sendrecv", "sendonly"):
+        if self._sending:
             marker = marker or self.sent_packets == 0  # the stream's first packet
             self._send(rtp_header(self._pt, self._seq, self._ts, self._ssrc, marker) + payload)
-        self._ts += FRAME
+        self._ts = (self._ts + FRAME) & 0xFFFFFFFF
         if self._dtmf_pending:
             self._poll_dtmf()
+
+    @property
+    def _sending(self) -> bool:
+        return self.remote is not None and self._direction in ("sendrecv", "sendonly")
 
     def _next_frame(self, item: _Audio) -> bytes:
         assert self.codec is not None
@@ -289,7 +300,6 @@ class MediaSession:
         assert self.remote is not None
         self._transport.sendto(packet, self.remote)
         self._seq = (self._seq + 1) & 0xFFFF
-        self._ts &= 0xFFFFFFFF
         self.sent_packets += 1
 
     # -- receiving -----------------------------------------------------------------
@@ -324,6 +334,7 @@ class MediaSession:
         # Digits whose end packets were all lost: reported after a quiet second.
         for digit in self._dtmf_rx.poll(time.monotonic()):
             self.digits.put_nowait(digit)
+        self._dtmf_pending = self._dtmf_rx.pending
 
     def _audio_in(self, pkt: RtpPacket) -> None:
         assert self.codec is not None

@@ -126,6 +126,11 @@ class DtmfReceiver:
             out.append(digit)
         return out
 
+    @property
+    def pending(self) -> bool:
+        """Some event has started but not been reported yet (poll() may report it)."""
+        return any(not src.reported for src in self._sources.values())
+
     def poll(self, now: float, quiet: float = 1.0) -> list[str]:
         """Report events whose end packets never came and that went quiet for `quiet` s."""
         out: list[str] = []

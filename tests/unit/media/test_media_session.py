@@ -311,3 +311,36 @@ def test_encode_cache_shares_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> 
         mod.encode_cached("PCMU", tone(500 + f, 500))  # 8000 + 4000 bytes each
     assert mod._cache_size <= 40000 and len(mod._cache) == 3
     assert sum(len(k[1]) + len(v) for k, v in mod._cache.items()) == mod._cache_size
+
+
+async def test_play_completes_on_hold_without_sending(env: tuple[PortAllocator, Pacer]) -> None:
+    allocator, pacer = env
+    s = await MediaSession.open(HOST, allocator, pacer)
+    try:
+        s.configure(answer(9, host="0.0.0.0", hold=True))
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.wait_for(s.play(tone(400, 200)), 2)
+        assert 0.18 <= loop.time() - t0 < 0.6  # real time, not instant, not stuck
+        assert s.sent_packets == 0
+        await s.play(b"")
+        with pytest.raises(ValueError, match="even"):
+            await s.play(b"\x00")
+    finally:
+        await s.close()
+
+
+async def test_dtmf_with_lost_end_packets_reported_after_quiet(
+    env: tuple[PortAllocator, Pacer],
+) -> None:
+    allocator, pacer = env
+    phone = await open_sink()
+    s = await MediaSession.open(HOST, allocator, pacer)
+    try:
+        s.configure(answer(phone.port, dtmf=101))
+        for p in dtmf_packets("6", pt=101, ssrc=5, seq=1, timestamp=1)[:-3]:
+            phone.send(p, s.local_port)
+        assert await asyncio.wait_for(s.digits.get(), 2.5) == "6"
+        assert s.digits.empty()
+    finally:
+        await s.close()

@@ -114,8 +114,10 @@ def test_all_end_packets_lost_reported_by_poll_after_quiet() -> None:
     for p in pyvoip_packets("8"):
         if not DtmfEvent.parse(p.payload).end:
             assert rx.feed(p, now=10.0) == []
+    assert rx.pending
     assert rx.poll(10.5) == []
     assert rx.poll(11.0) == ["8"]
+    assert not rx.pending
     assert rx.poll(20.0) == []
 
 
