@@ -228,7 +228,10 @@ async def run_script(
             error = f"timeout after {float(timeout)} s"
     finally:
         _kill_group(pid)
-        transport.close()  # closes our pipe ends; the loop reaps the killed leader
+        # Let the child watcher reap the leader before closing: close() on a live-looking
+        # process calls Popen.poll(), which could reap it first and lose the exit status.
+        await asyncio.wait({proto.exited}, timeout=REAP_LIMIT)
+        transport.close()  # closes our pipe ends
         await asyncio.wait({proto.finished}, timeout=REAP_LIMIT)
 
     status = transport.get_returncode()
