@@ -6,6 +6,7 @@ checks random documents against both the schema and parse_actions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -15,6 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pbxcore.script.actions import ACTION_TYPES, ActionError, actions_schema, parse_actions
+from pbxcore.script.events import (
+    BASE_ENV,
+    EVENT_NAMES,
+    GATHER_RESULTS,
+    HANGUP_RESULTS,
+    RECORD_RESULTS,
+    Event,
+    event_env,
+    event_from_dict,
+    event_json,
+)
 from pbxcore.script.schema import (
     BoolKind,
     EnumKind,
@@ -250,3 +262,54 @@ def test_agreement_on_handpicked_documents() -> None:
         [{"action": "ring"}] * 101,
     ]:
         _agree(doc)
+
+
+# --- docs/protocol.md: every example is machine-checked ---------------------------------------
+
+DOC = (ROOT / "docs" / "protocol.md").read_text()
+BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def _blocks(kind: str) -> list[str]:
+    return [body for k, body in BLOCK.findall(DOC) if k == kind]
+
+
+def test_doc_action_examples_parse_and_cover_every_verb() -> None:
+    seen: set[str] = set()
+    for body in _blocks("actions"):
+        seen |= {a.verb for a in parse_actions(body)}
+    for body in _blocks("json"):
+        doc = json.loads(body)
+        assert valid(doc, SCHEMA, SCHEMA), body
+        seen |= {a.verb for a in parse_actions(body)}
+    assert seen == set(ACTION_TYPES)
+    for verb in ACTION_TYPES:
+        assert f"\n`{verb}" in DOC or f" `{verb}`" in DOC, f"{verb} is not documented"
+
+
+def test_doc_event_example_is_a_valid_event() -> None:
+    (body,) = _blocks("event")
+    ev = event_from_dict(json.loads(body))
+    assert json.loads(event_json(ev)) == json.loads(body)
+
+
+def test_doc_environment_table_names_every_variable() -> None:
+    env = event_env(Event("incoming", "c", vars={"x": "1"}), {})
+    for name in env:
+        if name.startswith("PBX_") and not name.startswith("PBX_VAR_"):
+            assert f"| `{name}` |" in DOC, name
+    for name in BASE_ENV:
+        assert f"`{name}=" in DOC
+    for line in _blocks("env")[0].splitlines():
+        name, _, _ = line.partition("=")
+        assert name.startswith("PBX_") and f"`{name}`" in DOC, line
+
+
+def test_doc_names_every_result_value_and_default() -> None:
+    for value in (*GATHER_RESULTS, *RECORD_RESULTS, *HANGUP_RESULTS, *EVENT_NAMES):
+        assert f"`{value}`" in DOC, value
+    for verb, cls in ACTION_TYPES.items():
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING and f.default is not None:
+                p = next(p for p in cls.params if p.name == f.name)
+                assert f"`{f.name}={p.kind.to_text(f.default)}`" in DOC, (verb, f.name)
