@@ -70,6 +70,7 @@ class Call:
         self.route = route
         self.offer = offer
         self.language = route.language
+        self.script = route.script  # the script handling the call now (goto changes it)
         self.vars: dict[str, str] = {}
         self._media: MediaSession | None = None
         self.answered_at: datetime | None = None
@@ -173,9 +174,10 @@ class Call:
         self.ended.set()
 
     async def flush_trace(self) -> None:
-        pending, self._trace = self._trace, []
-        for entry in pending:
-            await self.deps.store.trace_append(self.info.call_id, entry)
+        """Write buffered trace entries; one cancelled midway leaves the rest for the next."""
+        while self._trace:
+            await self.deps.store.trace_append(self.info.call_id, self._trace[0])
+            self._trace.pop(0)
 
     async def close_media(self) -> None:
         if self._media is not None:

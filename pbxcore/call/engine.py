@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from pbxcore.verbs.base import Outcome
 
 log = logging.getLogger("pbxcore.call")
 
-MAX_STEPS = 1000  # a script that loops forever through gather still ends, some day
+MAX_STEPS = 1000
+AFTER_HANGUP = frozenset({"log", "set"})  # the only actions a hangup event's output may run  # a script that loops forever through gather still ends, some day
 
 
 async def run_call(call: Call) -> None:
@@ -59,7 +61,7 @@ async def run_call(call: Call) -> None:
 
 
 async def _flow(call: Call) -> None:
-    script: Path = call.route.script
+    script = call.script
     event = _event(call, "incoming")
     await call.ring()
     for _ in range(MAX_STEPS):
@@ -70,7 +72,8 @@ async def _flow(call: Call) -> None:
         if outcome is None or call.ended.is_set():
             return
         if outcome.script is not None:
-            script = outcome.script
+            outcome = replace(outcome, result=_script_name(call, script))
+            script = call.script = outcome.script
         call.history.append(HistoryEntry(event.name, event.result))
         event = _event(call, outcome.event, outcome)
     call.script_errors.append(f"more than {MAX_STEPS} script steps")
@@ -129,6 +132,13 @@ async def _execute_all(call: Call, actions: list[Action]) -> Outcome | None:
     return None
 
 
+def _script_name(call: Call, script: Path) -> str:
+    """How a script is named to another (`redirect` result): relative to the scripts dir."""
+    scripts = call.deps.config.paths.scripts.resolve()
+    resolved = script.resolve()
+    return str(resolved.relative_to(scripts)) if scripts in resolved.parents else script.name
+
+
 def _event(call: Call, name: str, outcome: Outcome | None = None) -> Event:
     info = call.info
     extra = dict(outcome.extra) if outcome else {}
@@ -155,7 +165,11 @@ async def _finish(call: Call) -> None:
             "billsec": f"{billsec:.3f}", "disposition": call.disposition(),
         })
         with contextlib.suppress(Exception):
-            await _run(call, call.route.script, _event(call, "hangup", outcome))
+            result = await _run(call, call.script, _event(call, "hangup", outcome))
+            # The call is gone: only actions that need no call still make sense (log, set).
+            for action in result.actions:
+                if action.verb in AFTER_HANGUP:
+                    await execute(call, action)
     with contextlib.suppress(Exception):
         await call.flush_trace()
     await call.deps.store.cdr_close(call.info.call_id, CdrEnd(

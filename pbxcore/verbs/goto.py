@@ -9,4 +9,4 @@ from pbxcore.verbs.base import CallControl, Outcome
 
 async def execute(call: CallControl, action: Goto) -> Outcome | None:
     target = call.script_path(action.script)
-    return Outcome("redirect", result=action.script, script=target)
+    return Outcome("redirect", script=target)  # the engine names the redirecting script

@@ -75,7 +75,8 @@ class SwitchProcess:
 
 
 def write_config(dir: Path, *, port: int, routes: str, rtp: tuple[int, int] | None = None,
-                 users: dict[str, str] | None = None, extra: str = "") -> Path:
+                 users: dict[str, str] | None = None, extra: str = "",
+                 scripts: Path | None = None) -> Path:
     users = users or {"1001": "secret1001", "1002": "secret1002"}
     low, high = rtp or free_rtp_range()
     user_tables = "\n".join(
@@ -89,7 +90,7 @@ def write_config(dir: Path, *, port: int, routes: str, rtp: tuple[int, int] | No
         rtp_ports = "{low}-{high}"
         host = "127.0.0.1"
         [paths]
-        scripts = "{REPO / 'scripts'}"
+        scripts = "{scripts or REPO / 'scripts'}"
         sounds = "{REPO / 'sounds'}"
         recordings = "var/recordings"
         [store]
