@@ -1,0 +1,140 @@
+"""Calls per second with zero failed calls: sipp against a /bin/sh script that plays 1 s.
+
+    .venv/bin/python bench/bench_cps.py [--rates 25,50,100,150,200,250,300] [--step 10]
+
+One `pbx run` (SQLite store, as shipped) serves a public route whose script answers, plays a 1 s
+tone and hangs up.  sipp (bench/sipp/uac_wait_bye.xml) calls it at each rate for STEP seconds
+and waits for the switch's BYE; its RTP goes to a socket nobody reads.  Per step we print calls
+attempted, successful, failed, sipp's retransmissions, the switch's CPU% (utime+stime from
+/proc/PID/stat over the step; 100% = one core) and its scripts' CPU% (reaped children), and the
+switch's max RSS.  The headline is the highest rate with zero failed calls.  Steps stop after two
+failing rates in a row.  Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import (  # noqa: E402
+    HOST,
+    SIPP,
+    RssSampler,
+    bench_switch,
+    cpu_percent,
+    free_port,
+    proc_sample,
+    write_script,
+    write_tone_wav,
+)
+
+SCENARIO = Path(__file__).resolve().parent / "sipp" / "uac_wait_bye.xml"
+GOAL_CPS = 200
+ANCHOR = "Asterisk 20 + bash AGI, same flow: 100 calls/s with 0 failures, collapses at 110"
+SCRIPT = """#!/bin/sh
+# answer, play ~1 s, hang up; nothing to do on the hangup event
+case $PBX_EVENT in
+    incoming) echo answer; echo 'play tone1s'; echo hangup ;;
+esac
+"""
+
+
+def sipp_step(port: int, sink: int, rate: int, calls: int, work: Path, bound: float) -> dict[str, str]:
+    """Run one sipp step; the last row of its stat CSV plus rc and wall time."""
+    work.mkdir(parents=True, exist_ok=True)
+    stat = work / "stat.csv"
+    cmd = [SIPP, f"{HOST}:{port}", "-sf", str(SCENARIO), "-s", "1", "-key", "sink_port", str(sink),
+           "-i", HOST, "-mi", HOST, "-p", str(free_port(both=False)),
+           "-mp", str(free_port(both=False)), "-r", str(rate), "-m", str(calls),
+           "-l", str(rate * 20), "-timeout", f"{int(bound)}s", "-timeout_error",
+           "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1",
+           "-trace_screen", "-screen_file", str(work / "screen.log")]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=work, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=bound + 15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+    out: dict[str, str] = {"rc": str(proc.returncode), "wall": f"{time.monotonic() - t0:.1f}",
+                           "stderr": err.decode(errors="replace")[-500:]}
+    if stat.exists():
+        rows = list(csv.DictReader(stat.read_text().splitlines(), delimiter=";"))
+        if rows:
+            out.update({k: v for k, v in rows[-1].items() if k})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rates", default="25,50,100,150,200,250,300",
+                    help="calls/s to step through (default 25,50,100,150,200,250,300)")
+    ap.add_argument("--step", type=float, default=10.0, help="seconds of calls per rate (10)")
+    ap.add_argument("--keep-going", action="store_true", help="do not stop after 2 failing rates")
+    args = ap.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    print(f"cps bench: rates {rates}, {args.step:g} s each, call = answer + play 1 s + hangup "
+          f"(switch BYE); {time.strftime('%Y-%m-%d %H:%M')}, python {sys.version.split()[0]}")
+    print(f"goal: {GOAL_CPS} calls/s with 0 failed; anchor: {ANCHOR}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="pbx-bench-") as tmp:
+        d = Path(tmp)
+        sounds = d / "sounds"
+        write_tone_wav(sounds / "en" / "tone1s.wav", 1.0)
+        script = write_script(d / "play1s.sh", SCRIPT)
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind((HOST, 0))  # never read: what overflows is dropped by the kernel
+        try:
+            with bench_switch(d, [("^1$", script)], sounds=sounds, rtp_size=6000) as sw:
+                print(f"  {'rate':>5} {'calls':>6} {'ok':>6} {'failed':>6} {'retrans':>7} "
+                      f"{'switch CPU':>10} {'scripts CPU':>11} {'max RSS':>9}  sipp rc  wall")
+                failing = 0
+                for rate in rates:
+                    calls = max(1, int(rate * args.step))
+                    before = proc_sample(sw.pid)
+                    with RssSampler(sw.pid) as rss:
+                        res = sipp_step(sw.port, sink.getsockname()[1], rate, calls,
+                                        d / f"sipp-{rate}", bound=args.step + 40)
+                    after = proc_sample(sw.pid)
+                    cpu, children = cpu_percent(before, after)
+                    ok = int(res.get("SuccessfulCall(C)", 0) or 0)
+                    failed = int(res.get("FailedCall(C)", 0) or 0)
+                    created = int(res.get("TotalCallCreated", 0) or 0)
+                    failed = max(failed, calls - ok)  # calls sipp never finished count as failed
+                    retrans = res.get("Retransmissions(C)", "?")
+                    print(f"  {rate:5d} {created:6d} {ok:6d} {failed:6d} {retrans:>7} "
+                          f"{cpu:9.0f}% {children:10.0f}% {rss.max_kb / 1024:7.1f}MB  "
+                          f"{res['rc']:>7}  {res['wall']}s", flush=True)
+                    if res["rc"] not in ("0", "1") and not ok:
+                        print("    sipp:", res["stderr"].strip()[-300:])
+                    results.append((rate, failed))
+                    failing = failing + 1 if failed else 0
+                    if failing >= 2 and not args.keep_going:
+                        break
+                    time.sleep(2.0)  # let the switch finish the step's hangup events
+        finally:
+            sink.close()
+    held = [rate for rate, failed in results if failed == 0]
+    best = max(held) if held else 0
+    clean_prefix = 0
+    for rate, failed in results:
+        if failed:
+            break
+        clean_prefix = rate
+    print(f"\nheadline: {clean_prefix} calls/s with zero failed calls (highest rate of the "
+          f"unbroken clean run; highest clean step {best}); goal {GOAL_CPS} "
+          f"({clean_prefix / GOAL_CPS:.2f}x of goal; anchor Asterisk 100 -> "
+          f"{clean_prefix / 100:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
