@@ -27,6 +27,7 @@ from pbxcore.script.events import HistoryEntry
 from pbxcore.sip.sdp import AudioAnswer, build_answer
 from pbxcore.store.base import Store, TraceEntry
 from pbxcore.transport.sip_endpoint import SipEndpoint
+from pbxcore.verbs.base import Outcome
 
 log = logging.getLogger("pbxcore.call")
 
@@ -82,6 +83,8 @@ class Call:
         self.recordings: list[str] = []
         self.script_errors: list[str] = []
         self.history: list[HistoryEntry] = []  # earlier events, for the JSON "history"
+        self.pending: Outcome | None = None  # an outcome the hangup cut short (record)
+        self.actor = "script"  # whose actions run now: "switch" while the fallback runs
         self._trace: list[TraceEntry] = []
         self._seq = 0
 
@@ -120,19 +123,19 @@ class Call:
             return
         self.leg.reject(code)
         self.rejected_with = code
-        self._end("script", f"rejected with {code}", code)
+        self._end(self.actor, f"rejected with {code}", code)
 
     async def hangup(self) -> None:
         if self.ended.is_set():
             return
         if self.answered:
             self.leg.bye()
-            self._end("script", "hangup action", None)
+            self._end(self.actor, "hangup action", None)
         else:
             # Hanging up an unanswered call: 480 is what the caller's phone shows as "unavailable".
             self.leg.reject(480)
             self.rejected_with = 480
-            self._end("script", "hangup before answer", 480)
+            self._end(self.actor, "hangup before answer", 480)
 
     def sound(self, name: str) -> bytes:
         return self.deps.sounds.load(name, self.language)
@@ -155,6 +158,9 @@ class Call:
     def note(self, kind: str, data: Mapping[str, Any]) -> None:
         self._seq += 1
         self._trace.append(TraceEntry(self._seq, datetime.now(UTC), kind, dict(data)))  # type: ignore[arg-type]
+
+    def interrupted(self, outcome: Outcome) -> None:
+        self.pending = outcome
 
     # -- lifecycle ----------------------------------------------------------------------------
 

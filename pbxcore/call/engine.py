@@ -56,7 +56,7 @@ async def run_call(call: Call) -> None:
                 with contextlib.suppress(Exception):
                     await call.hangup()
         if not call.ended.is_set():
-            await call.hangup()
+            await call.hangup()  # the action list ran off its end: the switch hangs up
         await asyncio.shield(_finish(call))
 
 
@@ -66,14 +66,16 @@ async def _flow(call: Call) -> None:
     await call.ring()
     for _ in range(MAX_STEPS):
         result = await _run(call, script, event)
+        call.actor = "script" if result.ok else "switch"
         actions = result.actions if result.ok else _fallback(call, result)
         outcome = await _execute_all(call, actions)
         await call.flush_trace()
         if outcome is None or call.ended.is_set():
             return
         if outcome.script is not None:
+            next_script = outcome.script
             outcome = replace(outcome, result=_script_name(call, script))
-            script = call.script = outcome.script
+            script = call.script = next_script
         call.history.append(HistoryEntry(event.name, event.result))
         event = _event(call, outcome.event, outcome)
     call.script_errors.append(f"more than {MAX_STEPS} script steps")
@@ -81,9 +83,9 @@ async def _flow(call: Call) -> None:
 
 async def _run(call: Call, script: Path, event: Event) -> RunResult:
     """Run one script with ringback or hold music playing, and trace everything about it."""
-    if call.answered and call.route.hold_music:
-        with contextlib.suppress(Exception):
-            call.media.set_background(call.sound(call.route.hold_music))
+    if call.answered:
+        with contextlib.suppress(Exception):  # no moh prompt: the caller hears silence
+            call.media.set_background(call.sound(call.route.hold_music or "moh"))
     try:
         result = await run_script(script, event, env=call.route.env, timeout=call.route.timeout)
     finally:
@@ -132,6 +134,15 @@ async def _execute_all(call: Call, actions: list[Action]) -> Outcome | None:
     return None
 
 
+async def _after_hangup(call: Call, outcome: Outcome) -> None:
+    """Tell the script about an event after the call is gone; only `log` and `set` still apply."""
+    with contextlib.suppress(Exception):
+        result = await _run(call, call.script, _event(call, outcome.event, outcome))
+        for action in result.actions:
+            if action.verb in AFTER_HANGUP:
+                await execute(call, action)
+
+
 def _script_name(call: Call, script: Path) -> str:
     """How a script is named to another (`redirect` result): relative to the scripts dir."""
     scripts = call.deps.config.paths.scripts.resolve()
@@ -157,19 +168,15 @@ async def _finish(call: Call) -> None:
     """Close media, tell the script (hangup event), close the CDR.  Runs exactly once."""
     await call.close_media()
     end = datetime.now(UTC)
+    if call.pending is not None:
+        await _after_hangup(call, call.pending)
     if call.route.hangup_event:
         duration = (end - call.info.started).total_seconds()
         billsec = (end - call.answered_at).total_seconds() if call.answered_at else 0.0
-        outcome = Outcome("hangup", result=call.hangup_by or "switch", extra={
+        await _after_hangup(call, Outcome("hangup", result=call.hangup_by or "switch", extra={
             "hangup_cause": call.hangup_cause, "duration": f"{duration:.3f}",
             "billsec": f"{billsec:.3f}", "disposition": call.disposition(),
-        })
-        with contextlib.suppress(Exception):
-            result = await _run(call, call.script, _event(call, "hangup", outcome))
-            # The call is gone: only actions that need no call still make sense (log, set).
-            for action in result.actions:
-                if action.verb in AFTER_HANGUP:
-                    await execute(call, action)
+        }))
     with contextlib.suppress(Exception):
         await call.flush_trace()
     await call.deps.store.cdr_close(call.info.call_id, CdrEnd(

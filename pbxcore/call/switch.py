@@ -19,14 +19,16 @@ from pbxcore.call.call import Call, CallDeps, CallInfo
 from pbxcore.call.engine import run_call
 from pbxcore.call.leg import ALLOW, InboundLeg
 from pbxcore.call.registrar import Registrar
+from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
 from pbxcore.sip.digest import DigestServer
 from pbxcore.sip.message import Request, Response, SipSyntaxError
 from pbxcore.sip.peer import Peer
-from pbxcore.sip.sdp import SdpError, build_answer, negotiate, parse_sdp
+from pbxcore.sip.sdp import AudioAnswer, SdpError, build_answer, negotiate, parse_sdp
 from pbxcore.sip.transaction import make_response
 from pbxcore.sip.uri import parse_uri
 from pbxcore.store.base import CdrStart, new_call_id
+from pbxcore.transport.sip_endpoint import SipEndpoint
 
 log = logging.getLogger("pbxcore.switch")
 
@@ -50,7 +52,7 @@ class Switch:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def endpoint(self):  # type: ignore[no-untyped-def]
+    def endpoint(self) -> SipEndpoint:
         return self.deps.endpoint
 
     def _reply(self, tx: str, request: Request, status: int, *,
@@ -202,7 +204,8 @@ class Switch:
         self._start_call(tx, request, source, route, caller, caller_addr.display or "", called,
                          offer)
 
-    def _start_call(self, tx, request, source, route, caller, caller_name, called, offer):  # type: ignore[no-untyped-def]
+    def _start_call(self, tx: str, request: Request, source: Peer, route: Route, caller: str,
+                    caller_name: str, called: str, offer: AudioAnswer) -> None:
         leg = InboundLeg(self.endpoint, tx, request, source)
         info = CallInfo(
             call_id=new_call_id(), sip_call_id=request.call_id, caller=caller,

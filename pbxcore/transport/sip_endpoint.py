@@ -62,7 +62,7 @@ class _Udp(asyncio.DatagramProtocol):
     def __init__(self, endpoint: SipEndpoint) -> None:
         self.endpoint = endpoint
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.endpoint.datagram(data, Peer("udp", addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
@@ -97,7 +97,7 @@ class SipEndpoint:
                     lambda: _Udp(self), local_addr=(spec.host, spec.port)
                 )
                 host, port = transport.get_extra_info("sockname")[:2]
-                self._udp[(host, port)] = transport  # type: ignore[assignment]
+                self._udp[(host, port)] = transport
             else:
                 server = await asyncio.start_server(self._serve_tcp, spec.host, spec.port)
                 host, port = server.sockets[0].getsockname()[:2]
@@ -197,7 +197,7 @@ class SipEndpoint:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(peer.host, peer.port), 5.0
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             log.warning("cannot connect to tcp:%s:%s: %s", peer.host, peer.port, exc)
             return
         self._tcp_conns[peer] = writer
@@ -221,7 +221,7 @@ class SipEndpoint:
                 idle = TCP_PARTIAL_SECONDS if framer.buffered else TCP_IDLE_SECONDS
                 try:
                     chunk = await asyncio.wait_for(reader.read(65536), idle)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log.info("closing idle tcp connection from %s:%s", peer.host, peer.port)
                     break
                 if not chunk:

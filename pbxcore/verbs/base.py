@@ -58,3 +58,4 @@ class CallControl(Protocol):
     def new_recording(self) -> tuple[Path, str]: ...  # absolute path, name relative to recordings
     def script_path(self, name: str) -> Path: ...
     def note(self, kind: str, data: Mapping[str, Any]) -> None: ...  # into the call's trace
+    def interrupted(self, outcome: Outcome) -> None: ...  # the outcome cut short by a hangup

@@ -40,7 +40,7 @@ async def execute(call: CallControl, action: Gather) -> Outcome | None:
         wait = action.digit_timeout if digits else action.timeout
         try:
             key = await asyncio.wait_for(media.digits.get(), wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
         digits, finished = _add(digits, key, action)
     result = "timeout" if not digits else ("ok" if len(digits) >= action.min else "short")

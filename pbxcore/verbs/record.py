@@ -30,7 +30,7 @@ async def execute(call: CallControl, action: Record) -> Outcome | None:
         while (left := deadline - time.monotonic()) > 0:
             try:
                 key = await asyncio.wait_for(media.digits.get(), min(POLL, left))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 key = None
             if key is not None and key == action.finish:
                 result = "finishkey"
@@ -38,8 +38,14 @@ async def execute(call: CallControl, action: Record) -> Outcome | None:
             if action.silence and media.seconds_since_voice() >= action.silence:
                 result = "silence"
                 break
-    finally:
+    except asyncio.CancelledError:
+        # The caller hung up mid-recording: the message is kept and the script still gets its
+        # `record` event (result hangup) before the `hangup` event (docs/protocol.md).
         seconds = await asyncio.shield(media.stop_recording())
+        call.interrupted(Outcome("record", result="hangup", recording=name,
+                                 extra={"recording_seconds": f"{seconds:.2f}"}))
+        raise
+    seconds = await asyncio.shield(media.stop_recording())
     call.note("note", {"recording": name, "seconds": round(seconds, 2), "result": result})
     return Outcome("record", result=result, recording=name,
                    extra={"recording_seconds": f"{seconds:.2f}"})

@@ -162,7 +162,7 @@ def sip_replies(port: int, data: bytes, *, timeout: float = 2.0, transport: str 
             s.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 chunk = s.recv(65535)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 break
             if not chunk:
                 break

@@ -178,7 +178,7 @@ def test_failing_script_runs_fallback_and_is_traced(site) -> None:  # type: igno
     assert cdr["script_errors"] and "exit status 3" in cdr["script_errors"][0]
     trace = json.loads(sw.pbx("trace", cdr["call_id"], "--json").stdout)
     assert any("boom on stderr" in (e["data"].get("stderr") or "") for e in trace)
-    assert [line.split()[0] for line in events(dir)] == ["incoming", "hangup"]
+    assert [line.split()[:2] for line in events(dir)] == [["incoming"], ["hangup", "switch"]]
 
 
 def test_script_deadline_kills_and_falls_back(site) -> None:  # type: ignore[no-untyped-def]
@@ -313,3 +313,20 @@ scrpit = "nope.sh"
     out = sw.pbx("run", timeout=20)
     assert out.returncode != 0
     assert f"{config}:" in out.stderr and "scrpit" in out.stderr
+
+
+def test_caller_hangs_up_while_recording(site) -> None:  # type: ignore[no-untyped-def]
+    sw, dir = site
+    uac = Uac(sw.port)
+    try:
+        assert (resp := uac.call("501")) is not None and resp.status == 200
+        uac.rtp.drain(0.2)
+        uac.rtp.send_audio(tone(800, 600, amplitude=8000))
+        assert (bye := uac.bye()) is not None and bye.status == 200
+    finally:
+        uac.close()
+    cdr = wait_closed(sw)
+    assert cdr["hangup_by"] == "caller" and len(cdr["recordings"]) == 1
+    assert (sw.dir / "var" / "recordings" / cdr["recordings"][0]).stat().st_size > 4000
+    assert [line.split()[:2] for line in events(dir)] == [
+        ["incoming"], ["record", "hangup"], ["hangup", "caller"]]

@@ -153,7 +153,7 @@ class Uac:
             self.sock.settimeout(max(0.01, min(0.05, deadline - time.monotonic())))
             try:
                 data = self.sock.recv(65535)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 self.rtp.drain()
                 continue
             msg = parse_message(data)
