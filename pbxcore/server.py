@@ -38,6 +38,7 @@ class RunningSwitch:
         await self.switch.shutdown(grace)
         await self.endpoint.close()
         await self.pacer.stop()
+        await self.deps.transports.close()
         await self.deps.store.close()
 
 

@@ -24,6 +24,7 @@ from pbxcore.media.ports import PortAllocator
 from pbxcore.media.session import MediaSession
 from pbxcore.media.sounds import SoundLibrary
 from pbxcore.script.events import HistoryEntry
+from pbxcore.script.transports import Transports
 from pbxcore.sip.sdp import AudioAnswer, build_answer
 from pbxcore.store.base import Store, TraceEntry
 from pbxcore.transport.sip_endpoint import SipEndpoint
@@ -45,6 +46,7 @@ class CallDeps:
     pacer: Pacer
     sounds: SoundLibrary
     media_host: str
+    transports: Transports = field(default_factory=Transports)
 
 
 @dataclass

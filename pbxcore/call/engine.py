@@ -24,7 +24,7 @@ from pathlib import Path
 from pbxcore.call.call import Call
 from pbxcore.script.actions import Action, ActionError, parse_action_line
 from pbxcore.script.events import Event, HistoryEntry, event_env, event_json
-from pbxcore.script.runner import RunResult, run_script
+from pbxcore.script.runner import RunResult
 from pbxcore.store.base import CdrEnd
 from pbxcore.verbs import execute
 from pbxcore.verbs.base import Outcome
@@ -87,7 +87,11 @@ async def _run(call: Call, script: Path, event: Event) -> RunResult:
         with contextlib.suppress(Exception):  # no moh prompt: the caller hears silence
             call.media.set_background(call.sound(call.route.hold_music or "moh"))
     try:
-        result = await run_script(script, event, env=call.route.env, timeout=call.route.timeout)
+        # A goto leaves the route's transport: the target script runs as a process per event.
+        transport = (call.deps.transports.for_route(call.route) if script == call.route.script
+                     else call.deps.transports.process)
+        result = await transport.run(script, event, env=call.route.env,
+                                     timeout=call.route.timeout)
     finally:
         if call.answered:
             call.media.set_background(None)

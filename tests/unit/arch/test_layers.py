@@ -15,6 +15,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (3, ("pbxcore.cli", "pbxcore.server", "pbxcore.testing", "pbxcore.__main__")),
     (2, ("pbxcore.verbs", "pbxcore.acd", "pbxcore.call")),
     (1, ("pbxcore.transport", "pbxcore.media", "pbxcore.store", "pbxcore.script.runner",
+         "pbxcore.script.transports", "pbxcore.script.worker", "pbxcore.script.webhook",
          "pbxcore.config")),
     (0, ("pbxcore.sip", "pbxcore.rtp", "pbxcore.script")),
 ]
