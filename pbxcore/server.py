@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pbxcore.call.call import CallDeps
 from pbxcore.call.switch import Switch
 from pbxcore.config import Config
+from pbxcore.config_watch import ConfigWatcher
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.sounds import SoundLibrary
@@ -33,8 +34,16 @@ class RunningSwitch:
     endpoint: SipEndpoint
     pacer: Pacer
     deps: CallDeps
+    watcher: ConfigWatcher | None = None
+
+    async def apply_config(self, new: Config) -> None:
+        """Use `new` for calls that arrive from now on (hot reload)."""
+        self.deps.config = new
+        self.deps.sounds = SoundLibrary(new.paths.sounds, new.paths.recordings)
 
     async def stop(self, grace: float = 5.0) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         await self.switch.shutdown(grace)
         await self.endpoint.close()
         await self.pacer.stop()
@@ -42,7 +51,7 @@ class RunningSwitch:
         await self.deps.store.close()
 
 
-async def start_switch(config: Config) -> RunningSwitch:
+async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
     """Open the store, bind the sockets, start the pacer: ready for calls when this returns."""
     config.paths.recordings.mkdir(parents=True, exist_ok=True)
     store = await open_store(config.store_dsn, base_dir=config.base_dir)
@@ -66,11 +75,15 @@ async def start_switch(config: Config) -> RunningSwitch:
     switch = Switch(deps)
     holder["switch"] = switch
     await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
-    return RunningSwitch(switch, endpoint, pacer, deps)
+    running = RunningSwitch(switch, endpoint, pacer, deps)
+    if watch:
+        running.watcher = ConfigWatcher(config, running.apply_config)
+        running.watcher.start()
+    return running
 
 
-async def serve(config: Config) -> None:
-    running = await start_switch(config)
+async def serve(config: Config, *, watch: bool = True) -> None:
+    running = await start_switch(config, watch=watch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,8 +97,8 @@ async def serve(config: Config) -> None:
     await running.stop()
 
 
-def run_forever(config: Config) -> None:
+def run_forever(config: Config, *, watch: bool = True) -> None:
     """Run the switch in the foreground until SIGINT/SIGTERM (what `pbx run` does)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(config))
+    asyncio.run(serve(config, watch=watch))
 

@@ -11,9 +11,11 @@ from pbxcore.cli.common import config_option, load_or_exit
 
 @click.command("run")
 @config_option
-def run(config_path: Path) -> None:
-    """Run the switch until interrupted."""
+@click.option("--watch/--no-watch", default=True, show_default=True,
+              help="Reload pbx.toml and the scripts directory when they change.")
+def run(config_path: Path, watch: bool) -> None:
+    """Run the switch until interrupted (SIGINT/SIGTERM hang up live calls with BYE)."""
     config = load_or_exit(config_path)
     from pbxcore.server import run_forever  # lazy: the other commands never load the switch
 
-    run_forever(config)
+    run_forever(config, watch=watch)
