@@ -52,7 +52,7 @@ class ConfigWatcher:
         self.refusals = 0
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[bool] | None = None
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
