@@ -197,7 +197,8 @@ def test_failing_script_runs_route_fallback(env: tuple[SwitchProcess, Path], tmp
     assert res.rc == 0, res.logs()
     assert len(sink.pcmu()) >= 200, f"fallback prompt: {len(sink.pcmu())} packets"
     cdr = closed_cdr(sw, res.call_id)
-    assert cdr["disposition"] == "answered" and cdr["hangup_by"] == "script", cdr
+    # The fallback's `hangup` is the switch's, not the script's (docs/protocol.md).
+    assert cdr["disposition"] == "answered" and cdr["hangup_by"] == "switch", cdr
     assert cdr["script_errors"], cdr
     assert any("incoming" in e for e in cdr["script_errors"]), cdr["script_errors"]
     entries = trace(sw, cdr["call_id"])
