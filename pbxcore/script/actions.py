@@ -260,9 +260,55 @@ class Log(Action):
                                   variadic=True, join=True))
 
 
+DIAL_TARGET = TextKind(256, r"[A-Za-z0-9+*#._@:;=%-]{1,256}",
+                       "an extension, a number or a sip: URI")
+
+
+@dataclass(frozen=True)
+class Dial(Action):
+    """Ring one or more targets; a target that answers is bridged to the caller."""
+
+    verb = "dial"
+    has_outcome = True
+    targets: tuple[str, ...] = field(metadata=_p(
+        DIAL_TARGET, "extensions, numbers (through a trunk) or sip: URIs", metavar="TARGET",
+        variadic=True))
+    mode: str = field(default="sequential", metadata=_p(
+        EnumKind(("sequential", "parallel")),
+        "sequential: ring each target for `timeout` in turn; parallel: ring all, first wins"))
+    timeout: float = field(default=30.0, metadata=_p(SecondsKind(1, 600),
+                                                     "seconds to ring (each target, if sequential)"))
+    caller_id: str | None = field(default=None, metadata=_p(
+        TextKind(64, r"[A-Za-z0-9+*#._-]{1,64}", "a number"),
+        "number shown to the callee (default: the caller's)"))
+    ringback: str = field(default="ring", metadata=_p(
+        EnumKind(("ring", "moh")), "what the caller hears while it rings"))
+    record: bool = field(default=False, metadata=_p(BoolKind(), "record the conversation"))
+
+
+@dataclass(frozen=True)
+class Transfer(Action):
+    """Hand the caller to one target (dial with one target); same `dial` event on failure."""
+
+    verb = "transfer"
+    has_outcome = True
+    target: str = field(metadata=_p(DIAL_TARGET, "where to", metavar="TARGET"))
+    timeout: float = field(default=30.0, metadata=_p(SecondsKind(1, 600), "seconds to ring"))
+
+
+@dataclass(frozen=True)
+class RecordCall(Action):
+    """Start or stop recording the conversation (both sides, mixed and per side)."""
+
+    verb = "record_call"
+    what: str = field(metadata=_p(EnumKind(("start", "stop")), "start or stop",
+                                  metavar="start|stop"))
+
+
 ACTION_TYPES: dict[str, type[Action]] = {
     cls.verb: cls
-    for cls in (Answer, Ring, Hangup, Play, Say, Gather, Record, Set, Goto, Wait, Reject, Log)
+    for cls in (Answer, Ring, Hangup, Play, Say, Gather, Record, Set, Goto, Wait, Reject, Log,
+                Dial, Transfer, RecordCall)
 }
 """Every verb of protocol v1, in documentation order."""
 

@@ -13,16 +13,19 @@ from pbxcore.script.actions import (
     ACTION_TYPES,
     ActionError,
     Answer,
+    Dial,
     Gather,
     Goto,
     Hangup,
     Log,
     Play,
     Record,
+    RecordCall,
     Reject,
     Ring,
     Say,
     Set,
+    Transfer,
     Wait,
     from_json,
     parse_action_line,
@@ -62,6 +65,17 @@ FORMS = [
     ("reject busy", {"action": "reject", "reason": "busy"}, Reject("busy")),
     ("reject 486", {"action": "reject", "reason": "486"}, Reject("486")),
     ("log 'caller is VIP'", {"action": "log", "text": "caller is VIP"}, Log("caller is VIP")),
+    ("dial 1002 sip:bob@10.0.0.2:5070 mode=parallel timeout=20 caller_id=100 ringback=moh "
+     "record=yes",
+     {"action": "dial", "targets": ["1002", "sip:bob@10.0.0.2:5070"], "mode": "parallel",
+      "timeout": 20, "caller_id": "100", "ringback": "moh", "record": True},
+     Dial(("1002", "sip:bob@10.0.0.2:5070"), mode="parallel", timeout=20.0, caller_id="100",
+          ringback="moh", record=True)),
+    ("dial 1002", {"action": "dial", "targets": ["1002"]}, Dial(("1002",))),
+    ("transfer 84951234567 timeout=15",
+     {"action": "transfer", "target": "84951234567", "timeout": 15},
+     Transfer("84951234567", timeout=15.0)),
+    ("record_call start", {"action": "record_call", "what": "start"}, RecordCall("start")),
 ]
 
 
@@ -77,7 +91,8 @@ def test_text_and_json_forms(text: str, obj: dict[str, object], action: object) 
 
 def test_every_verb_has_a_form_row_and_flags() -> None:
     assert {type(a) for _, _, a in FORMS} == set(ACTION_TYPES.values())
-    assert {v for v, c in ACTION_TYPES.items() if c.has_outcome} == {"gather", "record", "goto"}
+    assert {v for v, c in ACTION_TYPES.items() if c.has_outcome} == {
+        "gather", "record", "goto", "dial", "transfer"}
     assert {v for v, c in ACTION_TYPES.items() if c.needs_answer} == {
         "play", "say", "gather", "record"}
 

@@ -152,6 +152,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "play": {"files": ["a"]}, "say": {"kind": "digits", "value": "1"},
     "set": {"vars": {"a": "1"}}, "goto": {"script": "x"}, "wait": {"seconds": 1},
     "reject": {"reason": "busy"}, "log": {"text": "hi"}, "plya": {},
+    "dial": {"targets": ["1002"]}, "transfer": {"target": "1002"},
+    "record_call": {"what": "start"},
 }
 
 
@@ -186,6 +188,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "play": {"files": ["a"]}, "say": {"kind": "digits", "value": "1"},
     "set": {"vars": {"a": "1"}}, "goto": {"script": "x"}, "wait": {"seconds": 1},
     "reject": {"reason": "busy"}, "log": {"text": "hi"}, "plya": {},
+    "dial": {"targets": ["1002"]}, "transfer": {"target": "1002"},
+    "record_call": {"what": "start"},
 }
 
 
