@@ -87,7 +87,7 @@ class BenchSwitch:
 
     @property
     def pid(self) -> int:
-        return self.proc.proc.pid
+        return int(self.proc.proc.pid)
 
 
 @contextmanager

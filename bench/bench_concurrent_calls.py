@@ -141,7 +141,7 @@ def run_n(n: int, window: float, setup_rate: float, tmp: Path) -> dict[str, floa
                 _until(uac, lambda: False, window)
                 parent.send("stop")
                 b = proc_sample(sw.pid)
-                stats = parent.recv()
+                stats: dict[str, float] = parent.recv()
                 for leg in legs:
                     if leg.final == 200:
                         uac.bye(leg)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import RawUac, bench_switch, pct, proc_sample, write_script  # noqa: E402
+from _harness import Leg, RawUac, bench_switch, pct, proc_sample, write_script  # noqa: E402
 
 from pbxcore.script.events import Event, event_env, event_json  # noqa: E402
 
@@ -87,7 +89,7 @@ def baselines(script: Path, ev: Event, n: int) -> dict[str, list[float]]:
 
 
 def drive_calls(uac: RawUac, called: str, n: int, rate: float,
-                deadline_s: float) -> tuple[list[float], list[float], int]:
+                deadline_s: float) -> tuple[list[Leg], list[float], int]:
     """N calls at `rate`/s plus one OPTIONS between calls; (setup ms, OPTIONS ms, failures)."""
     legs, pings = [], []
     start = time.monotonic()
@@ -104,10 +106,24 @@ def drive_calls(uac: RawUac, called: str, n: int, rate: float,
     while time.monotonic() < end and not all(
             leg.bye_from_switch_ns or (leg.final and leg.final >= 300) for leg in legs):
         uac.poll(0.05)
-    setup = [leg.setup_ms for leg in legs if leg.setup_ms is not None]
     opt = [(v[1] - v[0]) / 1e6 for k in pings if len(v := uac.options[k]) > 1]
     failed = sum(1 for leg in legs if leg.final != 200 or not leg.bye_from_switch_ns)
-    return setup, opt, failed
+    return legs, opt, failed
+
+
+def script_runs(db: Path, legs: list[Leg]) -> dict[str, float]:
+    """sip Call-ID -> ms the switch's trace gives the `incoming` script run (exec to reaped)."""
+    out: dict[str, float] = {}
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+        for leg in legs:
+            for (data,) in conn.execute(
+                    "SELECT t.data FROM trace t JOIN cdr c ON c.call_id = t.call_id "
+                    "WHERE c.sip_call_id = ? AND t.kind = 'script' ORDER BY t.seq", (leg.call_id,)):
+                entry = json.loads(data)
+                if entry.get("event") == "incoming":
+                    out[leg.call_id] = float(entry["duration"]) * 1e3
+                    break
+    return out
 
 
 def row(name: str, values: list[float]) -> str:
@@ -137,11 +153,18 @@ def main() -> None:
                     called = str(i + 1)
                     base = baselines(scripts[kind], _event(called), args.calls)
                     before = proc_sample(sw.pid)
-                    setup, opt, failed = drive_calls(uac, called, args.calls, args.rate, 10.0)
+                    legs, opt, failed = drive_calls(uac, called, args.calls, args.rate, 10.0)
                     after = proc_sample(sw.pid)
+                    setup = [leg.setup_ms for leg in legs if leg.setup_ms is not None]
+                    time.sleep(0.5)  # let the last traces reach the store
+                    runs = script_runs(d / "var" / "pbx.db", legs)
+                    rest = [leg.setup_ms - runs[leg.call_id] for leg in legs
+                            if leg.setup_ms is not None and leg.call_id in runs]
                     print(f"\n[{kind}] script: {SCRIPTS[kind].splitlines()[0]}  "
                           f"(answer; hangup)  failed calls: {failed}")
                     print(row("switch INVITE->200 OK", setup))
+                    print(row("  of which script run (trace)", list(runs.values())))
+                    print(row("  of which the rest", rest))
                     print(row("OPTIONS round trip", opt))
                     for name, values in base.items():
                         print(row("bare " + name, values))
