@@ -91,6 +91,11 @@ class Route:
     hangup_event: bool  # False: no final hangup event spawn
     hold_music: str | None  # sound played while a script runs after answer
     index: int  # 0-based position in the file ([[routes]] #index+1)
+    transport: str = "process"  # "process" (script), "worker" (worker) or "webhook" (url)
+    worker: Path | None = None  # absolute path of the worker program (transport "worker")
+    workers: int = 2  # worker pool size, 1..64
+    url: str | None = None  # http:// or https:// URL events are POSTed to (transport "webhook")
+    secret: str | None = field(default=None, repr=False)  # webhook HMAC-SHA256 key
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ _SCHEMA: dict[str, set[str]] = {
     "store": {"dsn"},
     "users": {"extension", "password", "name"},
     "routes": {"match", "script", "timeout", "fallback", "language", "public", "env",
-               "hangup_event", "hold_music"},
+               "hangup_event", "hold_music", "worker", "workers", "url", "secret"},
 }
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -309,15 +314,7 @@ def _check_route(c: _Checker, r: dict[str, Any], i: int, paths: Paths) -> Route 
         except re.error as e:
             c.fail("routes", f"match {r['match']!r} is not a valid regular expression: {e}",
                    "match", i)
-    script = None
-    if not isinstance(r.get("script"), str) or not r["script"]:
-        c.fail("routes", f"{where[1]} needs script = \"PATH\" (a string)", "script", i)
-    else:
-        script = c.resolve(r["script"])
-        if not script.is_file():
-            c.fail("routes", f"script {r['script']} does not exist", "script", i)
-        elif not os.access(script, os.X_OK):
-            c.fail("routes", f"script {r['script']} is not executable (chmod +x)", "script", i)
+    script, transport = _check_handler(c, r, i)
     timeout = c.get(r, "timeout", (int, float), 5.0, where)
     if not 0.1 <= timeout <= 60:
         c.fail("routes", f"timeout {timeout} in {where[1]} must be 0.1..60 seconds", "timeout", i)
@@ -346,10 +343,65 @@ def _check_route(c: _Checker, r: dict[str, Any], i: int, paths: Paths) -> Route 
                    f"{paths.sounds / file}", "hold_music", i)
     public = c.get(r, "public", bool, False, where)
     hangup_event = c.get(r, "hangup_event", bool, True, where)
+    workers = c.get(r, "workers", int, 2, where)
+    if not 1 <= workers <= 64:
+        c.fail("routes", f"workers {workers} in {where[1]} must be 1..64", "workers", i)
+    if "workers" in r and transport != "worker":
+        c.fail("routes", f"workers in {where[1]} needs worker = \"PATH\"", "workers", i)
+    secret = c.get(r, "secret", str, None, where)
+    if secret is not None and transport != "webhook":
+        c.fail("routes", f"secret in {where[1]} needs url = \"http://...\"", "secret", i)
+    elif secret == "":
+        c.fail("routes", f"secret in {where[1]} must not be empty", "secret", i)
     if pattern is None or script is None:
         return None
     return Route(pattern, script, float(timeout), tuple(str(x) for x in fallback), language,
-                 public, types.MappingProxyType(dict(env)), hangup_event, hold, i)
+                 public, types.MappingProxyType(dict(env)), hangup_event, hold, i,
+                 transport=transport, worker=script if transport == "worker" else None,
+                 workers=workers, url=r["url"] if transport == "webhook" else None,
+                 secret=secret)
+
+
+_HANDLERS = (("script", "process"), ("worker", "worker"), ("url", "webhook"))
+_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?(/[^\s#]*)?$")
+
+
+def _check_handler(c: _Checker, r: dict[str, Any], i: int) -> tuple[Path | None, str]:
+    """The route's script, worker or url: exactly one.  Returns (Route.script, transport).
+
+    Route.script names what handles the route in traces, CDRs and the engine's "is this still
+    the route's own handler" test: the script or worker file, or Path(url) for a webhook.
+    """
+    where = f"[[routes]] #{i + 1}"
+    given = [(key, kind) for key, kind in _HANDLERS if key in r]
+    if not given:
+        c.fail("routes", f"{where} needs script = \"PATH\" (a string), or worker = \"PATH\" "
+               "or url = \"http://...\"", None, i)
+        return None, "process"
+    if len(given) > 1:
+        names = " and ".join(key for key, _ in given)
+        c.fail("routes", f"{where} has {names}: give exactly one of script, worker, url",
+               given[1][0], i)
+        return None, given[0][1]
+    key, transport = given[0]
+    value = r[key]
+    if not isinstance(value, str) or not value:
+        want = "\"http://...\"" if key == "url" else "\"PATH\""
+        c.fail("routes", f"{where} needs {key} = {want} (a string)", key, i)
+        return None, transport
+    if key == "url":
+        m = _URL.match(value)
+        if not m or (m.group(2) and not 1 <= int(m.group(2)[1:]) <= 65535):
+            c.fail("routes", f"url {value!r} in {where} must be http://HOST[:PORT][/PATH] or "
+                   "https://...", "url", i)
+            return None, transport
+        return Path(value), transport
+    path = c.resolve(value)
+    if not path.is_file():
+        c.fail("routes", f"{key} {value} does not exist", key, i)
+    elif not os.access(path, os.X_OK):
+        c.fail("routes", f"{key} {value} is not executable (chmod +x)", key, i)
+    return path, transport
 
 
 def _action_problem(line: object) -> str | None:

@@ -20,6 +20,7 @@ from pbxcore.config_watch import ConfigWatcher
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.sounds import SoundLibrary
+from pbxcore.script.transports import build_transports
 from pbxcore.store import open_store
 from pbxcore.transport.sip_endpoint import ListenSpec, SipEndpoint
 
@@ -70,8 +71,9 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
         config=config, store=store, endpoint=endpoint,
         ports=PortAllocator(config.media.rtp_low, config.media.rtp_high), pacer=pacer,
         sounds=SoundLibrary(config.paths.sounds, config.paths.recordings),
-        media_host=config.media.host,
+        media_host=config.media.host, transports=build_transports(config.routes),
     )
+    await deps.transports.start()  # worker pools are warm before the first call
     switch = Switch(deps)
     holder["switch"] = switch
     await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
