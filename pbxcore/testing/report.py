@@ -107,4 +107,5 @@ def junit_xml(results: Sequence[FixtureResult], *, suite: str = "pbx replay") ->
         if stderr:
             ET.SubElement(case, "system-err").text = _xml(stderr)
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
