@@ -12,12 +12,14 @@ from pathlib import Path
 from pbxcore.store.base import (
     DISPOSITIONS,
     HANGUP_BY,
+    LEG_DISPOSITIONS,
     TRACE_KINDS,
     Cdr,
     CdrEnd,
     CdrStart,
     Disposition,
     HangupBy,
+    LegDisposition,
     Store,
     TraceEntry,
     TraceKind,
@@ -26,9 +28,9 @@ from pbxcore.store.base import (
 )
 
 __all__ = [
-    "DISPOSITIONS", "HANGUP_BY", "TRACE_KINDS", "Cdr", "CdrEnd", "CdrStart", "Disposition",
-    "HangupBy", "Store", "TraceEntry", "TraceKind", "UnknownCallError", "new_call_id",
-    "open_store", "sqlite_path",
+    "DISPOSITIONS", "HANGUP_BY", "LEG_DISPOSITIONS", "TRACE_KINDS", "Cdr", "CdrEnd", "CdrStart",
+    "Disposition", "HangupBy", "LegDisposition", "Store", "TraceEntry", "TraceKind",
+    "UnknownCallError", "new_call_id", "open_store", "sqlite_path",
 ]
 
 

@@ -1,9 +1,10 @@
 """The store seam: call records (CDRs) and per-call traces, and the Protocol every backend meets.
 
-One CDR per call (legs go to the child table ``cdr_legs`` later, never one row per leg). A CDR is
-opened when the call arrives, updated as it progresses (answer time, route), and closed once with
-a ``CdrEnd``; ``duration`` and ``billsec`` are computed at close from the stored times so every
-backend agrees. Times are timezone-aware UTC datetimes in these dataclasses and ISO 8601 strings
+One CDR per call, never one row per leg: the legs the switch dialled for it (B2BUA) are nested in
+``Cdr.legs``, stored in the child table ``cdr_legs`` and written with ``cdr_leg`` (insert or replace
+leg N). A CDR is opened when the call arrives, updated as it progresses (answer time, route), and
+closed once with a ``CdrEnd``; ``duration`` and ``billsec`` are computed at close from the stored
+times so every backend agrees. Times are timezone-aware UTC datetimes in these dataclasses and ISO 8601 strings
 in ``to_json()``; a naive datetime is our own bug and raises ValueError.
 
 Text that came from a peer (caller name, script output) may hold NUL, which PostgreSQL refuses in
@@ -16,17 +17,19 @@ import json
 import os
 import time
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, get_args
 
 Disposition = Literal["answered", "no answer", "busy", "failed", "rejected", "abandoned"]
-HangupBy = Literal["caller", "switch", "script", "shutdown"]
+HangupBy = Literal["caller", "callee", "switch", "script", "shutdown"]  # callee: the dialled party
+LegDisposition = Literal["answered", "busy", "no answer", "declined", "failed", "canceled"]
 TraceKind = Literal["event", "script", "action", "sip", "error", "note"]
 
 DISPOSITIONS: tuple[str, ...] = get_args(Disposition)
 HANGUP_BY: tuple[str, ...] = get_args(HangupBy)
+LEG_DISPOSITIONS: tuple[str, ...] = get_args(LegDisposition)
 TRACE_KINDS: tuple[str, ...] = get_args(TraceKind)
 
 _EMPTY: Mapping[str, str] = types.MappingProxyType({})
@@ -85,6 +88,8 @@ class Cdr:
     recordings: tuple[str, ...] = ()
     script_errors: tuple[str, ...] = ()
     vars: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    # Dialled legs ordered by leg number: {"leg": N, **data given to cdr_leg} (see checked_leg).
+    legs: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (times as ISO 8601 UTC strings) for `pbx cdr --json` and exports."""
@@ -96,7 +101,7 @@ class Cdr:
             "billsec": self.billsec, "hangup_by": self.hangup_by,
             "hangup_cause": self.hangup_cause, "hangup_code": self.hangup_code,
             "recordings": list(self.recordings), "script_errors": list(self.script_errors),
-            "vars": dict(self.vars),
+            "vars": dict(self.vars), "legs": [dict(leg) for leg in self.legs],
         }
 
 
@@ -130,8 +135,15 @@ class Store(Protocol):
 
     async def cdr_close(self, call_id: str, end: CdrEnd) -> None: ...
 
+    async def cdr_leg(self, call_id: str, leg: int, data: Mapping[str, Any]) -> None:
+        """Insert or replace leg number ``leg`` (1, 2, ...) of the call; ``data`` is JSON-able,
+        normally: target, uri, ring_start, answer, end (ISO strings or None), disposition (one of
+        LEG_DISPOSITIONS), sip_code (int or None), reason, talk_seconds (float or None),
+        recordings (list). Allowed after cdr_close too (a leg may be finished last)."""
+
     async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
-        """CDRs that started at or after ``since``, newest first, at most ``limit``."""
+        """CDRs that started at or after ``since``, newest first, at most ``limit``, each with its
+        legs (read in one query for all of them, not one per CDR)."""
         ...
 
     async def cdr(self, call_id: str) -> Cdr | None: ...
@@ -154,9 +166,9 @@ FIELD_COLUMN = {"answer": "answer_time", "caller": "caller", "caller_name": "cal
                 "called": "called", "route": "route", "vars": "vars"}  # cdr_update name -> column
 
 
-def cdr_from_row(row: Sequence[Any]) -> Cdr:
+def cdr_from_row(row: Sequence[Any], legs: tuple[Mapping[str, Any], ...] = ()) -> Cdr:
     """A Cdr from an SQL row in CDR_COLUMNS order: JSON as text (SQLite) or decoded (jsonb),
-    times as ISO text (SQLite) or datetime (timestamptz)."""
+    times as ISO text (SQLite) or datetime (timestamptz); ``legs`` from group_legs."""
 
     def when(v: Any) -> datetime | None:
         return utc(v) if isinstance(v, datetime) else from_iso(v)
@@ -170,7 +182,7 @@ def cdr_from_row(row: Sequence[Any]) -> Cdr:
                end=when(row[4]), caller=row[5], caller_name=row[6], called=row[7], route=row[8],
                disposition=row[9], duration=row[10], billsec=row[11], hangup_by=row[12],
                hangup_cause=row[13], hangup_code=row[14], recordings=tuple(js(row[15])),
-               script_errors=tuple(js(row[16])), vars=js(row[17]))
+               script_errors=tuple(js(row[16])), vars=js(row[17]), legs=legs)
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -219,6 +231,43 @@ def check_update(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "vars" in out:
         out["vars"] = {str(k): str(v) for k, v in out["vars"].items()}
     return out
+
+
+def checked_leg(leg: int, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` for cdr_leg validated and normalised (NUL scrubbed, JSON round trip, so tuples
+    become lists and the memory backend returns what SQL ones do). Misuse is our bug: ValueError
+    or TypeError. The leg number is not stored in ``data``; ``with_leg`` adds it on reading."""
+    if isinstance(leg, bool) or not isinstance(leg, int) or leg < 1:
+        raise ValueError(f"cdr_leg: leg number must be an int >= 1, not {leg!r}")
+    if not isinstance(data, Mapping):
+        raise TypeError(f"cdr_leg: data must be a mapping, not {type(data).__name__}")
+    if "leg" in data and data["leg"] != leg:
+        raise ValueError(f"cdr_leg: data says leg {data['leg']!r} but this is leg {leg}")
+    disposition = data.get("disposition")
+    if disposition is not None and disposition not in LEG_DISPOSITIONS:
+        raise ValueError(f"cdr_leg: disposition {disposition!r} is not one of {LEG_DISPOSITIONS}")
+    # allow_nan=False: PostgreSQL's jsonb refuses NaN/Infinity, so no backend takes them.
+    text = json.dumps({k: v for k, v in scrub(data).items() if k != "leg"}, allow_nan=False)
+    out: dict[str, Any] = json.loads(text)
+    return out
+
+
+def with_leg(leg: int, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored leg as Cdr.legs shows it: its number first, then its data."""
+    return {"leg": leg, **data}
+
+
+LEGS_OF = "SELECT call_id, leg, data FROM cdr_legs WHERE call_id IN ({ids}) ORDER BY call_id, leg"
+
+
+def group_legs(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[dict[str, Any], ...]]:
+    """(call_id, leg, data) rows ordered by call_id, leg -> legs per call. ``data`` is JSON text
+    (SQLite) or already decoded (jsonb)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for call_id, leg, data in rows:
+        out.setdefault(call_id, []).append(
+            with_leg(leg, json.loads(data) if isinstance(data, str) else data))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def check_append(field: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -15,10 +16,12 @@ from pbxcore.store.base import (
     check_append,
     check_update,
     checked_entry,
+    checked_leg,
     closed,
     opened,
     scrub,
     utc,
+    with_leg,
 )
 
 
@@ -49,6 +52,12 @@ class MemoryStore:
 
     async def cdr_close(self, call_id: str, end: CdrEnd) -> None:
         self._cdrs[call_id] = closed(self._get(call_id), end)
+
+    async def cdr_leg(self, call_id: str, leg: int, data: Mapping[str, Any]) -> None:
+        row = with_leg(leg, checked_leg(leg, data))  # validate first, as the SQL backends do
+        cdr = self._get(call_id)
+        legs = [x for x in cdr.legs if x["leg"] != leg] + [row]
+        self._cdrs[call_id] = replace(cdr, legs=tuple(sorted(legs, key=lambda x: x["leg"])))
 
     async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
         rows = [c for c in self._cdrs.values() if since is None or c.start >= utc(since)]

@@ -10,12 +10,14 @@ Set the schema with the DSN, e.g. ``postgresql://u@h/db?options=-csearch_path%3D
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pbxcore.store.base import (
     CDR_COLUMNS,
     FIELD_COLUMN,
+    LEGS_OF,
     SCHEMA_VERSION_DDL,
     Cdr,
     CdrEnd,
@@ -26,7 +28,9 @@ from pbxcore.store.base import (
     check_append,
     check_update,
     checked_entry,
+    checked_leg,
     closed,
+    group_legs,
     migrations,
     opened,
     scrub,
@@ -127,15 +131,40 @@ class PostgresStore:
                 "hangup_by = %s, hangup_cause = %s, hangup_code = %s, recordings = %s, "
                 "script_errors = %s, vars = %s WHERE call_id = %s", (p[4], *p[9:], call_id))
 
+    async def cdr_leg(self, call_id: str, leg: int, data: Mapping[str, Any]) -> None:
+        from psycopg.types.json import Jsonb
+
+        # INSERT ... SELECT FROM cdr inserts nothing for an unknown call (rowcount 0); ON CONFLICT
+        # makes a second write of the same leg (from any node) replace the first.
+        if not await self._execute("INSERT INTO cdr_legs (call_id, leg, data) "
+                                   "SELECT call_id, %s::integer, %s::jsonb FROM cdr "
+                                   "WHERE call_id = %s "
+                                   "ON CONFLICT (call_id, leg) DO UPDATE SET data = EXCLUDED.data",
+                                   (leg, Jsonb(checked_leg(leg, data)), call_id)):
+            raise UnknownCallError(call_id)
+
     async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
         where, args = ("WHERE start_time >= %s", (utc(since),)) if since else ("", ())
-        rows = await self._fetch(f"SELECT {CDR_COLUMNS} FROM cdr {where} "
-                                 "ORDER BY start_time DESC, call_id DESC LIMIT %s", (*args, limit))
-        return [cdr_from_row(r) for r in rows]
+        return await self._read_cdrs(f"SELECT {CDR_COLUMNS} FROM cdr {where} "
+                                     "ORDER BY start_time DESC, call_id DESC LIMIT %s",
+                                     (*args, limit))
 
     async def cdr(self, call_id: str) -> Cdr | None:
-        rows = await self._fetch(f"SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = %s", (call_id,))
-        return cdr_from_row(rows[0]) if rows else None
+        rows = await self._read_cdrs(f"SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = %s",
+                                     (call_id,))
+        return rows[0] if rows else None
+
+    async def _read_cdrs(self, sql: str, args: tuple[Any, ...]) -> list[Cdr]:
+        """CDRs and then all their legs in one more query. No shared snapshot (two round trips,
+        not five): a leg written in between only makes the answer newer, never inconsistent."""
+        async with self._lock:
+            rows = await (await self._conn.execute(sql, args)).fetchall()
+            legs: dict[str, tuple[dict[str, Any], ...]] = {}
+            if rows:
+                cur = await self._conn.execute(LEGS_OF.format(ids="SELECT unnest(%s::text[])"),
+                                               ([r[0] for r in rows],))
+                legs = group_legs(await cur.fetchall())
+        return [cdr_from_row(r, legs.get(r[0], ())) for r in rows]
 
     # -- traces
 

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pbxcore.store.base import (
     CDR_COLUMNS,
     FIELD_COLUMN,
+    LEGS_OF,
     SCHEMA_VERSION_DDL,
     Cdr,
     CdrEnd,
@@ -31,7 +32,9 @@ from pbxcore.store.base import (
     check_append,
     check_update,
     checked_entry,
+    checked_leg,
     closed,
+    group_legs,
     iso,
     migrations,
     opened,
@@ -149,16 +152,40 @@ class SqliteStore:
                        "hangup_by = ?, hangup_cause = ?, hangup_code = ?, recordings = ?, "
                        "script_errors = ?, vars = ? WHERE call_id = ?", (p[4], *p[9:], call_id))
 
+    async def cdr_leg(self, call_id: str, leg: int, data: Mapping[str, Any]) -> None:
+        text = json.dumps(checked_leg(leg, data), ensure_ascii=False)
+        # INSERT ... SELECT FROM cdr inserts nothing for an unknown call (rowcount 0). The WHERE
+        # also keeps SQLite from parsing ON CONFLICT as a join constraint of the SELECT.
+        cur = await self._run(self._conn().execute,
+                              "INSERT INTO cdr_legs (call_id, leg, data) "
+                              "SELECT call_id, ?, ? FROM cdr WHERE call_id = ? "
+                              "ON CONFLICT (call_id, leg) DO UPDATE SET data = excluded.data",
+                              (leg, text, call_id))
+        if cur.rowcount == 0:
+            raise UnknownCallError(call_id)
+
     async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
         where, args = ("WHERE start_time >= ?", (iso(since),)) if since else ("", ())
-        rows = await self._run(self._fetch, f"SELECT {CDR_COLUMNS} FROM cdr {where} "
+        return await self._run(self._read_cdrs, f"SELECT {CDR_COLUMNS} FROM cdr {where} "
                                "ORDER BY start_time DESC, call_id DESC LIMIT ?", (*args, limit))
-        return [cdr_from_row(r) for r in rows]
 
     async def cdr(self, call_id: str) -> Cdr | None:
-        rows = await self._run(self._fetch, f"SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = ?",
+        rows = await self._run(self._read_cdrs, f"SELECT {CDR_COLUMNS} FROM cdr WHERE call_id = ?",
                                (call_id,))
-        return cdr_from_row(rows[0]) if rows else None
+        return rows[0] if rows else None
+
+    def _read_cdrs(self, sql: str, args: tuple[Any, ...]) -> list[Cdr]:
+        """CDRs and then all their legs in one more query, both in one read transaction."""
+        db = self._conn()
+        db.execute("BEGIN")  # deferred: a read snapshot, no write lock
+        try:
+            rows = db.execute(sql, args).fetchall()
+            ids = json.dumps([r[0] for r in rows], ensure_ascii=False)
+            legs = group_legs(db.execute(LEGS_OF.format(ids="SELECT value FROM json_each(?)"),
+                                         (ids,)) if rows else ())
+        finally:
+            db.execute("COMMIT")
+        return [cdr_from_row(r, legs.get(r[0], ())) for r in rows]
 
     def _fetch(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         return self._conn().execute(sql, args).fetchall()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,7 +22,9 @@ from pbxcore.store import (
     new_call_id,
     open_store,
 )
-from pbxcore.store.base import migrations
+from pbxcore.store.base import SCHEMA_VERSION_DDL, migrations
+from pbxcore.store.postgres import PostgresStore
+from pbxcore.store.sqlite import SqliteStore
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
 
@@ -161,7 +164,7 @@ async def test_reopen_keeps_data_and_migrates_once(sql_dsn: str, tmp_path: Path)
 
 
 def _schema_versions(dsn: str) -> list[int]:
-    """Applied migrations, after checking the (still unused) cdr_legs table exists."""
+    """Applied migrations, after checking the cdr_legs table exists (and is empty here)."""
     query = "SELECT version FROM schema_version ORDER BY 1"
     if dsn.startswith("sqlite:///"):
         with sqlite3.connect(dsn.removeprefix("sqlite:///")) as db:
@@ -213,3 +216,179 @@ async def test_relative_sqlite_dsn_is_relative_to_base_dir(tmp_path: Path) -> No
     s = await open_store("sqlite:///var/pbx.db", base_dir=tmp_path)
     await s.close()
     assert (tmp_path / "var" / "pbx.db").is_file()
+
+
+# ---------------------------------------------------------------- dialled legs (B2BUA)
+
+def leg(target: str, disposition: str | None, code: int | None = None, **kw: Any) -> dict[str, Any]:
+    """Leg data as the switch writes it."""
+    return {"target": target, "uri": f"sip:{target}@10.0.0.9:5060", "ring_start": T0.isoformat(),
+            "answer": kw.get("answer"), "end": kw.get("end"), "disposition": disposition,
+            "sip_code": code, "reason": kw.get("reason", ""),
+            "talk_seconds": kw.get("talk_seconds"), "recordings": kw.get("recordings", [])}
+
+
+async def test_legs_are_nested_in_leg_order_and_replaced(store: Store) -> None:
+    await store.cdr_open(start("d1"))
+    assert (await store.cdr("d1")).legs == ()  # type: ignore[union-attr]
+    busy = leg("1002", "busy", 486, reason="Busy Here", end=(T0 + timedelta(seconds=2)).isoformat())
+    await store.cdr_leg("d1", 2, leg("1003", None))  # ringing: written before leg 1 finished
+    await store.cdr_leg("d1", 1, busy)
+    answered = leg("1003", "answered", 200, answer=(T0 + timedelta(seconds=5)).isoformat(),
+                   end=(T0 + timedelta(seconds=65)).isoformat(), talk_seconds=60.25,
+                   recordings=("var/recordings/d1-leg2.wav",), reason="BYE\x00 from callee")
+    await store.cdr_leg("d1", 2, answered)  # the same leg again replaces it
+    await store.cdr_close("d1", CdrEnd(end=T0 + timedelta(seconds=65), disposition="answered",
+                                       hangup_by="callee", hangup_cause="BYE from 1003"))
+    cdr = await store.cdr("d1")
+    assert cdr is not None and cdr.hangup_by == "callee"
+    want_2 = {**answered, "leg": 2, "recordings": ["var/recordings/d1-leg2.wav"],
+              "reason": "BYE\ufffd from callee"}
+    assert [dict(x) for x in cdr.legs] == [{"leg": 1, **busy}, want_2]
+    assert list(cdr.legs[0])[0] == "leg"  # the number reads first in JSON and tables
+    assert cdr.to_json()["legs"] == [{"leg": 1, **busy}, want_2]
+    # A leg may still be written after the call's close (the callee's BYE handled last).
+    await store.cdr_leg("d1", 3, {"target": "1004", "disposition": "canceled", "sip_code": 487})
+    got = await store.cdr("d1")
+    assert got is not None and [(x["leg"], x.get("target")) for x in got.legs] == [
+        (1, "1002"), (2, "1003"), (3, "1004")]
+
+
+async def test_cdrs_lists_every_call_with_its_own_legs(store: Store) -> None:
+    for i in range(4):
+        await store.cdr_open(start(f"L{i}", at=T0 + timedelta(minutes=i)))
+        for n in range(1, i + 1):  # call Li has i legs
+            await store.cdr_leg(f"L{i}", n, leg(f"20{n}", "no answer", 408))
+    got = await store.cdrs()
+    assert [(c.call_id, [x["target"] for x in c.legs]) for c in got] == [
+        ("L3", ["201", "202", "203"]), ("L2", ["201", "202"]), ("L1", ["201"]), ("L0", [])]
+    assert [c.call_id for c in await store.cdrs(limit=2)] == ["L3", "L2"]
+    assert [len(c.legs) for c in await store.cdrs(since=T0 + timedelta(minutes=1))] == [3, 2, 1]
+    assert [c.to_json()["legs"] for c in await store.cdrs()][-1] == []
+
+
+async def test_leg_misuse_is_reported(store: Store) -> None:
+    with pytest.raises(UnknownCallError):
+        await store.cdr_leg("nope", 1, leg("1002", "busy", 486))
+    await store.cdr_open(start("nope"))  # nothing was written for it while it did not exist
+    assert (await store.cdr("nope")).legs == ()  # type: ignore[union-attr]
+    for number in (0, -1, True, "1", 1.0):
+        with pytest.raises(ValueError, match="leg number"):
+            await store.cdr_leg("nope", number, {})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="disposition 'gone'"):
+        await store.cdr_leg("nope", 1, leg("1002", "gone"))
+    with pytest.raises(ValueError, match="leg 2"):
+        await store.cdr_leg("nope", 1, {"leg": 2})
+    with pytest.raises(ValueError):  # jsonb refuses NaN, so no backend takes it
+        await store.cdr_leg("nope", 1, {"talk_seconds": float("nan")})
+    with pytest.raises(TypeError):
+        await store.cdr_leg("nope", 1, {"when": T0})  # datetimes go in as ISO strings
+    with pytest.raises(TypeError):
+        await store.cdr_leg("nope", 1, [("target", "1002")])  # type: ignore[arg-type]
+    assert (await store.cdr("nope")).legs == ()  # type: ignore[union-attr]
+    await store.cdr_leg("nope", 1, {"leg": 1, "target": "1002"})  # a matching "leg" key is fine
+    assert [dict(x) for x in (await store.cdr("nope")).legs] == [  # type: ignore[union-attr]
+        {"leg": 1, "target": "1002"}]
+
+
+async def test_cdrs_reads_legs_in_one_query_not_one_per_call(sql_dsn: str,
+                                                            tmp_path: Path) -> None:
+    store = await open_store(sql_dsn, base_dir=tmp_path)
+    try:
+        for i in range(20):
+            await store.cdr_open(start(f"q{i}", at=T0 + timedelta(seconds=i)))
+            await store.cdr_leg(f"q{i}", 1, leg("1002", "busy", 486))
+            await store.cdr_leg(f"q{i}", 2, leg("1003", "answered", 200))
+        selects = await _count_selects(store, lambda: store.cdrs(limit=20))
+        assert selects == 2  # the CDRs, then the legs of all of them
+        assert await _count_selects(store, lambda: store.cdr("q3")) == 2
+        assert await _count_selects(store, lambda: store.cdrs(since=T0 + timedelta(hours=1))) == 1
+        assert [len(c.legs) for c in await store.cdrs(limit=20)] == [2] * 20
+    finally:
+        await store.close()
+
+
+async def _count_selects(store: Store, read: Callable[[], Awaitable[object]]) -> int:
+    """SELECT statements sent to the database while ``read`` runs."""
+    sql: list[str] = []
+    if isinstance(store, SqliteStore):
+        db = store._conn()
+        await store._run(db.set_trace_callback, sql.append)
+        try:
+            await read()
+        finally:
+            await store._run(db.set_trace_callback, None)
+    else:
+        assert isinstance(store, PostgresStore)
+        conn = store._conn
+
+        class Counting:  # psycopg connections have __slots__: wrap instead of patching
+            def __getattr__(self, name: str) -> Any:
+                return getattr(conn, name)
+
+            async def execute(self, query: str, *args: Any) -> Any:
+                sql.append(query)
+                return await conn.execute(query, *args)
+
+        store._conn = Counting()  # type: ignore[assignment]
+        try:
+            await read()
+        finally:
+            store._conn = conn
+    return sum(1 for q in sql if q.lstrip().upper().startswith("SELECT"))
+
+
+async def test_existing_database_gains_the_leg_index(sql_dsn: str, tmp_path: Path) -> None:
+    # A database made before 0002 (only 0001 applied, a call in it) is migrated on open, keeps
+    # its call, and takes legs; writing the same leg twice needs 0002's unique index.
+    dialect = "sqlite" if sql_dsn.startswith("sqlite:///") else "postgresql"
+    statements = [SCHEMA_VERSION_DDL, *(s for v, stmts in migrations(dialect) if v == 1 for s in stmts),
+                  f"INSERT INTO schema_version VALUES (1, '{T0.isoformat()}')",
+                  "INSERT INTO cdr (call_id, sip_call_id, start_time, caller, called, recordings, "
+                  f"script_errors, vars) VALUES ('before', 'x@h', '{T0.isoformat()}', '1001', "
+                  "'100', '[]', '[]', '{}')"]
+    if dialect == "sqlite":
+        path = Path(sql_dsn.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True)
+        with sqlite3.connect(path) as db:
+            for statement in statements:
+                db.execute(statement)
+    else:
+        with psycopg.connect(sql_dsn, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+    store = await open_store(sql_dsn, base_dir=tmp_path)
+    try:
+        await store.cdr_leg("before", 1, leg("1002", "busy", 486))
+        await store.cdr_leg("before", 1, leg("1002", "declined", 603))
+        cdr = await store.cdr("before")
+        assert cdr is not None and cdr.start == T0
+        assert [(x["leg"], x["sip_code"]) for x in cdr.legs] == [(1, 603)]
+    finally:
+        await store.close()
+    query = "SELECT version FROM schema_version ORDER BY 1"
+    if dialect == "sqlite":
+        with sqlite3.connect(path) as db:
+            assert [v for (v,) in db.execute(query)] == [1, 2]
+    else:
+        with psycopg.connect(sql_dsn) as conn:
+            assert [v for (v,) in conn.execute(query)] == [1, 2]
+
+
+async def test_two_stores_write_legs_of_one_call_at_once(sql_dsn: str, tmp_path: Path) -> None:
+    # Two nodes finishing legs of the same call: every leg lands once, the last write of a leg wins.
+    a = await open_store(sql_dsn, base_dir=tmp_path)
+    b = await open_store(sql_dsn, base_dir=tmp_path)
+    try:
+        await a.cdr_open(start("par"))
+        await asyncio.gather(*(s.cdr_leg("par", n, leg(f"30{n}", None))
+                               for n in range(1, 11) for s in (a, b)))
+        await asyncio.gather(*((a if n % 2 else b).cdr_leg("par", n, leg(f"30{n}", "canceled", 487))
+                               for n in range(1, 11)))
+        cdr = await b.cdr("par")
+        assert cdr is not None
+        assert [(x["leg"], x["target"], x["disposition"]) for x in cdr.legs] == [
+            (n, f"30{n}", "canceled") for n in range(1, 11)]
+    finally:
+        await a.close()
+        await b.close()
