@@ -17,6 +17,7 @@ import sys
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SwitchProces
         yield sw, events
 
 
-def run_phone(work: Path, plan: dict[str, object], timeout: float = 40) -> dict[str, object]:
+def run_phone(work: Path, plan: dict[str, Any], timeout: float = 40) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     (work / "plan.json").write_text(json.dumps(plan))
     result = work / "result.json"
