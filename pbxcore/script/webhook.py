@@ -134,10 +134,12 @@ class Webhook:
                 f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
             writer.write(head.encode("ascii") + body)
             await writer.drain()
-            return await read_response(reader)
-        finally:
-            writer.transport.abort()  # Connection: close; nothing more to say or hear
-            writer.close()
+            reply = await read_response(reader)
+        except BaseException:
+            writer.transport.abort()  # deadline or a broken peer: drop it, unread data and all
+            raise
+        writer.close()  # Connection: close; the response is complete
+        return reply
 
 
 async def read_response(reader: asyncio.StreamReader,
@@ -180,6 +182,8 @@ async def _read_to_close(reader: asyncio.StreamReader, limit: int) -> bytes:
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
     line = await reader.readline()
     m = _STATUS.fullmatch(line)
+    if not line:
+        raise BadResponse("connection closed without a response")
     if not m:
         raise BadResponse(f"bad status line {line[:80]!r}")
     fields: dict[str, str] = {}

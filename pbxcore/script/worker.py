@@ -96,7 +96,9 @@ class _Slot:
         return self.queue.qsize() + self.busy
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        proc = self.proc
+        return (proc is not None and proc.returncode is None and proc.stdout is not None
+                and not proc.stdout.at_eof())
 
     def stderr_since(self, mark: int) -> bytes:
         data = b"".join(self.ring)
