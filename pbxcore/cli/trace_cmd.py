@@ -16,7 +16,9 @@ from rich.text import Text
 
 from pbxcore.cli.cdr_cmd import render as render_cdrs
 from pbxcore.cli.common import config_option, open_config_store
+from pbxcore.config import ConfigError, load_config
 from pbxcore.store import Cdr, TraceEntry
+from pbxcore.testing.capture import CaptureError, fixture_from_trace
 
 # Shown as their own blocks, in this order; every other key is listed as "key: value".
 _BLOCKS = ("env", "stdin", "stdout", "stderr")
@@ -78,11 +80,17 @@ def _entry(entry: TraceEntry, first: TraceEntry) -> Iterator[RenderableType]:
 @click.argument("call_id")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as a JSON list.")
-def trace(call_id: str, config_path: Path, as_json: bool) -> None:
+@click.option("--fixture", "fixture", is_flag=False, flag_value="", default=None,
+              metavar="[FILE]", help="Write the call as a replay fixture (`pbx replay FILE`) "
+              "to FILE, default CALL_ID.json.")
+def trace(call_id: str, config_path: Path, as_json: bool, fixture: str | None) -> None:
     """Show the trace of one call: events, script runs (env, stdin, stdout, stderr, exit), actions."""
     cdr, entries = asyncio.run(_fetch(config_path, call_id))
     if cdr is None and not entries:
         raise click.ClickException(f"no call {call_id!r} in the store (see `pbx cdr`)")
+    if fixture is not None:
+        _write_fixture(Path(fixture or f"{call_id}.json"), entries, config_path)
+        return
     if as_json:
         click.echo(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
         return
@@ -94,3 +102,29 @@ def trace(call_id: str, config_path: Path, as_json: bool) -> None:
     if not entries:
         parts.append(Text("(no trace entries)", style="dim"))
     Console(highlight=False).print(Group(*parts))
+
+
+def _route_facts(config_path: Path, script: str) -> dict[str, Any]:
+    """Timeout, transport and scripts directory of the route that ran `script`, if loadable."""
+    try:
+        config = load_config(config_path)
+    except (ConfigError, OSError):
+        return {}  # the trace alone still makes a fixture, with the default timeout
+    facts: dict[str, Any] = {"scripts_dir": config.paths.scripts}
+    for route in config.routes:
+        if Path(route.script).resolve() == Path(script).resolve():
+            facts.update(timeout=route.timeout, transport=getattr(route, "transport", "process"),
+                          worker=getattr(route, "worker", None), url=getattr(route, "url", None))
+            break
+    return facts
+
+
+def _write_fixture(path: Path, entries: list[TraceEntry], config_path: Path) -> None:
+    runs = [dict(e.data) for e in entries if e.kind == "script"]
+    facts = _route_facts(config_path, str(runs[0].get("script", ""))) if runs else {}
+    try:
+        fixture = fixture_from_trace(runs, fixture_dir=path.absolute().parent, **facts)
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+    path.write_text(json.dumps(fixture, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    click.echo(f"wrote {path} ({len(fixture['steps'])} steps); check it with `pbx replay {path}`")
