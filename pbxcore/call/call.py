@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 from pbxcore.call.leg import InboundLeg
 from pbxcore.config import Config, Route
+from pbxcore.media.bridge import Bridge
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.session import MediaSession
@@ -47,6 +48,8 @@ class CallDeps:
     sounds: SoundLibrary
     media_host: str
     transports: Transports = field(default_factory=Transports)
+    legs: Any = None  # the switch, as the LegHost of dialled legs (set by Switch)
+    registrar: Any = None  # the switch's Registrar (set by Switch)
 
 
 @dataclass
@@ -87,6 +90,11 @@ class Call:
         self.history: list[HistoryEntry] = []  # earlier events, for the JSON "history"
         self.pending: Outcome | None = None  # an outcome the hangup cut short (record)
         self.actor = "script"  # whose actions run now: "switch" while the fallback runs
+        self.bridge: Bridge | None = None  # set while connected to a dialled leg
+        self.talk_seconds: float | None = None
+        self.record_calls = False  # record_call start: record the next bridge
+        self.legs: list[dict[str, Any]] = []  # dialled legs, for the CDR
+        self.background: list[asyncio.Future[Any]] = []  # e.g. recordings being written
         self._trace: list[TraceEntry] = []
         self._seq = 0
 
@@ -164,6 +172,23 @@ class Call:
     def interrupted(self, outcome: Outcome) -> None:
         self.pending = outcome
 
+    @property
+    def max_forwards(self) -> int:
+        """The INVITE's Max-Forwards (RFC 3261 §8.1.1.6), for deriving our legs' value."""
+        value = (self.leg.invite.headers.get("Max-Forwards") or "70").strip()
+        return int(value) if value.isdigit() else 70
+
+    def add_leg(self, data: dict[str, Any]) -> None:
+        self.legs.append(data)
+        self.note("note", {"leg": len(self.legs), **data})
+
+    async def dial(self, targets: Sequence[str], *, mode: str, timeout: float,
+                   caller_id: str | None, ringback: str, record: bool) -> Outcome | None:
+        from pbxcore.call.dialer import dial  # dialer imports Call for typing only
+
+        return await dial(self, targets, mode=mode, timeout=timeout, caller_id=caller_id,
+                          ringback=ringback, record=record or self.record_calls)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def remote_hangup(self, by: str, cause: str, code: int | None = None) -> None:
@@ -192,7 +217,7 @@ class Call:
             await self._media.close()
 
     def disposition(self) -> str:
-        if self.answered:
+        if self.answered or self.bridge is not None:
             return "answered"
         if self.hangup_by == "caller":
             return "abandoned"

@@ -172,17 +172,26 @@ async def _finish(call: Call) -> None:
     """Close media, tell the script (hangup event), close the CDR.  Runs exactly once."""
     await call.close_media()
     end = datetime.now(UTC)
+    if call.background:
+        results = await asyncio.gather(*call.background, return_exceptions=True)
+        for failed in (r for r in results if isinstance(r, BaseException)):
+            call.note("error", {"error": f"background work failed: {failed!r}"})
     if call.pending is not None:
         await _after_hangup(call, call.pending)
     if call.route.hangup_event:
         duration = (end - call.info.started).total_seconds()
         billsec = (end - call.answered_at).total_seconds() if call.answered_at else 0.0
-        await _after_hangup(call, Outcome("hangup", result=call.hangup_by or "switch", extra={
-            "hangup_cause": call.hangup_cause, "duration": f"{duration:.3f}",
-            "billsec": f"{billsec:.3f}", "disposition": call.disposition(),
-        }))
+        extra = {"hangup_cause": call.hangup_cause, "duration": f"{duration:.3f}",
+                 "billsec": f"{billsec:.3f}", "disposition": call.disposition()}
+        if call.talk_seconds is not None:
+            extra["talk_seconds"] = f"{call.talk_seconds:.3f}"
+        await _after_hangup(call, Outcome("hangup", result=call.hangup_by or "switch",
+                                          extra=extra))
     with contextlib.suppress(Exception):
         await call.flush_trace()
+    for number, leg in enumerate(call.legs, start=1):
+        with contextlib.suppress(Exception):
+            await call.deps.store.cdr_leg(call.info.call_id, number, leg)
     await call.deps.store.cdr_close(call.info.call_id, CdrEnd(
         end=end, disposition=call.disposition(),  # type: ignore[arg-type]
         hangup_by=call.hangup_by or "switch",  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pbxcore.call.call import Call, CallDeps, CallInfo
 from pbxcore.call.engine import run_call
 from pbxcore.call.leg import ALLOW, InboundLeg
+from pbxcore.call.outbound import OutboundLeg
 from pbxcore.call.registrar import Registrar
 from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
@@ -50,6 +51,10 @@ class Switch:
         self.calls: dict[str, Call] = {}  # by our call id
         self._by_invite_tx: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._client_legs: dict[str, OutboundLeg] = {}  # our client transactions → their leg
+        self._out_dialogs: dict[str, OutboundLeg] = {}  # dialled legs by SIP Call-ID
+        deps.legs = self
+        deps.registrar = self.registrar
 
     @property
     def endpoint(self) -> SipEndpoint:
@@ -110,9 +115,15 @@ class Switch:
             call.note("sip", {"received": "ACK"})
 
     def on_response(self, tx: str, response: Response) -> None:
-        pass  # our own BYEs: any final answer (even 481) means the dialog is gone
+        leg = self._client_legs.get(tx)
+        if leg is not None:
+            leg.on_response(tx, response)
 
     def on_timeout(self, tx: str, method: str) -> None:
+        leg = self._client_legs.get(tx)
+        if leg is not None:
+            leg.on_timeout(tx, method)
+            return
         call = self._by_invite_tx.get(tx)
         if call is not None and method == "ACK":
             # RFC 3261 §13.3.1.4: no ACK for our 2xx within 64*T1 — end the dialog with BYE.
@@ -133,7 +144,30 @@ class Switch:
                 return call
         return None
 
+    # -- LegHost: dialled legs ------------------------------------------------------------
+
+    def watch_client_tx(self, tx: str, leg: OutboundLeg) -> None:
+        self._client_legs[tx] = leg
+
+    def watch_dialog(self, call_id: str, leg: OutboundLeg) -> None:
+        self._out_dialogs[call_id] = leg
+
+    def forget_leg(self, leg: OutboundLeg) -> None:
+        """Stop routing to `leg` — after 32 s, so a late 2xx still gets its ACK and BYE."""
+
+        def forget() -> None:
+            for tx in [t for t, owner in self._client_legs.items() if owner is leg]:
+                del self._client_legs[tx]
+            if self._out_dialogs.get(leg.call_id) is leg:
+                del self._out_dialogs[leg.call_id]
+
+        asyncio.get_running_loop().call_later(32, forget)
+
     def _bye(self, tx: str, request: Request) -> None:
+        leg = self._out_dialogs.get(request.call_id)
+        if leg is not None and leg.matches(request):
+            leg.on_bye(tx, request)
+            return
         call = self._call_for(request)
         if call is None:
             self._reply(tx, request, 481)

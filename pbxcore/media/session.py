@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +143,11 @@ class MediaSession:
         self._rec_next_ts: dict[int, int] = {}
         self._last_voice = time.monotonic()
         self._closed = False
+        self.forward: Callable[[MediaSession, RtpPacket, bool], None] | None = None
+        """Bridging: called with (self, packet, is_dtmf) for each negotiated packet received."""
+        self.relaying = False
+        """Bridging: the pacer sends nothing; relay() sends what the other leg received."""
+        self._relay_offsets: dict[int, int] = {}
 
     @classmethod
     async def open(cls, host: str, allocator: PortAllocator, pacer: Pacer) -> MediaSession:
@@ -238,9 +244,32 @@ class MediaSession:
             )
             self._dtmf_out.extend([None] * max(1, gap_ms // 20))  # inter-digit audio
 
+    def relay(self, pkt: RtpPacket, source: MediaSession, dtmf: bool) -> None:
+        """Send a packet another leg received, in this stream's SSRC/seq space (RFC 3550 §7:
+        a translator keeps each side's own sequence), transcoding G.711 when the codecs differ.
+        Timestamps keep the source's spacing (one offset per source SSRC), so RFC 4733 events
+        keep their shared start timestamp."""
+        if self.codec is None or not self._sending:
+            return
+        if dtmf:
+            if self._send_dtmf_pt is None:
+                return  # the far end did not negotiate telephone-event: drop, never garble
+            pt, payload = self._send_dtmf_pt, pkt.payload
+        else:
+            pt, payload = self._pt, pkt.payload
+            if source.codec != self.codec and source.codec is not None:
+                payload = ENCODERS[self.codec](DECODERS[source.codec](payload))
+        offset = self._relay_offsets.get(pkt.ssrc)
+        if offset is None:
+            offset = self._relay_offsets[pkt.ssrc] = (self._ts - pkt.timestamp) & 0xFFFFFFFF
+        ts = (pkt.timestamp + offset) & 0xFFFFFFFF
+        self._send(rtp_header(pt, self._seq, ts, self._ssrc, pkt.marker) + payload)
+        if not dtmf:
+            self._ts = (ts + len(payload)) & 0xFFFFFFFF
+
     def tick(self) -> None:
         """Send this 20 ms interval's packet (called by the Pacer)."""
-        if self.codec is None:
+        if self.codec is None or self.relaying:
             return
         # With no address yet (c=0.0.0.0, nothing received to latch onto) or a
         # recvonly/inactive direction, audio still advances in real time unsent, so
@@ -315,11 +344,15 @@ class MediaSession:
         if pt == self._pt and self.codec is not None:
             self._latch(addr)
             self._audio_in(pkt)
+            if self.forward is not None:
+                self.forward(self, pkt, False)
         elif pt == self._dtmf_pt:
             # No latching on DTMF: sipp may send it from another port (even 0), PEERS.md 2.
             for digit in self._dtmf_rx.feed(pkt, time.monotonic()):
                 self.digits.put_nowait(digit)
             self._dtmf_pending = True
+            if self.forward is not None:
+                self.forward(self, pkt, True)
         else:
             self.ignored_packets += 1
 

@@ -41,13 +41,13 @@ def read_wav(path: str | os.PathLike[str]) -> bytes:
         raise WavFormatError(f"{name}: truncated WAV header; {_FIX} {hint}") from None
 
 
-def write_wav(path: str | os.PathLike[str], pcm16le: bytes) -> None:
-    """Write 8 kHz mono 16-bit PCM; written to a temporary name, then renamed into place
-    so a reader never sees half a recording."""
+def write_wav(path: str | os.PathLike[str], pcm16le: bytes, *, channels: int = 1) -> None:
+    """Write 8 kHz 16-bit PCM (mono unless `channels`, interleaved); written to a temporary
+    name, then renamed into place so a reader never sees half a recording."""
     target = Path(path)
     tmp = target.with_name(f".{target.name}.part")
     with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(channels)
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(pcm16le)

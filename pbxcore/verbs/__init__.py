@@ -13,16 +13,19 @@ from typing import Any
 from pbxcore.script.actions import Action
 from pbxcore.verbs import (
     answer,
+    dial,
     gather,
     goto,
     hangup,
     log,
     play,
     record,
+    record_call,
     reject,
     ring,
     say,
     set_vars,
+    transfer,
     wait,
 )
 from pbxcore.verbs.base import CallControl, Outcome
@@ -42,6 +45,9 @@ VERBS: dict[str, Verb] = {
     "wait": wait.execute,
     "reject": reject.execute,
     "log": log.execute,
+    "dial": dial.execute,
+    "transfer": transfer.execute,
+    "record_call": record_call.execute,
 }
 
 

@@ -8,7 +8,7 @@ cancellable at every await: when the caller hangs up, the running verb is cancel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +44,7 @@ class CallControl(Protocol):
 
     language: str
     vars: dict[str, str]
+    record_calls: bool
 
     @property
     def answered(self) -> bool: ...
@@ -59,3 +60,5 @@ class CallControl(Protocol):
     def script_path(self, name: str) -> Path: ...
     def note(self, kind: str, data: Mapping[str, Any]) -> None: ...  # into the call's trace
     def interrupted(self, outcome: Outcome) -> None: ...  # the outcome cut short by a hangup
+    async def dial(self, targets: Sequence[str], *, mode: str, timeout: float,
+                   caller_id: str | None, ringback: str, record: bool) -> Outcome | None: ...

@@ -1,0 +1,237 @@
+"""`dial`: ring targets for a call, bridge the first that answers, report the rest.
+
+Theory of operation.  Targets are checked against the route's allow-list first (toll fraud
+through a script bug is the classic PBX disaster), then resolved: an extension to the phone that
+registered it (reached at the address its REGISTER came from), a `sip:` URI to its host, a number
+to a trunk.  Sequential mode rings each target for `timeout` in turn (a hunt list); parallel mode
+rings all and the first 2xx wins, the others get CANCEL.  While it rings the caller hears 180
+ringing (or, once answered, a ringback tone / hold music on the media).  When a leg answers, the
+caller is answered if needed and both media sessions are bridged until either side hangs up; the
+call is then over.  Every leg, answered or not, becomes one entry of the CDR's legs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pbxcore.call.outbound import DialResult, OutboundLeg, Target
+from pbxcore.media.bridge import Bridge, CallRecorder
+from pbxcore.media.session import MediaSession
+from pbxcore.rtp.tones import ringback_eu
+from pbxcore.sip.message import SipSyntaxError
+from pbxcore.sip.peer import Peer
+from pbxcore.sip.sdp import build_offer
+from pbxcore.sip.uri import parse_uri
+from pbxcore.verbs.base import Outcome
+
+if TYPE_CHECKING:
+    from pbxcore.call.call import Call
+
+log = logging.getLogger("pbxcore.dial")
+
+
+class DialRefused(Exception):
+    """A target that is not dialled at all (not allowed, unknown, not registered)."""
+
+    def __init__(self, label: str, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.label, self.reason, self.code = label, reason, code
+
+
+def allowed(call: Call, target: str) -> bool:
+    """The route's `dial_allow` regexes, or by default: the switch's own extensions only."""
+    patterns: Sequence[re.Pattern[str]] | None = getattr(call.route, "dial_allow", None)
+    if patterns is None:
+        return call.deps.config.user(target) is not None
+    return any(p.fullmatch(target) for p in patterns)
+
+
+async def resolve(call: Call, label: str) -> Target:
+    if not allowed(call, label):
+        log.warning("call %s: dial %s refused: not allowed by the route", call.info.call_id, label)
+        raise DialRefused(label, "not allowed")
+    config = call.deps.config
+    if config.user(label) is not None:
+        bindings = call.deps.registrar.bindings(label)
+        if not bindings:
+            raise DialRefused(label, "not registered", 480)
+        newest = max(bindings, key=lambda b: b.expires_at)
+        return Target(label, newest.contact, newest.source)
+    if label.lower().startswith(("sip:", "sips:")):
+        try:
+            uri = parse_uri(label)
+        except SipSyntaxError as exc:
+            raise DialRefused(label, f"bad URI: {exc.reason}") from exc
+        transport = (uri.param("transport") or "udp").lower()
+        infos = await asyncio.get_running_loop().getaddrinfo(uri.host, uri.port or 5060)
+        host = str(infos[0][4][0])
+        return Target(label, label, Peer(transport, host, uri.port or 5060))
+    trunk_for = getattr(config, "trunk_for_number", None)
+    trunk = trunk_for(label) if trunk_for else None
+    if trunk is None:
+        raise DialRefused(label, "no trunk for this number", 404)
+    port = getattr(trunk, "port", 5060)
+    infos = await asyncio.get_running_loop().getaddrinfo(trunk.host, port)
+    return Target(label, f"sip:{getattr(trunk, 'prefix', '')}{label}@{trunk.host}:{port}",
+                  Peer(getattr(trunk, "transport", "udp"), str(infos[0][4][0]), port))
+
+
+async def dial(call: Call, labels: Sequence[str], *, mode: str = "sequential",
+               timeout: float = 30.0, caller_id: str | None = None, ringback: str = "ring",
+               record: bool = False) -> Outcome | None:
+    """Ring `labels`; None when a leg was bridged (the call is over), else the `dial` event."""
+    last = DialResult("failed", None, "nothing to dial")
+    last_label = labels[-1] if labels else ""
+    rung = 0.0
+    await _ringback(call, ringback)
+    try:
+        groups = [list(labels)] if mode == "parallel" else [[label] for label in labels]
+        for group in groups:
+            targets: list[Target] = []
+            for label in group:
+                try:
+                    targets.append(await resolve(call, label))
+                except DialRefused as refused:
+                    last, last_label = DialResult("failed", refused.code, refused.reason), label
+                    call.add_leg({"target": label, "disposition": "failed",
+                                  "sip_code": refused.code, "reason": refused.reason})
+            if not targets:
+                continue
+            outcome = await _ring(call, targets, timeout=timeout, caller_id=caller_id,
+                                  record=record)
+            if outcome is None:
+                return None
+            last, last_label, seconds = outcome
+            rung += seconds
+    finally:
+        if call.answered and not call.ended.is_set():
+            call.media.set_background(None)
+    return Outcome("dial", result=last.status, extra={
+        "dial_status": last.status, "dial_code": "" if last.code is None else str(last.code),
+        "dial_target": last_label, "dial_seconds": f"{rung:.3f}", "dial_reason": last.reason,
+    })
+
+
+async def _ringback(call: Call, ringback: str) -> None:
+    if not call.answered:
+        if ringback == "moh":
+            await call.answer()
+        else:
+            await call.ring()
+            return
+    with contextlib.suppress(Exception):
+        pcm = call.sound(call.route.hold_music or "moh") if ringback == "moh" else ringback_eu()
+        call.media.set_background(pcm)
+
+
+async def _ring(call: Call, targets: list[Target], *, timeout: float, caller_id: str | None,
+                record: bool) -> tuple[DialResult, str, float] | None:
+    """Ring these targets at once; bridge the winner (None) or report the last failure."""
+    deps = call.deps
+    legs: list[OutboundLeg] = []
+    try:
+        for target in targets:
+            media = await MediaSession.open(deps.media_host, deps.ports, deps.pacer)
+            offer = build_offer(deps.media_host, media.local_port, secrets.randbits(31), 1)
+            leg = OutboundLeg(deps.legs, target, media, offer,
+                              caller=caller_id or call.info.caller or "anonymous",
+                              caller_name=call.info.caller_name,
+                              max_forwards=max(0, call.max_forwards - 1))
+            legs.append(leg)
+            leg.start()
+        winner = await _first_answer(legs, timeout)
+        for leg in legs:
+            if leg is not winner:
+                leg.hangup()  # CANCEL the losers (and BYE one that answers too late)
+        for leg in legs:
+            if leg is not winner:
+                call.add_leg(_leg_record(leg, _result_of(leg, lost=winner is not None)))
+        if winner is None:
+            failed = [_result_of(leg) for leg in legs]
+            best = next((r for r in failed if r.status == "busy"), failed[-1])
+            label = legs[failed.index(best)].target.label
+            return best, label, max(leg.rang_seconds() for leg in legs)
+        await _bridge(call, winner, record)
+        return None
+    finally:
+        for leg in legs:
+            if not leg.ended.is_set():
+                leg.hangup()
+            deps.legs.forget_leg(leg)
+            await leg.media.close()
+
+
+async def _first_answer(legs: list[OutboundLeg], timeout: float) -> OutboundLeg | None:
+    deadline = time.monotonic() + timeout
+    pending = {leg.result for leg in legs}
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        done, pending = await asyncio.wait(pending, timeout=left,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for leg in legs:
+            if leg.result in done and leg.result.result().status == "answered":
+                return leg
+    return None
+
+
+def _result_of(leg: OutboundLeg, *, lost: bool = False) -> DialResult:
+    """How a leg ended; one still ringing was cancelled: it lost the race, or rang out."""
+    if leg.result.done():
+        return leg.result.result()
+    if lost:
+        return DialResult("canceled", 487, "another target answered")
+    return DialResult("noanswer", 487 if leg.cancelled else None, "no answer in time")
+
+
+def _leg_record(leg: OutboundLeg, result: DialResult, **more: Any) -> dict[str, Any]:
+    disposition = {"noanswer": "no answer"}.get(result.status, result.status)
+    return {"target": leg.target.label, "uri": leg.target.uri, "disposition": disposition,
+            "sip_code": result.code, "reason": result.reason,
+            "ring_seconds": leg.rang_seconds(), **more}
+
+
+async def _bridge(call: Call, leg: OutboundLeg, record: bool) -> None:
+    """Connect caller and callee until one hangs up; then end the call."""
+    if not call.answered:
+        await call.answer()
+    call.media.set_background(None)
+    bridge = Bridge(call.media, leg.media)
+    bridge.start()
+    answered = datetime.now(UTC)
+    call.note("note", {"bridged": leg.target.label, "callee_uri": leg.target.uri})
+    log.info("call %s bridged to %s", call.info.call_id, leg.target.label)
+    if record:
+        bridge.recorder = CallRecorder()
+    call.bridge = bridge
+    ended = asyncio.ensure_future(leg.ended.wait())
+    try:
+        await ended  # the caller hanging up cancels this task (and so this await)
+        call.remote_hangup("callee", "BYE from callee")
+        call.leg.bye()
+    finally:
+        ended.cancel()
+        bridge.stop()
+        call.bridge = None
+        talk = (datetime.now(UTC) - answered).total_seconds()
+        call.talk_seconds = talk
+        recordings: list[str] = []
+        if bridge.recorder is not None:
+            # No await in this cleanup: the caller's hangup cancels this task, and the engine
+            # awaits the write before closing the CDR.
+            path, name = call.new_recording()
+            call.background.append(asyncio.ensure_future(bridge.recorder.write(path)))
+            recordings = [name, name.removesuffix(".wav") + "-stereo.wav"]
+            call.recordings.append(recordings[1])
+        call.add_leg(_leg_record(leg, DialResult("answered", 200), answer=answered.isoformat(),
+                                 talk_seconds=round(talk, 3), recordings=recordings))
+        leg.hangup()

@@ -1,0 +1,212 @@
+"""One dialled leg of a B2BUA call: the switch as UAC (RFC 3261 §13.2, §15).
+
+`OutboundLeg` sends the INVITE with our SDP offer, follows the provisional and final responses,
+ACKs every 2xx (RFC 3261 §13.2.2.4), answers the far end's BYE, and can CANCEL (§9.1) or BYE.
+A 2xx that arrives after our CANCEL is ACKed and then ended with BYE (§9.1; pyVoIP answers a
+cancelled INVITE, PEERS.md §1c row 11).  The leg reports one `DialResult` when ringing ends and
+sets `ended` when an answered leg is over.  It never builds the caller's messages: legs are
+independent dialogs joined only by the media bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from pbxcore.media.session import MediaSession
+from pbxcore.sip.address import NameAddr, quote
+from pbxcore.sip.dialog import Dialog
+from pbxcore.sip.message import Headers, Request, Response
+from pbxcore.sip.peer import Peer
+from pbxcore.sip.sdp import AudioAnswer, SdpError, negotiate, parse_sdp
+from pbxcore.sip.transaction import build_cancel, make_response, new_branch
+from pbxcore.transport.sip_endpoint import SipEndpoint
+
+log = logging.getLogger("pbxcore.dial")
+
+#: RFC 3261 §21 final status → the `dial` event's PBX_DIAL_STATUS.
+STATUS_OF_CODE = {486: "busy", 600: "busy", 480: "noanswer", 408: "noanswer", 603: "declined",
+                  487: "canceled"}
+
+
+def dial_status(code: int) -> str:
+    return STATUS_OF_CODE.get(code, "failed")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one leg goes: the Request-URI and the address the INVITE is sent to."""
+
+    label: str  # what the script asked for: "1002", "sip:bob@host"
+    uri: str  # Request-URI
+    peer: Peer  # where to send it (a registered phone's source address, or the URI's host)
+
+
+@dataclass(frozen=True)
+class DialResult:
+    """How ringing one leg ended."""
+
+    status: str  # answered | busy | noanswer | declined | failed | canceled
+    code: int | None  # the SIP final status, if one came
+    reason: str = ""
+
+
+class LegHost(Protocol):
+    """What a leg needs from the switch: sending, and routing responses/BYEs back to it."""
+
+    endpoint: SipEndpoint
+
+    def watch_client_tx(self, tx: str, leg: OutboundLeg) -> None: ...
+    def watch_dialog(self, call_id: str, leg: OutboundLeg) -> None: ...
+    def forget_leg(self, leg: OutboundLeg) -> None: ...
+
+
+class OutboundLeg:
+    """INVITE → (1xx) → 2xx/failure; then confirmed until BYE from either side."""
+
+    def __init__(self, host: LegHost, target: Target, media: MediaSession, offer: bytes, *,
+                 caller: str, caller_name: str, max_forwards: int = 70) -> None:
+        self.host = host
+        self.target = target
+        self.media = media
+        self.offer = offer
+        self.caller = caller
+        self.caller_name = caller_name
+        self.max_forwards = max_forwards
+        self.call_id = f"{uuid.uuid4().hex}@pbxcore"
+        self.local_tag = secrets.token_hex(6)
+        self.invite: Request | None = None
+        self.invite_tx = ""
+        self.dialog: Dialog | None = None
+        self.result: asyncio.Future[DialResult] = asyncio.get_running_loop().create_future()
+        self.ended = asyncio.Event()
+        self.ringing_since: float | None = None
+        self.started = time.monotonic()
+        self.answered_at: float | None = None
+        self.cancelled = False
+        self.bye_sent = False
+        self.hangup_code: int | None = None
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _via(self) -> str:
+        local = self.host.endpoint.local(self.target.peer.transport)
+        return (f"SIP/2.0/{self.target.peer.transport.upper()} {local.host}:{local.port}"
+                f";branch={new_branch()};rport")
+
+    @property
+    def contact(self) -> str:
+        local = self.host.endpoint.local(self.target.peer.transport)
+        return f"<sip:pbx@{local.host}:{local.port};transport={self.target.peer.transport}>"
+
+    def start(self) -> None:
+        local = self.host.endpoint.local(self.target.peer.transport)
+        display = f"{quote(self.caller_name)} " if self.caller_name else ""
+        headers = Headers([
+            ("Via", self._via()),
+            ("Max-Forwards", str(self.max_forwards)),
+            ("From", f"{display}<sip:{self.caller}@{local.host}>;tag={self.local_tag}"),
+            ("To", str(NameAddr(None, self.target.uri))),
+            ("Call-ID", self.call_id),
+            ("CSeq", "1 INVITE"),
+            ("Contact", self.contact),
+            ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"),
+            ("Content-Type", "application/sdp"),
+        ])
+        self.invite = Request("INVITE", self.target.uri, headers, self.offer)
+        self.host.watch_dialog(self.call_id, self)
+        self.invite_tx = self.host.endpoint.request(self.invite, self.target.peer)
+        self.host.watch_client_tx(self.invite_tx, self)
+        log.info("dial %s: INVITE %s via %s:%s", self.target.label, self.target.uri,
+                 self.target.peer.host, self.target.peer.port)
+
+    def cancel(self) -> None:
+        """Stop ringing (§9.1); a 2xx that still comes is ACKed and BYEd in on_response."""
+        if self.result.done() or self.invite is None or self.cancelled:
+            return
+        self.cancelled = True
+        tx = self.host.endpoint.request(build_cancel(self.invite), self.target.peer)
+        self.host.watch_client_tx(tx, self)
+
+    def hangup(self) -> None:
+        """End the leg from our side: BYE when answered, CANCEL while ringing."""
+        if self.dialog is None:
+            self.cancel()
+            return
+        if self.bye_sent or self.ended.is_set():
+            self.ended.set()
+            return
+        self.bye_sent = True
+        bye = self.dialog.create_request("BYE", via=self._via(), contact=self.contact)
+        tx = self.host.endpoint.request(bye, self.target.peer)
+        self.host.watch_client_tx(tx, self)
+        self.ended.set()
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def on_response(self, tx: str, response: Response) -> None:
+        method = response.cseq[1]
+        if method != "INVITE" or self.invite is None:
+            return  # answers to our CANCEL/BYE: nothing more to do
+        if response.status < 200:
+            if response.status in (180, 183) and self.ringing_since is None:
+                self.ringing_since = time.monotonic()
+            return
+        if response.status < 300:
+            self._answered(response)
+            return
+        self._finish(DialResult(dial_status(response.status), response.status, response.reason))
+
+    def _answered(self, response: Response) -> None:
+        assert self.invite is not None
+        dialog = self.dialog or Dialog.as_uac(self.invite, response)
+        ack = dialog.create_request("ACK", via=self._via())
+        self.host.endpoint.request(ack, self.target.peer)  # every 2xx gets its ACK
+        if self.dialog is not None:
+            return  # a retransmitted 2xx: ACKed again, nothing else
+        self.dialog = dialog
+        answer = self._answer_sdp(response)
+        if self.cancelled or self.result.done() or answer is None:
+            # Too late (we cancelled, another leg won) or nothing we can play: hang up (§9.1).
+            self.hangup()
+            self._finish(DialResult("canceled" if answer else "failed", response.status,
+                                    "answered after cancel" if answer else "no usable SDP"))
+            return
+        self.media.configure(answer)
+        self.answered_at = time.monotonic()
+        self._finish(DialResult("answered", response.status))
+
+    @staticmethod
+    def _answer_sdp(response: Response) -> AudioAnswer | None:
+        try:
+            return negotiate(parse_sdp(response.body)) if response.body else None
+        except SdpError:
+            return None
+
+    def on_timeout(self, tx: str, method: str) -> None:
+        if tx == self.invite_tx:
+            self._finish(DialResult("noanswer" if self.ringing_since else "failed", 408,
+                                    "no response"))
+
+    def on_bye(self, tx: str, request: Request) -> None:
+        """The callee hung up (§15.1.2)."""
+        self.host.endpoint.respond(tx, make_response(request, 200))
+        self.ended.set()
+
+    def matches(self, request: Request) -> bool:
+        return self.dialog is not None and self.dialog.matches(request)
+
+    def _finish(self, result: DialResult) -> None:
+        if not self.result.done():
+            self.result.set_result(result)
+        if result.status != "answered":
+            self.ended.set()
+
+    def rang_seconds(self) -> float:
+        end = self.answered_at or time.monotonic()
+        return round(end - (self.ringing_since or self.started), 3)
