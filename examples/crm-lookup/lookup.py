@@ -100,10 +100,11 @@ def on_incoming(event: dict[str, Any]) -> list[dict[str, Any]]:
                 {"action": "play", "files": ["crm-lookup/vip-welcome"]},
                 {"action": "hangup"}]
     variables["PRIORITY"] = "normal"
-    actions = [{"action": "answer"},
-               {"action": "set", "vars": variables},
-               {"action": "log", "text": f"customer {name}"},
-               {"action": "play", "files": ["crm-lookup/welcome-back"]}]
+    actions: list[dict[str, Any]] = [
+        {"action": "answer"},
+        {"action": "set", "vars": variables},
+        {"action": "log", "text": f"customer {name}"},
+        {"action": "play", "files": ["crm-lookup/welcome-back"]}]
     if order is not None and re.fullmatch(r"[0-9]{1,32}", str(order[0])):
         actions += [{"action": "play", "files": ["crm-lookup/last-order-is"]},
                     {"action": "say", "kind": "digits", "value": str(order[0])}]
