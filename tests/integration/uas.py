@@ -91,7 +91,7 @@ class Phone(threading.Thread):
         while time.monotonic() < deadline:
             try:
                 msg = parse_message(self.sock.recv(65535))
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             if isinstance(msg, Response) and msg.status >= 200:
                 return msg
@@ -103,7 +103,7 @@ class Phone(threading.Thread):
         while not self.stop_flag.is_set():
             try:
                 data, addr = self.sock.recvfrom(65535)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 data = b""
             if data:
                 msg = parse_message(data)
@@ -184,7 +184,7 @@ class Phone(threading.Thread):
             f"BYE {_contact_uri(req)} SIP/2.0",
             f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{secrets.token_hex(6)};rport",
             f"From: {req.headers.get('To')};tag={tag}", f"To: {req.headers.get('From')}",
-            f"Call-ID: {req.call_id}", f"CSeq: 1 BYE", "Max-Forwards: 70",
+            f"Call-ID: {req.call_id}", "CSeq: 1 BYE", "Max-Forwards: 70",
         ]
         self.sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(),
                          self._addr)
