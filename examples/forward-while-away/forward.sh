@@ -6,9 +6,9 @@
 # status/EXT.txt, holding one word such as `lunch` (no file or `present` = present); deputies.txt
 # says who stands in for whom, and the chain is followed while the deputy is away too.
 #
-# The decision is expressed as call variables, TARGET (who should take the call, or `none`) and
-# REASON (why the manager is not taking it): `dial`/`transfer` are not in the contract yet. When
-# they land, `transfer $TARGET` replaces the final hangup (see README.md).
+# The decision is kept in call variables, TARGET (who takes the call, or `none`) and REASON (why
+# the manager does not: `present` if they do), then `transfer $TARGET` rings that phone for
+# RING_SECONDS. If nobody answers there, the `dial` event comes back: apology and goodbye.
 #
 # Plain POSIX sh, builtins only (the switch gives scripts a minimal environment).
 # AWAY_STATUS_DIR in the route's env moves the status directory (relative to this file).
@@ -18,6 +18,7 @@ HERE=${0%/*}
 STATUS_DIR=${AWAY_STATUS_DIR:-status}
 case $STATUS_DIR in /*) ;; *) STATUS_DIR=$HERE/$STATUS_DIR ;; esac
 MAX_HOPS=3
+RING_SECONDS=20
 
 # The first word of status/EXT.txt, lower-case letters, digits, - and _ only; `present` if none.
 status_of() {
@@ -63,16 +64,29 @@ on_incoming() {
     done
 
     echo "set TARGET=$target REASON=$reason"
-    if [ "$target" = "$manager" ]; then
-        echo "log $manager is present"
-    elif [ "$target" = none ]; then
+    if [ "$target" = none ]; then
         echo 'play sorry'
         echo "log $manager is away ($reason) and so is every deputy"
+        echo hangup
+        return
+    fi
+    if [ "$target" = "$manager" ]; then
+        echo "log $manager is present"
     else
         echo 'play forward-while-away/forwarding'
         echo "log $manager is away ($reason): forwarded to $target"
     fi
-    echo hangup   # until `transfer $TARGET` exists
+    echo "transfer $target timeout=$RING_SECONDS"
+}
+
+# The transfer did not connect (busy, no answer, ...): say sorry rather than ring forever.
+on_dial() {
+    status=${PBX_DIAL_STATUS:-}
+    case $status in '' | *[!a-z]*) status=failed ;; esac
+    echo "set DIAL_STATUS=$status"
+    echo 'play sorry'
+    echo "log transfer did not connect: $status"
+    echo hangup
 }
 
 on_hangup() {
@@ -86,6 +100,7 @@ on_hangup() {
 
 case ${PBX_EVENT:-} in
     incoming | redirect) on_incoming ;;
+    dial) on_dial ;;
     hangup) on_hangup ;;
     *)
         echo 'log "forward-while-away: unexpected event"'
