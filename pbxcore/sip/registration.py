@@ -209,12 +209,13 @@ class RegistrationClient:
         timer = RegInput.REFRESH_TIMER if self.state is RegState.REGISTERED else RegInput.RETRY_TIMER
         return self._fire(timer, now)
 
-    def on_timeout(self, now: float) -> Request | None:
-        """The outstanding REGISTER got no final response (non-INVITE Timer F, §17.1.2.2)."""
+    def on_timeout(self, now: float, why: str = "no response") -> Request | None:
+        """The outstanding REGISTER got no final response (non-INVITE Timer F, §17.1.2.2), or
+        could not be sent at all (`why` says so: "cannot resolve sip.example.com")."""
         if self._outstanding is None:
             return None
         self._outstanding = None
-        self._why, self._retry_after = "no response", 0.0
+        self._why, self._retry_after = why, 0.0
         return self._fire(RegInput.TIMEOUT, now)
 
     def on_response(self, resp: Response, now: float) -> Request | None:
