@@ -9,6 +9,7 @@ from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
 from pbxcore.cli.replay_cmd import replay
 from pbxcore.cli.run_cmd import run
+from pbxcore.cli.simulate_cmd import simulate
 from pbxcore.cli.trace_cmd import trace
 
 
@@ -18,5 +19,5 @@ def main() -> None:
     """pbxcore: a SIP switching core that runs a script per call event."""
 
 
-for command in (check, run, cdr, trace, replay):
+for command in (check, run, cdr, trace, replay, simulate):
     main.add_command(command)

@@ -29,7 +29,7 @@ from pbxcore.script.actions import (
     parse_action_line,
     split_words,
 )
-from pbxcore.script.schema import KeyKind, PairsKind, Param
+from pbxcore.script.schema import VAR_NAME_RE, KeyKind, PairsKind, Param
 
 MATCH_MODES = ("exact", "prefix", "subset", "contains")
 _OPTION = re.compile(r"([a-z_][a-z0-9_]*)=(.*)", re.DOTALL)  # as the action grammar's option
@@ -76,24 +76,28 @@ def expected_action(item: str | Mapping[str, Any], *, glob: bool) -> ExpectedAct
     params = _options(cls)
     pairs = _pairs_param(cls)
     for word in args:
-        m = _OPTION.fullmatch(word) if (params or pairs) else None
-        if m is None:
-            if pairs:
+        if pairs is not None:
+            name, eq, value = word.partition("=")
+            if not eq or not re.fullmatch(VAR_NAME_RE, name):
                 raise ActionError(None, f"{verb}: expected NAME=VALUE, got {word!r}")
-            positional.append(word)
-            continue
-        name, value = m.groups()
-        if pairs is None and name not in params:
-            raise ActionError(None, f"{verb}: unknown option {name!r} (options: "
-                                    f"{', '.join(params)})")
+        else:
+            m = _OPTION.fullmatch(word) if params else None
+            if m is None:
+                positional.append(word)
+                continue
+            name, value = m.groups()
+            if name not in params:
+                raise ActionError(None, f"{verb}: unknown option {name!r} (options: "
+                                        f"{', '.join(params)})")
         if name in options:
-            raise ActionError(None, f"{verb}: option {name!r} given twice")
+            raise ActionError(None, f"{verb}: {name!r} given twice")
         if "*" not in value:
             p = pairs or params[name]
             try:
                 p.kind.parse_text(word if pairs else value)
             except ValueError:
-                raise ActionError(None, f"{verb}: bad value {value!r} for {name}") from None
+                raise ActionError(None, f"{verb}: {name} must be {p.kind.describe()}, "
+                                        f"got {value!r}") from None
         options[name] = value
     return ExpectedAction(item.strip(), None, verb, tuple(positional), options)
 
