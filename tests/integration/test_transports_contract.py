@@ -76,7 +76,7 @@ def call(caller: str = "1000", call_id: str = "call-1") -> list[Event]:
 
 
 EXPECTED = [
-    ["answer", "set env_caller=1000 env_event=incoming tier_seen=gold", "play welcome",
+    ["answer", "set env_caller=1000 env_event=incoming tier_seen=gold",
      "gather max=1 timeout=3 prompt=menu"],
     ["say digits 1", "log 'history 1'", "hangup"],
     ["log 'over caller'"],

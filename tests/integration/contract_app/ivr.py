@@ -41,7 +41,6 @@ def handle(event: dict[str, Any]) -> list[dict[str, Any]]:
             {"action": "set", "vars": {"env_caller": env.get("PBX_CALLER", "?"),
                                        "env_event": env.get("PBX_EVENT", "?"),
                                        "tier_seen": tier}},
-            {"action": "play", "files": ["welcome"]},
             {"action": "gather", "max": 1, "timeout": 3, "prompt": "menu"},
         ]
     if name == "gather":
