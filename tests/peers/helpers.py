@@ -11,7 +11,6 @@ import json
 import sys
 import textwrap
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,11 +59,7 @@ def running_switch(dir: Path, routes: str) -> Iterator[SwitchProcess]:
     dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = write_config(dir, port=port, routes=routes)
-    with warnings.catch_warnings():
-        # start_switch leaves its copy of the log file handle to the garbage collector (the child
-        # has its own); under `-W error` that ResourceWarning would fail the test (BUGS.md).
-        warnings.simplefilter("ignore", ResourceWarning)
-        sw = start_switch(dir, config, port)
+    sw = start_switch(dir, config, port)
     try:
         yield sw
     finally:
