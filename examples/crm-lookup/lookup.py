@@ -6,8 +6,9 @@
     unknown:  set PRIORITY=new, the first-time caller introduction
 
 The variables travel with the call: the agent's screen (and every later event, as PBX_VAR_*)
-sees them. Until the `dial`/`queue` actions land the call ends after the greeting; then a VIP is
-`dial $MANAGER` and everyone else `queue support`.
+sees them. A VIP is then put through to their manager (`transfer`); if the manager does not
+answer, the `dial` event brings an apology. Everyone else hears the greeting and, until queues
+land, the call ends there (then: `queue support`).
 
 The database is CRM_DSN from the route's env:
     unset or sqlite:///crm.db           SQLite, a path relative to this file; created from crm.sql
@@ -98,7 +99,7 @@ def on_incoming(event: dict[str, Any]) -> list[dict[str, Any]]:
                 {"action": "set", "vars": variables},
                 {"action": "log", "text": f"VIP {name}, manager {manager}"},
                 {"action": "play", "files": ["crm-lookup/vip-welcome"]},
-                {"action": "hangup"}]
+                {"action": "transfer", "target": str(manager), "timeout": 20}]
     variables["PRIORITY"] = "normal"
     actions: list[dict[str, Any]] = [
         {"action": "answer"},
@@ -109,6 +110,15 @@ def on_incoming(event: dict[str, Any]) -> list[dict[str, Any]]:
         actions += [{"action": "play", "files": ["crm-lookup/last-order-is"]},
                     {"action": "say", "kind": "digits", "value": str(order[0])}]
     return actions + [{"action": "hangup"}]
+
+
+def on_dial(event: dict[str, Any]) -> list[dict[str, Any]]:
+    # The manager's phone was busy, did not answer, or is not allowed: apologise, keep the status.
+    status = re.sub(r"[^a-z]", "", str(event.get("dial_status", ""))) or "failed"
+    return [{"action": "set", "vars": {"DIAL_STATUS": status}},
+            {"action": "log", "text": f"manager did not answer: {status}"},
+            {"action": "play", "files": ["sorry"]},
+            {"action": "hangup"}]
 
 
 def on_hangup(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -123,9 +133,11 @@ def main() -> None:
     name = event.get("event")
     if name in ("incoming", "redirect"):
         actions = on_incoming(event)
+    elif name == "dial":
+        actions = on_dial(event)
     elif name == "hangup":
         actions = on_hangup(event)
-    else:  # this script starts no gather/record, so no other event is expected
+    else:  # this script starts no gather or record, so no other event is expected
         actions = [{"action": "log", "text": "crm-lookup: unexpected event"}, {"action": "hangup"}]
     json.dump(actions, sys.stdout)
     print()

@@ -145,12 +145,13 @@ def test_crm_lookup_against_postgresql(tmp_path: Path, crm_schema: str) -> None:
         "call": {"caller": "5557777", "called": "400"},
         "steps": [{"event": "incoming", "expect": [
             "answer", "set CUSTOMER_NAME='Pia Postgres' PRIORITY=vip MANAGER=1002",
-            "log VIP Pia Postgres, manager 1002", "play crm-lookup/vip-welcome", "hangup"]}],
+            "log VIP Pia Postgres, manager 1002", "play crm-lookup/vip-welcome",
+            "transfer 1002 timeout=20"]}],
     }), encoding="utf-8")
 
     status, report, stderr = replay(fixtures)
     assert status == 0, failures(report) or stderr
-    assert len(report["fixtures"]) == 5
+    assert len(report["fixtures"]) == 6
     assert "crm lookup failed" not in json.dumps(report)
 
 
