@@ -21,6 +21,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from pbxcore.media.sounds import SoundError, SoundLibrary
+from pbxcore.script.actions import Gather, Play, parse_action_line
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 OURS = ["business-hours", "crm-lookup", "forward-while-away", "polyglot", "two-shops"]
@@ -62,6 +65,42 @@ def test_example_config_checks_and_readme(name: str) -> None:
     assert proc.returncode == 0, proc.stderr
     readme = (EXAMPLES / name / "README.md").read_text(encoding="utf-8")
     assert f"pbx replay examples/{name}/fixtures" in readme
+
+
+def played(fixture: dict[str, Any]) -> set[str]:
+    """Every sound a fixture expects to be played (play files and gather prompts)."""
+    names: set[str] = set()
+    for step in fixture["steps"]:
+        expect = step.get("expect", [])
+        for line in expect["actions"] if isinstance(expect, dict) else expect:
+            action = parse_action_line(line)
+            if isinstance(action, Play):
+                names.update(action.files)
+            elif isinstance(action, Gather) and action.prompt:
+                names.add(action.prompt)
+    return names
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_every_prompt_the_fixtures_expect_exists(name: str, tmp_path: Path) -> None:
+    # The stock prompts, or the example's own (where `cp -r examples/NAME/sounds/. sounds/` puts
+    # them): a misspelt prompt name would pass replay and fail on a real call.
+    stock = SoundLibrary(ROOT / "sounds", tmp_path)
+    own = SoundLibrary(EXAMPLES / name / "sounds", tmp_path)
+    names: set[str] = set()
+    for path in (EXAMPLES / name / "fixtures").rglob("*.json"):
+        names |= played(json.loads(path.read_text(encoding="utf-8")))
+    assert names
+    missing = []
+    for sound in sorted(names):
+        try:
+            stock.load(sound, "en")
+        except SoundError:
+            try:
+                own.load(sound, "en")
+            except SoundError as exc:
+                missing.append(str(exc))
+    assert not missing
 
 
 def test_polyglot_runs_every_script_through_every_case() -> None:
