@@ -95,6 +95,7 @@ class Call:
         self.record_calls = False  # record_call start: record the next bridge
         self.legs: list[dict[str, Any]] = []  # dialled legs, for the CDR
         self.background: list[asyncio.Future[Any]] = []  # e.g. recordings being written
+        self.transfers: list[tuple[str, str]] = []  # (who transferred, to where)
         self._trace: list[TraceEntry] = []
         self._seq = 0
 
@@ -149,6 +150,13 @@ class Call:
 
     def sound(self, name: str) -> bytes:
         return self.deps.sounds.load(name, self.language)
+
+    def hold_music(self) -> bytes | None:
+        """The route's hold music (default `moh`), or None when there is no such prompt."""
+        try:
+            return self.sound(self.route.hold_music or "moh")
+        except ValueError:
+            return None
 
     def new_recording(self) -> tuple[Path, str]:
         day = datetime.now(UTC).strftime("%Y/%m/%d")

@@ -135,14 +135,31 @@ async def _ringback(call: Call, ringback: str) -> None:
 async def _ring(call: Call, targets: list[Target], *, timeout: float, caller_id: str | None,
                 record: bool) -> tuple[DialResult, str, float] | None:
     """Ring these targets at once; bridge the winner (None) or report the last failure."""
+    winner, failure = await _ring_targets(call, targets, timeout=timeout, caller_id=caller_id)
+    if winner is None:
+        assert failure is not None
+        return failure
+    try:
+        await _bridge(call, winner, record)
+    finally:
+        await _release(call, winner)
+    return None
+
+
+async def _ring_targets(call: Call, targets: list[Target], *, timeout: float,
+                        caller_id: str | None
+                        ) -> tuple[OutboundLeg | None, tuple[DialResult, str, float] | None]:
+    """Ring targets in parallel: the answered leg (still up), or how they all failed."""
     deps = call.deps
     legs: list[OutboundLeg] = []
+    winner: OutboundLeg | None = None
     try:
         for target in targets:
             media = await MediaSession.open(deps.media_host, deps.ports, deps.pacer)
             offer = build_offer(deps.media_host, media.local_port, secrets.randbits(31), 1)
             leg = OutboundLeg(deps.legs, target, media, offer,
-                              caller=caller_id or call.info.caller or "anonymous",
+                              caller=caller_id or target.from_user or call.info.caller
+                              or "anonymous",
                               caller_name=call.info.caller_name,
                               max_forwards=max(0, call.max_forwards - 1))
             legs.append(leg)
@@ -151,22 +168,24 @@ async def _ring(call: Call, targets: list[Target], *, timeout: float, caller_id:
         for leg in legs:
             if leg is not winner:
                 leg.hangup()  # CANCEL the losers (and BYE one that answers too late)
-        for leg in legs:
-            if leg is not winner:
                 call.add_leg(_leg_record(leg, _result_of(leg, lost=winner is not None)))
-        if winner is None:
-            failed = [_result_of(leg) for leg in legs]
-            best = next((r for r in failed if r.status == "busy"), failed[-1])
-            label = legs[failed.index(best)].target.label
-            return best, label, max(leg.rang_seconds() for leg in legs)
-        await _bridge(call, winner, record)
-        return None
+        if winner is not None:
+            return winner, None
+        failed = [_result_of(leg) for leg in legs]
+        best = next((r for r in failed if r.status == "busy"), failed[-1])
+        label = legs[failed.index(best)].target.label
+        return None, (best, label, max(leg.rang_seconds() for leg in legs))
     finally:
         for leg in legs:
-            if not leg.ended.is_set():
-                leg.hangup()
-            deps.legs.forget_leg(leg)
-            await leg.media.close()
+            if leg is not winner:
+                await _release(call, leg)
+
+
+async def _release(call: Call, leg: OutboundLeg) -> None:
+    if not leg.ended.is_set():
+        leg.hangup()
+    call.deps.legs.forget_leg(leg)
+    await leg.media.close()
 
 
 async def _first_answer(legs: list[OutboundLeg], timeout: float) -> OutboundLeg | None:
@@ -201,37 +220,106 @@ def _leg_record(leg: OutboundLeg, result: DialResult, **more: Any) -> dict[str, 
 
 
 async def _bridge(call: Call, leg: OutboundLeg, record: bool) -> None:
-    """Connect caller and callee until one hangs up; then end the call."""
+    """Connect caller and callee until one hangs up, following hold and blind transfer (REFER)
+    from the callee's side; then end the call."""
     if not call.answered:
         await call.answer()
     call.media.set_background(None)
     bridge = Bridge(call.media, leg.media)
     bridge.start()
-    answered = datetime.now(UTC)
-    call.note("note", {"bridged": leg.target.label, "callee_uri": leg.target.uri})
-    log.info("call %s bridged to %s", call.info.call_id, leg.target.label)
     if record:
         bridge.recorder = CallRecorder()
     call.bridge = bridge
-    ended = asyncio.ensure_future(leg.ended.wait())
+    answered = datetime.now(UTC)
+    call.note("note", {"bridged": leg.target.label, "callee_uri": leg.target.uri})
+    log.info("call %s bridged to %s", call.info.call_id, leg.target.label)
     try:
-        await ended  # the caller hanging up cancels this task (and so this await)
-        call.remote_hangup("callee", "BYE from callee")
-        call.leg.bye()
+        while True:
+            ended = asyncio.ensure_future(leg.ended.wait())
+            changed = asyncio.ensure_future(leg.changed.wait())
+            try:  # the caller hanging up cancels this task, and so this wait
+                await asyncio.wait({ended, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+                changed.cancel()
+            if leg.ended.is_set():
+                call.remote_hangup("callee", "BYE from callee")
+                call.leg.bye()
+                return
+            leg.changed.clear()
+            bridge.hold(leg.media, leg.held, call.hold_music())
+            if leg.refer_to is not None:
+                new = await _transfer(call, bridge, leg)
+                if new is not None:
+                    _close_leg_record(call, leg, bridge, answered, transferred_to=new.target.label)
+                    old, leg, answered = leg, new, datetime.now(UTC)
+                    old.hangup()
+                    await _release(call, old)
+                    bridge.b = leg.media
+                    bridge.start()
     finally:
-        ended.cancel()
         bridge.stop()
         call.bridge = None
-        talk = (datetime.now(UTC) - answered).total_seconds()
-        call.talk_seconds = talk
-        recordings: list[str] = []
-        if bridge.recorder is not None:
-            # No await in this cleanup: the caller's hangup cancels this task, and the engine
-            # awaits the write before closing the CDR.
-            path, name = call.new_recording()
-            call.background.append(asyncio.ensure_future(bridge.recorder.write(path)))
-            recordings = [name, name.removesuffix(".wav") + "-stereo.wav"]
-            call.recordings.append(recordings[1])
-        call.add_leg(_leg_record(leg, DialResult("answered", 200), answer=answered.isoformat(),
-                                 talk_seconds=round(talk, 3), recordings=recordings))
+        _close_leg_record(call, leg, bridge, answered)
         leg.hangup()
+        await _release(call, leg)
+
+
+async def _transfer(call: Call, bridge: Bridge, leg: OutboundLeg) -> OutboundLeg | None:
+    """Blind transfer asked by `leg`: ring its Refer-To for the caller.  The new leg if it
+    answered; otherwise the caller goes back to `leg` if it is still there (RFC 5589 §7.1)."""
+    target_label, leg.refer_to = leg.refer_to or "", None
+    call.note("note", {"transfer": target_label, "by": leg.target.label,
+                       "referred_by": leg.referred_by})
+    call.transfers.append((leg.target.label, target_label))
+    bridge.stop()
+    music = call.hold_music()
+    call.media.set_background(ringback_eu() if music is None else music)
+    failure: tuple[DialResult, str, float] | None
+    try:
+        targets = [await resolve(call, target_label)]
+    except DialRefused as refused:
+        failure = (DialResult("failed", refused.code, refused.reason), target_label, 0.0)
+    else:
+        new, failure = await _ring_targets(call, targets, timeout=30.0, caller_id=None)
+        if new is not None:
+            leg.notify_refer(200, "OK")
+            call.media.set_background(None)
+            _tell(call, leg.target.label, target_label, "answered")
+            return new
+    assert failure is not None
+    result = failure[0]
+    code = result.code or 480
+    leg.notify_refer(code, result.reason or result.status)
+    _tell(call, leg.target.label, target_label, result.status)
+    call.note("note", {"transfer_failed": target_label, "status": result.status, "code": code})
+    call.media.set_background(None)
+    if not leg.ended.is_set():
+        bridge.start()  # back to the transferring agent
+    return None
+
+
+def _tell(call: Call, by: str, to: str, status: str) -> None:
+    """The script's `transfer` event (for its logs), run beside the call, never blocking it."""
+    from pbxcore.call.engine import inform  # the engine imports verbs, verbs reach the dialer
+
+    outcome = Outcome("transfer", result=status, extra={
+        "transfer_by": by, "transfer_to": to, "transfer_status": status})
+    call.background.append(asyncio.ensure_future(inform(call, outcome)))
+
+
+def _close_leg_record(call: Call, leg: OutboundLeg, bridge: Bridge, answered: datetime,
+                      **more: Any) -> None:
+    """The CDR entry of an answered leg.  No await here: a hangup cancels the caller's task;
+    a recording is written in the background and awaited before the CDR closes."""
+    talk = (datetime.now(UTC) - answered).total_seconds()
+    call.talk_seconds = (call.talk_seconds or 0.0) + talk
+    recordings: list[str] = []
+    if bridge.recorder is not None:
+        path, name = call.new_recording()
+        call.background.append(asyncio.ensure_future(bridge.recorder.write(path)))
+        recordings = [name, name.removesuffix(".wav") + "-stereo.wav"]
+        call.recordings.append(recordings[1])
+        bridge.recorder = CallRecorder()
+    call.add_leg(_leg_record(leg, DialResult("answered", 200), answer=answered.isoformat(),
+                             talk_seconds=round(talk, 3), recordings=recordings, **more))

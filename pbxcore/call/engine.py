@@ -138,8 +138,9 @@ async def _execute_all(call: Call, actions: list[Action]) -> Outcome | None:
     return None
 
 
-async def _after_hangup(call: Call, outcome: Outcome) -> None:
-    """Tell the script about an event after the call is gone; only `log` and `set` still apply."""
+async def inform(call: Call, outcome: Outcome) -> None:
+    """Tell the script about an event it cannot act on (after the hangup, or a transfer during
+    a bridge); only its `log` and `set` actions still apply."""
     with contextlib.suppress(Exception):
         result = await _run(call, call.script, _event(call, outcome.event, outcome))
         for action in result.actions:
@@ -177,7 +178,7 @@ async def _finish(call: Call) -> None:
         for failed in (r for r in results if isinstance(r, BaseException)):
             call.note("error", {"error": f"background work failed: {failed!r}"})
     if call.pending is not None:
-        await _after_hangup(call, call.pending)
+        await inform(call, call.pending)
     if call.route.hangup_event:
         duration = (end - call.info.started).total_seconds()
         billsec = (end - call.answered_at).total_seconds() if call.answered_at else 0.0
@@ -185,13 +186,15 @@ async def _finish(call: Call) -> None:
                  "billsec": f"{billsec:.3f}", "disposition": call.disposition()}
         if call.talk_seconds is not None:
             extra["talk_seconds"] = f"{call.talk_seconds:.3f}"
-        await _after_hangup(call, Outcome("hangup", result=call.hangup_by or "switch",
+        await inform(call, Outcome("hangup", result=call.hangup_by or "switch",
                                           extra=extra))
     with contextlib.suppress(Exception):
         await call.flush_trace()
     for number, leg in enumerate(call.legs, start=1):
-        with contextlib.suppress(Exception):
+        try:
             await call.deps.store.cdr_leg(call.info.call_id, number, leg)
+        except (TypeError, ValueError) as exc:  # our bug: say so, still close the CDR
+            log.error("call %s: leg %d not stored: %s", call.info.call_id, number, exc)
     await call.deps.store.cdr_close(call.info.call_id, CdrEnd(
         end=end, disposition=call.disposition(),  # type: ignore[arg-type]
         hangup_by=call.hangup_by or "switch",  # type: ignore[arg-type]

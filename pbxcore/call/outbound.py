@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pbxcore.media.session import MediaSession
-from pbxcore.sip.address import NameAddr, quote
+from pbxcore.sip.address import NameAddr, parse_name_addr, quote
 from pbxcore.sip.dialog import Dialog
-from pbxcore.sip.message import Headers, Request, Response
+from pbxcore.sip.message import Headers, Request, Response, SipSyntaxError
 from pbxcore.sip.peer import Peer
-from pbxcore.sip.sdp import AudioAnswer, SdpError, negotiate, parse_sdp
+from pbxcore.sip.registration import Credentials, authorize
+from pbxcore.sip.sdp import AudioAnswer, SdpError, build_answer, negotiate, parse_sdp
 from pbxcore.sip.transaction import build_cancel, make_response, new_branch
+from pbxcore.sip.uri import parse_uri
 from pbxcore.transport.sip_endpoint import SipEndpoint
 
 log = logging.getLogger("pbxcore.dial")
@@ -45,6 +47,9 @@ class Target:
     label: str  # what the script asked for: "1002", "sip:bob@host"
     uri: str  # Request-URI
     peer: Peer  # where to send it (a registered phone's source address, or the URI's host)
+    credentials: Credentials | None = None  # answer the far end's 401/407 (trunks)
+    from_host: str | None = None  # host part of our From (a trunk's domain), else our address
+    from_user: str | None = None  # user part of our From when the trunk requires its account
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,10 @@ class OutboundLeg:
         self.cancelled = False
         self.bye_sent = False
         self.hangup_code: int | None = None
+        self.changed = asyncio.Event()  # set on REFER or a hold/unhold re-INVITE
+        self.refer_to: str | None = None  # a REFER's target not yet acted on
+        self.referred_by: str = ""
+        self.held = False
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -110,7 +119,8 @@ class OutboundLeg:
         headers = Headers([
             ("Via", self._via()),
             ("Max-Forwards", str(self.max_forwards)),
-            ("From", f"{display}<sip:{self.caller}@{local.host}>;tag={self.local_tag}"),
+            ("From", f"{display}<sip:{self.caller}@{self.target.from_host or local.host}>"
+                     f";tag={self.local_tag}"),
             ("To", str(NameAddr(None, self.target.uri))),
             ("Call-ID", self.call_id),
             ("CSeq", "1 INVITE"),
@@ -160,7 +170,23 @@ class OutboundLeg:
         if response.status < 300:
             self._answered(response)
             return
+        if response.status in (401, 407) and self._authenticate(response):
+            return
         self._finish(DialResult(dial_status(response.status), response.status, response.reason))
+
+    def _authenticate(self, response: Response) -> bool:
+        """Re-send the INVITE answering a trunk's challenge (RFC 3261 §22.2), once per nonce."""
+        if self.target.credentials is None or self.invite is None or self.cancelled:
+            return False
+        retry = authorize(self.invite, response, self.target.credentials)
+        if retry is None:
+            return False
+        self.invite = retry
+        self.invite_tx = self.host.endpoint.request(retry, self.target.peer)
+        self.host.watch_client_tx(self.invite_tx, self)
+        log.info("dial %s: answering %d from %s", self.target.label, response.status,
+                 self.target.peer.host)
+        return True
 
     def _answered(self, response: Response) -> None:
         assert self.invite is not None
@@ -197,6 +223,57 @@ class OutboundLeg:
         """The callee hung up (§15.1.2)."""
         self.host.endpoint.respond(tx, make_response(request, 200))
         self.ended.set()
+
+    def on_reinvite(self, tx: str, request: Request, local_host: str) -> None:
+        """The callee changes the session (hold, RFC 3264 §8.4): answer from our media."""
+        try:
+            offer = negotiate(parse_sdp(request.body)) if request.body else None
+        except SdpError:
+            offer = None
+        if offer is None or self.dialog is None:
+            self.host.endpoint.respond(tx, make_response(request, 488))
+            return
+        self.media.configure(offer)
+        sdp = build_answer(offer, local_host=local_host, local_port=self.media.local_port,
+                           session_id=1, version=2)
+        self.host.endpoint.respond(tx, make_response(
+            request, 200, headers=[("Contact", self.contact), ("Content-Type", "application/sdp")],
+            body=sdp))
+        self.held = offer.hold or offer.direction in ("recvonly", "inactive")
+        self.changed.set()
+
+    def on_refer(self, tx: str, request: Request) -> None:
+        """Blind transfer asked by the callee (RFC 3515): 202, then NOTIFYs with progress."""
+        refer_to = request.headers.get("Refer-To")
+        if refer_to is None or self.dialog is None:
+            self.host.endpoint.respond(tx, make_response(request, 400, "Missing Refer-To"))
+            return
+        try:
+            uri = parse_name_addr(refer_to).uri
+            target = parse_uri(uri)
+        except SipSyntaxError:
+            self.host.endpoint.respond(tx, make_response(request, 400, "Bad Refer-To"))
+            return
+        self.host.endpoint.respond(tx, make_response(request, 202))
+        self.refer_to = target.user_unescaped or uri
+        self.referred_by = request.headers.get("Referred-By") or ""
+        self.notify_refer(100, "Trying")
+        self.changed.set()
+
+    def notify_refer(self, status: int, reason: str) -> None:
+        """NOTIFY the transferor with a message/sipfrag of the transfer's progress (§2.4.5)."""
+        if self.dialog is None or self.bye_sent:
+            return
+        notify = self.dialog.create_request(
+            "NOTIFY", via=self._via(), contact=self.contact,
+            body=f"SIP/2.0 {status} {reason}\r\n".encode(),
+            content_type="message/sipfrag;version=2.0")
+        notify.headers.add("Event", "refer")
+        final = status >= 200
+        notify.headers.add("Subscription-State",
+                           "terminated;reason=noresource" if final else "active;expires=60")
+        tx = self.host.endpoint.request(notify, self.target.peer)
+        self.host.watch_client_tx(tx, self)
 
     def matches(self, request: Request) -> bool:
         return self.dialog is not None and self.dialog.matches(request)

@@ -96,6 +96,8 @@ class Switch:
                 self._invite(tx, request, source)
             elif method == "INFO":
                 self._reply(tx, request, 200 if self._call_for(request) else 481)
+            elif method == "REFER":
+                self._refer(tx, request)
             else:
                 self._reply(tx, request, 405, headers=[("Allow", ALLOW)])
         except SipSyntaxError as exc:
@@ -272,7 +274,22 @@ class Switch:
             log.info("call %s ended: %s (%s)", info.call_id, call.disposition(),
                      call.hangup_cause)
 
+    def _refer(self, tx: str, request: Request) -> None:
+        leg = self._out_dialogs.get(request.call_id)
+        if leg is not None and leg.matches(request):
+            leg.on_refer(tx, request)
+        elif self._call_for(request) is not None:
+            # The caller's phone transferring the agent away: not offered (the call's script
+            # owns the caller's side); an agent transfers the caller with REFER instead.
+            self._reply(tx, request, 403, reason="Forbidden (transfer by the caller)")
+        else:
+            self._reply(tx, request, 481)
+
     def _reinvite(self, tx: str, request: Request) -> None:
+        leg = self._out_dialogs.get(request.call_id)
+        if leg is not None and leg.matches(request):
+            leg.on_reinvite(tx, request, self.deps.media_host)
+            return
         call = self._call_for(request)
         if call is None or not call.answered:
             self._reply(tx, request, 481)
@@ -286,6 +303,9 @@ class Switch:
             return
         call.offer = offer
         call.media.configure(offer)
+        if call.bridge is not None:
+            held = offer.hold or offer.direction in ("recvonly", "inactive")
+            call.bridge.hold(call.media, held, call.hold_music())
         sdp = build_answer(offer, local_host=self.deps.media_host,
                            local_port=call.media.local_port, session_id=1, version=2)
         self.endpoint.respond(tx, make_response(

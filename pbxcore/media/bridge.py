@@ -83,6 +83,13 @@ class Bridge:
         if self.recorder is not None and not dtmf and source.codec is not None:
             self.recorder.add(0 if source is self.a else 1, DECODERS[source.codec](pkt.payload))
 
+    def hold(self, holder: MediaSession, held: bool, music: bytes | None) -> None:
+        """`holder` put the call on hold (RFC 3264 §8.4): the other side hears `music` instead
+        of the relay until it resumes."""
+        other = self.b if holder is self.a else self.a
+        other.relaying = not held
+        other.set_background(music if held else None)
+
     def stop(self) -> None:
         for leg in (self.a, self.b):
             leg.forward = None

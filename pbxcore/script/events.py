@@ -20,7 +20,7 @@ from pbxcore.script.sanitize import env_name, env_value
 
 PROTOCOL_VERSION = 1
 
-EVENT_NAMES = ("incoming", "gather", "record", "dial", "redirect", "hangup")
+EVENT_NAMES = ("incoming", "gather", "record", "dial", "transfer", "redirect", "hangup")
 """Events of protocol v1; the script should treat any other name as "nothing to do"."""
 
 GATHER_RESULTS = ("ok", "short", "timeout")

@@ -219,3 +219,91 @@ def test_recorded_conversation_has_both_sides(site) -> None:  # type: ignore[no-
     left, right = samples[0::2], samples[1::2]
     assert max(abs(x) for x in left) > 3000 and max(abs(x) for x in right) > 3000
     events(dir)
+
+
+def _wait(predicate, timeout: float = 8.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_blind_transfer_by_the_callee(site) -> None:  # type: ignore[no-untyped-def]
+    sw, dir = site
+    agent = phone(sw, "1002", "answer")
+    expert = phone(sw, "1003", "answer", send_tone=1000)
+    caller = Uac(sw.port)
+    try:
+        assert (resp := caller.call("1")) is not None and resp.status == 200
+        assert _wait(lambda: agent.seen.answered and agent.seen.acks >= 1)
+        agent.refer("1003")
+        assert _wait(lambda: 202 in agent.seen.responses)
+        assert _wait(lambda: any(b"200 OK" in n for n in agent.seen.notifies))
+        assert agent.seen.notifies[0].startswith(b"SIP/2.0 100")
+        agent.hangup()  # the transferor leaves after the final NOTIFY, as phones do
+        caller.rtp.packets.clear()
+        caller.rtp.drain(1.0)
+        assert rms(caller.rtp.audio()) > 1500, "the caller does not hear the transfer target"
+        assert (bye := caller.bye()) is not None and bye.status == 200
+        assert _wait(lambda: expert.seen.byes_received == 1)
+    finally:
+        caller.close()
+        agent.close()
+        expert.close()
+    cdr = last_cdr(sw)
+    legs = [(leg["target"], leg["disposition"], leg.get("transferred_to")) for leg in cdr["legs"]]
+    assert legs == [("1002", "answered", "1003"), ("1003", "answered", None)]
+    ev = events(dir)
+    assert ["transfer", "answered"] in [e[:2] for e in ev]
+
+
+def test_transfer_to_a_busy_target_brings_the_caller_back(site) -> None:  # type: ignore[no-untyped-def]
+    sw, dir = site
+    agent = phone(sw, "1002", "answer", send_tone=700)
+    busy = phone(sw, "1003", "busy")
+    caller = Uac(sw.port)
+    try:
+        assert (resp := caller.call("1")) is not None and resp.status == 200
+        assert _wait(lambda: agent.seen.answered and agent.seen.acks >= 1)
+        agent.refer("1003")
+        assert _wait(lambda: any(n.startswith(b"SIP/2.0 486") for n in agent.seen.notifies))
+        caller.rtp.drain(0.3)
+        caller.rtp.packets.clear()
+        caller.rtp.drain(1.0)
+        assert rms(caller.rtp.audio()) > 1500, "the caller is not back with the agent"
+        caller.bye()
+    finally:
+        caller.close()
+        agent.close()
+        busy.close()
+    last_cdr(sw)
+    assert ["transfer", "busy"] in [e[:2] for e in events(dir)]
+
+
+def test_hold_by_the_callee_plays_music_to_the_caller(site) -> None:  # type: ignore[no-untyped-def]
+    sw, dir = site
+    agent = phone(sw, "1002", "answer")  # sends no audio of its own
+    caller = Uac(sw.port)
+    try:
+        assert (resp := caller.call("1")) is not None and resp.status == 200
+        assert _wait(lambda: agent.seen.answered and agent.seen.acks >= 1)
+        caller.rtp.drain(0.5)
+        before = rms(caller.rtp.audio())
+        agent.hold(True)
+        assert _wait(lambda: 200 in agent.seen.responses)
+        caller.rtp.packets.clear()
+        caller.rtp.drain(1.5)
+        assert rms(caller.rtp.audio()) > 300 > before, "no hold music while held"
+        agent.hold(False)
+        time.sleep(0.3)
+        caller.rtp.packets.clear()
+        caller.rtp.drain(0.5)
+        assert rms(caller.rtp.audio()) < 300  # relay again: the agent is silent
+        caller.bye()
+    finally:
+        caller.close()
+        agent.close()
+    last_cdr(sw)
+    events(dir)

@@ -27,6 +27,8 @@ class Seen:
     byes_received: int = 0
     acks: int = 0
     answered: bool = False
+    notifies: list[bytes] = field(default_factory=list)  # sipfrag bodies of NOTIFYs
+    responses: list[int] = field(default_factory=list)  # statuses of answers to our requests
 
 
 class Phone(threading.Thread):
@@ -109,6 +111,10 @@ class Phone(threading.Thread):
                 msg = parse_message(data)
                 if isinstance(msg, Request):
                     self._request(msg, addr)
+                else:
+                    self.seen.responses.append(msg.status)
+                    if msg.cseq[1] == "INVITE" and msg.status == 200:
+                        self._in_dialog("ACK", cseq=msg.cseq[0])
             self._timers()
             self.rtp.drain()
 
@@ -138,6 +144,9 @@ class Phone(threading.Thread):
             if self.dialog is not None and not self.seen.answered:
                 self._reply(self.dialog[0], 487, addr, self.dialog[1])
                 self._answer_at = None
+        elif req.method == "NOTIFY":
+            self.seen.notifies.append(req.body)
+            self._reply(req, 200, addr)
         elif req.method == "BYE":
             self.seen.byes_received += 1
             self._reply(req, 200, addr)
@@ -178,17 +187,40 @@ class Phone(threading.Thread):
         self._tone_seq += 1
 
     def hangup(self) -> None:
+        self._in_dialog("BYE")
+        self.seen.answered = False
+
+    def refer(self, target: str) -> None:
+        """Blind transfer the caller to `target` (RFC 3515)."""
+        self._in_dialog("REFER", [f"Refer-To: <sip:{target}@127.0.0.1>",
+                                  f"Referred-By: <sip:{self.ext}@127.0.0.1>"])
+
+    def hold(self, on: bool = True) -> None:
+        """re-INVITE with a=sendonly (hold, RFC 3264 §8.4) or a=sendrecv (resume)."""
+        sdp = (
+            "v=0\r\no=- 2 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {self.rtp.port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\n"
+            f"a={'sendonly' if on else 'sendrecv'}\r\n"
+        ).encode()
+        self._in_dialog("INVITE", ["Content-Type: application/sdp"], sdp)
+
+    def _in_dialog(self, method: str, extra: list[str] | None = None, body: bytes = b"", *,
+                   cseq: int | None = None) -> None:
         assert self.dialog is not None
         req, tag = self.dialog
+        if cseq is None:
+            self._cseq = getattr(self, "_cseq", 0) + 1
+            cseq = self._cseq
         lines = [
-            f"BYE {_contact_uri(req)} SIP/2.0",
+            f"{method} {_contact_uri(req)} SIP/2.0",
             f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{secrets.token_hex(6)};rport",
             f"From: {req.headers.get('To')};tag={tag}", f"To: {req.headers.get('From')}",
-            f"Call-ID: {req.call_id}", "CSeq: 1 BYE", "Max-Forwards: 70",
+            f"Call-ID: {req.call_id}", f"CSeq: {cseq} {method}", "Max-Forwards: 70",
+            f"Contact: <sip:{self.ext}@127.0.0.1:{self.port}>", *(extra or []),
         ]
-        self.sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(),
-                         self._addr)
-        self.seen.answered = False
+        head = "\r\n".join(lines) + f"\r\nContent-Length: {len(body)}\r\n\r\n"
+        self.sock.sendto(head.encode() + body, self._addr)
 
     def _reply(self, req: Request, status: int, addr: tuple[str, int], tag: str | None = None,
                body: bytes = b"") -> None:

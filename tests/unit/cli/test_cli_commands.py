@@ -170,11 +170,20 @@ def test_trace_json_and_unknown_call(filled: Path) -> None:
 def test_run_hands_the_loaded_config_to_the_server(site: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     got: list[Config] = []
+    watching: list[bool] = []
     fake = types.ModuleType("pbxcore.server")
-    fake.run_forever = got.append  # type: ignore[attr-defined]
+
+    def run_forever(config: Config, *, watch: bool) -> None:
+        got.append(config)
+        watching.append(watch)
+
+    fake.run_forever = run_forever  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pbxcore.server", fake)
     assert pbx("run", "--config", site / "pbx.toml").exit_code == 0
-    assert [c.path for c in got] == [site / "pbx.toml"]
+    assert [c.path for c in got] == [site / "pbx.toml"] and watching == [True]
+    assert pbx("run", "--no-watch", "--config", site / "pbx.toml").exit_code == 0
+    assert watching == [True, False]
+    got.pop()
     (site / "scripts" / "ivr.py").unlink()
     result = pbx("run", "--config", site / "pbx.toml")
     assert result.exit_code == 1 and "does not exist" in result.stderr and len(got) == 1
