@@ -1,0 +1,138 @@
+"""`pbx replay` and `pbx simulate` in-process (CliRunner), on real script processes."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from pbxcore.cli.main import main
+from pbxcore.testing.replay import replay_file
+from pbxcore.testing.report import failure_text
+from tests.unit.testing.conftest import Writer
+
+REPO = Path(__file__).resolve().parents[3]
+IVR = REPO / "scripts" / "ivr.py"
+MENU = "gather max=1 prompt=menu"  # as printed back (timeout=5 is the default)
+
+
+def pbx(*args: str | Path, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], input=input,
+                              env={"COLUMNS": "200"})
+
+
+def fixtures(script: Writer, fixture_file: Writer) -> tuple[Path, Path]:
+    script("s.sh", 'case "$PBX_EVENT" in incoming) echo answer; echo "play hello";;\n'
+                   '  *) echo "echo $PBX_EVENT" >&2; exit 4;; esac\n')
+    good = fixture_file("suite/good.json", "../s.sh", name="good call", steps=[
+        {"event": "incoming", "expect": ["answer", "play hello"]}])
+    bad = fixture_file("suite/deeper/bad.json", "../../s.sh", name="bad call", steps=[
+        {"event": "incoming", "expect": ["answer", "play goodbye"]},
+        {"event": "hangup", "expect": []}])
+    (good.parent / "package.json").write_text('{"name": "not a fixture"}')
+    return good, bad
+
+
+def test_replay_passes_and_fails_with_a_diff(script: Writer, fixture_file: Writer) -> None:
+    good, bad = fixtures(script, fixture_file)
+    ok = pbx("replay", good)
+    assert ok.exit_code == 0, ok.output
+    assert "PASS good call" in ok.output and "1 of 1 fixtures passed" in ok.output
+    res = pbx("replay", good.parent)  # a folder: both fixtures, package.json ignored
+    assert res.exit_code == 1
+    assert "PASS good call" in res.output and "FAIL bad call" in res.output
+    assert "- play goodbye" in res.output and "+ play hello" in res.output
+    assert "--- expected" in res.output and "+++ actual (script output)" in res.output
+    assert "script error: exit status 4" in res.output and "echo hangup" in res.output
+    assert "1 of 2 fixtures passed" in res.output
+
+
+def test_replay_json_and_junit(script: Writer, fixture_file: Writer, tmp_path: Path) -> None:
+    good, bad = fixtures(script, fixture_file)
+    junit = tmp_path / "junit.xml"
+    res = pbx("replay", "--json", "--junit", junit, good, bad)
+    assert res.exit_code == 1
+    data = json.loads(res.output)
+    assert data["passed"] is False
+    assert [f["passed"] for f in data["fixtures"]] == [True, False]
+    step = data["fixtures"][1]["steps"][0]
+    assert step["actions"] == ["answer", "play hello"]
+    assert step["diff"] == ["  answer", "- play goodbye", "+ play hello"]
+    assert data["fixtures"][1]["steps"][1]["error"] == "exit status 4"
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "1", "0")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["good call", "bad call"]
+    assert cases[0].find("failure") is None
+    failure = cases[1].find("failure")
+    assert failure is not None and failure.text is not None
+    assert failure.get("message") == "steps[0] incoming: the actions differ (match: exact)"
+    assert "- play goodbye\n+ play hello" in failure.text
+
+
+def test_replay_reports_invalid_fixtures_and_needs_some(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"pbxcore_fixture": 1, "script": "x.sh", "steps": [{"event": "a", '
+                   '"expect": ["plya"]}]}')
+    res = pbx("replay", bad)
+    assert res.exit_code == 1
+    assert "steps[0].expect[0]: unknown action 'plya'" in res.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = pbx("replay", empty)
+    assert res.exit_code == 2 and "no fixtures found" in res.output
+
+
+def test_replay_transport_option(script: Writer, fixture_file: Writer) -> None:
+    good, _ = fixtures(script, fixture_file)
+    res = pbx("replay", "--transport", "webhook", good)
+    assert res.exit_code == 1 and "the webhook transport needs a URL" in res.output
+    res = pbx("replay", "--transport", "process", good)
+    assert res.exit_code == 0
+
+
+def test_simulate_every_outcome_and_save(tmp_path: Path) -> None:
+    saved = tmp_path / "sim.json"
+    # welcome: 2 (record) -> finishkey, 4 s -> menu: 9 (invalid) -> timeout -> h (hang up)
+    res = pbx("simulate", IVR, "--caller", "1001", "--called", "100", "--save", saved,
+              input="2\nfinishkey\n4\n9\n\nh\n")
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "event  incoming" in out and "→ gather max=1 prompt=welcome" in out
+    assert "record result=finishkey recording=simulated/simulated-1.wav" in out
+    assert "→ play recording:simulated/simulated-1.wav" in out
+    assert "gather result=timeout" in out and "→ set TRIES=3" in out
+    assert "hangup result=caller" in out and "call ended: caller 1001, tries 3" in out
+    fixture = json.loads(saved.read_text())
+    assert [s["event"] for s in fixture["steps"]] == [
+        "incoming", "gather", "record", "gather", "gather", "hangup"]
+    assert fixture["steps"][2]["extra"] == {"recording_seconds": "4.0"}
+    assert fixture["steps"][4]["expect"] == ["play invalid", "set TRIES=3", MENU]
+    result = replay_file(saved)
+    assert result.passed, failure_text(result)
+
+
+def test_simulate_end_of_list_and_errors(script: Writer, tmp_path: Path) -> None:
+    s = script("s.sh", 'case "$PBX_EVENT" in incoming) echo "gather max=2 min=2 finish=#";;\n'
+                       '  gather) echo "log $PBX_RESULT $PBX_DIGITS"; echo "reject busy";;\n'
+                       '  hangup) echo oops >&2; exit 2;; esac\n')
+    res = pbx("simulate", s, "--caller", "1", "--called", "2", input="1#9\n")
+    assert res.exit_code == 0, res.output
+    assert "gather result=short digits=1" in res.output  # finish key ends input, min=2
+    assert "→ log 'short 1'" in res.output and "→ reject busy" in res.output
+    assert "hangup result=script hangup_cause=rejected with 486" in res.output
+    assert "script error: exit status 2" in res.output and "oops" in res.output
+
+
+def test_simulate_follows_goto(script: Writer) -> None:
+    a = script("a.sh", 'case "$PBX_EVENT" in incoming) echo "goto b.sh";; esac\n')
+    script("b.sh", 'case "$PBX_EVENT" in redirect) echo "log from $PBX_RESULT";;\n'
+                   '  hangup) echo "log b hangup";; esac\n')
+    res = pbx("simulate", a, "--caller", "1", "--called", "2")
+    assert res.exit_code == 0, res.output
+    assert "goto: a.sh hands the call to b.sh" in res.output
+    assert "event  redirect result=a.sh" in res.output and "→ log 'from a.sh'" in res.output
+    assert "→ log 'b hangup'" in res.output
