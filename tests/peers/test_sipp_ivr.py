@@ -1,4 +1,5 @@
-"""SIPp against a real `pbx run`: the demo IVR with digest auth and RFC 2833 keys over UDP and TCP,
+"""SIPp against a real `pbx run`: the demo IVR with digest auth and RFC 2833 keys over UDP and TCP
+(menu walk, and the record branch fed from a pcap),
 CANCEL before answer, the caller hanging up mid-prompt, failing scripts and their fallback, and
 hostile caller IDs.
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from tests.peers.helpers import (
     trace,
     write_script,
 )
-from tests.sipp.sipp_peer import RtpSink, pcmu_rms, run_sipp
+from tests.sipp.sipp_peer import RtpSink, pcmu_rms, rms16, run_sipp, wav_to_pcap
 
 pytestmark = pytest.mark.peer
 
@@ -235,3 +237,43 @@ def test_caller_id_is_never_run_by_a_shell(env: tuple[SwitchProcess, Path], tmp_
     for place in [*places, *cwds, Path(sys.prefix)]:
         assert not (place / "pwned").exists(), place
     assert not list(tmp_path.parent.rglob("pwned"))
+
+
+# ---------------------------------------------------------------- record branch: audio from SIPp
+
+
+def _loud_frames(wav: Path, threshold: float = 300) -> tuple[float, int]:
+    """(seconds, number of 20 ms frames louder than threshold RMS) of an 8 kHz s16 WAV."""
+    with wave.open(str(wav)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        pcm = w.readframes(w.getnframes())
+    frames = [pcm[i:i + 320] for i in range(0, len(pcm), 320)]
+    return len(pcm) / 16000, sum(1 for f in frames if rms16(f) > threshold)
+
+
+def test_demo_ivr_records_the_audio_sipp_plays(env: tuple[SwitchProcess, Path],
+                                               tmp_path: Path) -> None:
+    sw, _ = env
+    work = tmp_path / "sipp"
+    work.mkdir()
+    prompt = REPO / "sounds" / "en" / "hours.wav"  # 3.1 s of speech, sent as PCMU from a pcap
+    assert wav_to_pcap(prompt, work / "prompt.pcap") > 100
+    with RtpSink() as sink:
+        res = run_sipp("ivr_record.xml", sw.port, work, service="100", user="1001",
+                       password=PASSWORD_1001, keys={"sink_port": str(sink.port)}, timeout=30)
+    assert res.rc == 0, res.logs()
+    cdr = closed_cdr(sw, res.call_id)
+    assert cdr["disposition"] == "answered" and cdr["hangup_by"] == "caller", cdr
+    assert len(cdr["recordings"]) == 1, cdr
+    entries = trace(sw, cdr["call_id"])
+    records = script_runs(entries, "record")
+    assert [r["env"]["PBX_RESULT"] for r in records] == ["finishkey"], summary(entries)
+    assert records[0]["env"]["PBX_RECORDING"] == cdr["recordings"][0]
+    assert f"play recording:{cdr['recordings'][0]}" in actions(entries)
+
+    # The recording holds the prompt SIPp played: about as much speech as the prompt has. (The
+    # recorder keeps the packets that arrived; SIPp sends nothing between the pcap and the '#'.)
+    seconds, loud = _loud_frames(sw.dir / "var" / "recordings" / cdr["recordings"][0])
+    _, expected = _loud_frames(prompt)
+    assert seconds >= 2.5, seconds
+    assert 0.8 * expected <= loud <= 1.2 * expected + 5, (loud, expected)

@@ -180,3 +180,31 @@ def rms16(pcm16le: bytes) -> float:
 
 def pcmu_rms(packets: list[RtpPacket]) -> float:
     return rms16(ulaw_decode(b"".join(p.payload for p in packets)))
+
+
+def wav_to_pcap(wav: Path, pcap: Path) -> int:
+    """An 8 kHz mono s16 WAV as a PCMU RTP pcap for SIPp's play_pcap_audio (PEERS.md 2, pitfall
+    4); returns the number of RTP packets.  Generated at test time: no binaries in the repo."""
+    import random
+    import wave
+
+    from pbxcore.rtp.g711 import ulaw_encode
+
+    with wave.open(str(wav)) as w:
+        ulaw = ulaw_encode(w.readframes(w.getnframes()))
+    seq, ts, ssrc = random.randint(0, 9999), random.randint(0, 1 << 30), random.getrandbits(32)
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet link type
+    count = 0
+    for n, i in enumerate(range(0, len(ulaw), 160)):
+        rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0, (seq + n) & 0xFFFF,
+                          (ts + 160 * n) & 0xFFFFFFFF, ssrc) + ulaw[i:i + 160].ljust(160, b"\xff")
+        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64, 17, 0,
+                         b"\x7f\0\0\1", b"\x7f\0\0\1") + udp
+        frame = b"\0" * 12 + b"\x08\x00" + ip
+        t = n * 0.02
+        out.append(struct.pack("<IIII", int(t), int(round((t % 1) * 1e6)), len(frame),
+                               len(frame)) + frame)
+        count += 1
+    pcap.write_bytes(b"".join(out))
+    return count
