@@ -356,3 +356,19 @@ async def test_webhook_deadline_covers_a_server_that_never_answers() -> None:
 
 def test_seen_is_a_plain_record() -> None:
     assert Seen("/", {}, b"").target == "/"
+
+
+async def test_example_crm_worker_answers_a_whole_call() -> None:
+    crm = Path(__file__).parents[2] / "examples" / "workers" / "crm_worker.py"
+    pool = WorkerPool(crm, 1, env={})
+    try:
+        texts = []
+        for ev in call("1001"):
+            result = await pool.run(crm, ev, env={}, timeout=5)
+            assert result.ok, (result.error, result.stderr)
+            texts.append([a.to_text() for a in result.actions])
+        assert texts[0][1] == "set customer=Alice tier=gold open_tickets=1"
+        assert texts[1] == ["say digits 1", "play goodbye", "hangup"]
+        assert texts[2] == ["log 'crm: contact stored for 1001'"]
+    finally:
+        await pool.close()
