@@ -117,7 +117,7 @@ async def run_fixture(fixture: Fixture, *, transport: ScriptTransport | None = N
     if transport is None:
         try:
             transport = open_transport(kind, script=fixture.script, worker=fixture.worker,
-                                       url=fixture.url)
+                                       url=fixture.url, env=fixture.env)
         except TransportUnavailable as exc:
             return FixtureResult(fixture.path, fixture.name, error=str(exc), transport=kind,
                                  shown=shown or str(fixture.path))
