@@ -21,6 +21,7 @@ from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.sounds import SoundLibrary
 from pbxcore.script.transports import build_transports
+from pbxcore.sip.transaction import TransactionLayer
 from pbxcore.store import open_store
 from pbxcore.transport.sip_endpoint import ListenSpec, SipEndpoint
 
@@ -66,7 +67,7 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
         def __getattr__(self, name: str) -> object:
             return getattr(holder["switch"], name)
 
-    endpoint = SipEndpoint(_Late())  # type: ignore[arg-type]
+    endpoint = SipEndpoint(_Late(), TransactionLayer(auto_trying=False))  # type: ignore[arg-type]
     deps = CallDeps(
         config=config, store=store, endpoint=endpoint,
         ports=PortAllocator(config.media.rtp_low, config.media.rtp_high), pacer=pacer,

@@ -97,6 +97,7 @@ class Call:
         self.background: list[asyncio.Future[Any]] = []  # e.g. recordings being written
         self.transfers: list[tuple[str, str]] = []  # (who transferred, to where)
         self._trace: list[TraceEntry] = []
+        self._flush_lock = asyncio.Lock()
         self._seq = 0
 
     # -- CallControl --------------------------------------------------------------------------
@@ -215,10 +216,15 @@ class Call:
         self.ended.set()
 
     async def flush_trace(self) -> None:
-        """Write buffered trace entries; one cancelled midway leaves the rest for the next."""
-        while self._trace:
-            await self.deps.store.trace_append(self.info.call_id, self._trace[0])
-            self._trace.pop(0)
+        """Write buffered trace entries, each exactly once.  The writing is shielded and
+        serialized: cancelling a caller (the call ended) neither loses nor repeats an entry."""
+        await asyncio.shield(self._flush())
+
+    async def _flush(self) -> None:
+        async with self._flush_lock:
+            while self._trace:
+                entry = self._trace.pop(0)
+                await self.deps.store.trace_append(self.info.call_id, entry)
 
     async def close_media(self) -> None:
         if self._media is not None:

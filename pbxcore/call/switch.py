@@ -222,10 +222,11 @@ class Switch:
         if route is None or not route.public:
             user = self._authenticate(tx, request)
             if user is None:
-                return
+                return  # the 401 went out alone: pyVoIP must see it as the first response
             caller = user
         else:
             caller = _user_of(caller_addr.uri)
+        self._reply(tx, request, 100)  # RFC 3261 §17.2.1; pyVoIP waits for a provisional
         if route is None:
             self._reply(tx, request, 404)
             return
@@ -286,6 +287,7 @@ class Switch:
             self._reply(tx, request, 481)
 
     def _reinvite(self, tx: str, request: Request) -> None:
+        self._reply(tx, request, 100)
         leg = self._out_dialogs.get(request.call_id)
         if leg is not None and leg.matches(request):
             leg.on_reinvite(tx, request, self.deps.media_host)

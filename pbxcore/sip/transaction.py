@@ -404,9 +404,13 @@ class TransactionLayer:
         t2: float = 4.0,
         t4: float = 5.0,
         rand: Callable[[], str] = lambda: secrets.token_hex(4),
+        auto_trying: bool = True,
     ) -> None:
         self.t1, self.t2, self.t4 = t1, t2, t4
         self._rand = rand
+        # False: the TU sends 100 itself.  The switch does, after digest auth: pyVoIP handles a
+        # 401 only as the first response to its INVITE (an immediate 401 needs no 100, §17.2.1).
+        self.auto_trying = auto_trying
         self._txs: dict[str, _Tx] = {}
         self._server: dict[object, str] = {}
         self._client: dict[object, str] = {}
@@ -443,7 +447,8 @@ class TransactionLayer:
             # pyVoIP blocks forever without a provisional response (PEERS.md §1c row 7).
             self._ack_index[(req.call_id, cseq)] = tx.id
             tx.keys.append((req.call_id, cseq))
-            out += self._step(tx, Input.TU_1XX, now, make_response(req, 100))
+            if self.auto_trying:
+                out += self._step(tx, Input.TU_1XX, now, make_response(req, 100))
         out.append(RequestReceived(tx.id, req, source))
         return out
 
