@@ -227,3 +227,46 @@ def test_crm_lookup_builds_its_sqlite_database_once(tmp_path: Path) -> None:
         "PRIORITY": "normal"}}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db", "crm.sql", "lookup.py"]
     assert os.stat(tmp_path / "crm.db").st_size > 0
+
+
+def test_two_shops_on_a_real_switch(tmp_path: Path) -> None:
+    # The README's steps: the stock prompts plus the example's own in one sounds directory, the
+    # two routes; then a real call to 7002 hears the book shop's greeting and presses 1.
+    from tests.integration.switch_harness import free_port, start_switch, write_config
+    from tests.integration.uac import Uac, rms
+
+    sounds = tmp_path / "sounds"
+    shutil.copytree(ROOT / "sounds", sounds)
+    shutil.copytree(EXAMPLES / "two-shops" / "sounds", sounds, dirs_exist_ok=True)
+    port = free_port()
+    routes = "".join(f"""
+[[routes]]
+match = "^{number}$"
+script = "{EXAMPLES / 'two-shops' / 'shops.py'}"
+language = "en"
+fallback = ["play beep", "hangup"]
+""" for number in ("7001", "7002"))
+    config = write_config(tmp_path, port=port, routes=routes)
+    config.write_text(config.read_text().replace(f'sounds = "{ROOT / "sounds"}"',
+                                                 f'sounds = "{sounds}"'))
+    sw = start_switch(tmp_path, config, port)
+    try:
+        uac = Uac(sw.port, user="1001", password="secret1001")
+        try:
+            resp = uac.call("7002")
+            assert resp is not None and resp.status == 200
+            uac.rtp.drain(1.5)
+            assert rms(uac.rtp.audio()) > 500, "no greeting heard"
+            uac.rtp.send_dtmf("1")
+            assert uac.wait_bye(15) is not None
+        finally:
+            uac.close()
+        out = sw.pbx("cdr", "--json", "--limit", "1")
+        assert out.returncode == 0, out.stderr
+        cdr = json.loads(out.stdout)[0]
+        assert cdr["called"] == "7002" and cdr["hangup_by"] == "script"
+        assert cdr["vars"]["SHOP"] == "books" and cdr["vars"]["ORDER"] == "yes"
+        assert cdr["vars"]["SHOP_NAME"] == "Paper Lantern Books"
+    finally:
+        sw.stop()
+    assert "SoundError" not in sw.log_text() and "not found" not in sw.log_text()
