@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -96,14 +97,15 @@ def make_db(path: Path) -> None:
 
 
 def call_events(n: int) -> list[Event]:
-    base = {"call_id": f"bench-{n}", "caller": str(10000 + (n * 7919) % CUSTOMERS),
-            "called": "200", "route": "^200$"}
+    def event(name: str, **more: Any) -> Event:
+        return Event(name, f"bench-{n}", caller=str(10000 + (n * 7919) % CUSTOMERS),
+                     called="200", route="^200$", **more)
+
     return [
-        Event("incoming", **base),
-        Event("gather", result="ok", digits=str(n % 10), history=(HistoryEntry("incoming"),),
-              **base),
-        Event("hangup", result="caller", extra={"hangup_cause": "normal"},
-              history=(HistoryEntry("incoming"), HistoryEntry("gather", "ok")), **base),
+        event("incoming"),
+        event("gather", result="ok", digits=str(n % 10), history=(HistoryEntry("incoming"),)),
+        event("hangup", result="caller", extra={"hangup_cause": "normal"},
+              history=(HistoryEntry("incoming"), HistoryEntry("gather", "ok"))),
     ]
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,7 @@ fallback = ["play sorry", "hangup"]
             hook.stdout.close()
 
 
-def _call(sw: SwitchProcess, called: str, user: str, digits: str | None) -> dict:
+def _call(sw: SwitchProcess, called: str, user: str, digits: str | None) -> dict[str, Any]:
     uac = Uac(sw.port, user=user)
     try:
         resp = uac.call(called)
@@ -86,7 +87,8 @@ def _call(sw: SwitchProcess, called: str, user: str, digits: str | None) -> dict
         out = sw.pbx("cdr", "--json", "--limit", "20")
         cdrs = [c for c in json.loads(out.stdout) if c["caller"] == user and c["called"] == called]
         if cdrs and cdrs[0]["end"]:
-            return cdrs[0]
+            cdr: dict[str, Any] = cdrs[0]
+            return cdr
         time.sleep(0.1)
     raise AssertionError("CDR not closed")
 
