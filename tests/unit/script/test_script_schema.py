@@ -183,14 +183,6 @@ def _edges(kind: Kind) -> list[Any]:
     raise AssertionError(kind)
 
 
-MINIMAL: dict[str, dict[str, Any]] = {
-    "answer": {}, "ring": {}, "hangup": {}, "gather": {}, "record": {},
-    "play": {"files": ["a"]}, "say": {"kind": "digits", "value": "1"},
-    "set": {"vars": {"a": "1"}}, "goto": {"script": "x"}, "wait": {"seconds": 1},
-    "reject": {"reason": "busy"}, "log": {"text": "hi"}, "plya": {},
-    "dial": {"targets": ["1002"]}, "transfer": {"target": "1002"},
-    "record_call": {"what": "start"},
-}
 
 
 @st.composite
