@@ -10,6 +10,11 @@ process with the same environment and stdin the switch gives it:
   subprocess.run          fork+exec+wait, the floor
   asyncio exec (exit)     asyncio.create_subprocess_exec + communicate + wait
   asyncio exec (1st line) same, time to the first stdout line
+With the SQLite store, the switch's CDR start time and trace split each call into: INVITE ->
+Call made (SIP stack), Call -> script exec (CDR row, 180, event), the script run as the switch
+times it, and script done -> 200 OK (answer: RTP port, SDP).  These use the wall clock of both
+processes (same machine) and the trace's microsecond times; the phases of one call add up to
+its INVITE -> 200 OK.
 Overhead = switch percentile - bare spawn percentile (subprocess.run), for p50 and p99.
 An OPTIONS round trip (interleaved with the calls) shows the SIP stack + loopback floor.
 Done for a `#!/bin/sh` and a `#!/usr/bin/python3` script.  Prints figures; asserts nothing.
@@ -25,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -119,18 +126,36 @@ def drive_calls(uac: RawUac, called: str, n: int, rate: float,
     return legs, opt, failed
 
 
-def script_runs(db: Path, legs: list[Leg]) -> dict[str, float]:
-    """sip Call-ID -> ms the switch's trace gives the `incoming` script run (exec to reaped)."""
-    out: dict[str, float] = {}
+@dataclass(frozen=True)
+class Phases:
+    """Where one call's INVITE -> 200 OK went, from the switch's CDR and trace (ms)."""
+
+    before: float  # INVITE sent -> CDR start (the switch made the Call): SIP stack
+    queue: float  # CDR start -> script exec: CDR row written, 180 sent, event built
+    run: float  # script run as the switch's trace times it (exec to reaped, parsed)
+    after: float  # run over -> 200 OK arrived: trace note, answer (RTP port, SDP), send
+
+
+def phases(db: Path, legs: list[Leg]) -> dict[str, Phases]:
+    """sip Call-ID -> Phases, from the `incoming` script entry of each call's trace."""
+    out: dict[str, Phases] = {}
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
         for leg in legs:
-            for (data,) in conn.execute(
-                    "SELECT t.data FROM trace t JOIN cdr c ON c.call_id = t.call_id "
-                    "WHERE c.sip_call_id = ? AND t.kind = 'script' ORDER BY t.seq", (leg.call_id,)):
+            rows = conn.execute(
+                "SELECT c.start_time, t.ts, t.data FROM trace t JOIN cdr c "
+                "ON c.call_id = t.call_id WHERE c.sip_call_id = ? AND t.kind = 'script' "
+                "ORDER BY t.seq", (leg.call_id,)).fetchall()
+            for start, ts, data in rows:
                 entry = json.loads(data)
-                if entry.get("event") == "incoming":
-                    out[leg.call_id] = float(entry["duration"]) * 1e3
-                    break
+                if entry.get("event") != "incoming" or leg.ok_ns is None:
+                    continue
+                start_ms = datetime.fromisoformat(start).timestamp() * 1e3
+                done_ms = datetime.fromisoformat(ts).timestamp() * 1e3
+                run = float(entry["duration"]) * 1e3
+                out[leg.call_id] = Phases(start_ms - leg.invite_ns / 1e6,
+                                          done_ms - run - start_ms, run,
+                                          leg.ok_ns / 1e6 - done_ms)
+                break
     return out
 
 
@@ -174,14 +199,16 @@ def main() -> None:
                     after = proc_sample(sw.pid)
                     setup = [leg.setup_ms for leg in legs if leg.setup_ms is not None]
                     time.sleep(0.5)  # let the last traces reach the store
-                    runs = script_runs(d / "var" / "pbx.db", legs) if args.store == "sqlite" else {}
-                    rest = [leg.setup_ms - runs[leg.call_id] for leg in legs
-                            if leg.setup_ms is not None and leg.call_id in runs]
+                    ph = (phases(d / "var" / "pbx.db", legs) if args.store == "sqlite"
+                          else {})
                     print(f"\n[{kind}] script: {SCRIPTS[kind].splitlines()[0]}  "
                           f"(answer; hangup)  failed calls: {failed}")
                     print(row("switch INVITE->200 OK", setup))
-                    print(row("  of which script run (trace)", list(runs.values())))
-                    print(row("  of which the rest", rest))
+                    for name, doc in (("before", "INVITE -> Call made"),
+                                      ("queue", "Call -> script exec"),
+                                      ("run", "script run (trace)"),
+                                      ("after", "script done -> 200 OK")):
+                        print(row("  " + doc, [getattr(p, name) for p in ph.values()]))
                     print(row("OPTIONS round trip", opt))
                     for name, values in base.items():
                         print(row("bare " + name, values))
