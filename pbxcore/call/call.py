@@ -184,8 +184,8 @@ class Call:
     @property
     def max_forwards(self) -> int:
         """The INVITE's Max-Forwards (RFC 3261 §8.1.1.6), for deriving our legs' value."""
-        value = (self.leg.invite.headers.get("Max-Forwards") or "70").strip()
-        return int(value) if value.isdigit() else 70
+        value = self.leg.invite.max_forwards
+        return 70 if value is None else value
 
     def add_leg(self, data: dict[str, Any]) -> None:
         self.legs.append(data)

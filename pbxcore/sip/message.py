@@ -202,8 +202,22 @@ class Headers:
         return f"Headers({self._items!r})"
 
 
+class _Identity:
+    """Call-ID and CSeq, which requests and responses carry alike (RFC 3261 §8.1.1)."""
+
+    headers: Headers
+
+    @property
+    def call_id(self) -> str:
+        return self.headers.get("Call-ID") or ""
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        return parse_cseq(self.headers.get("CSeq") or "")
+
+
 @dataclass
-class Request:
+class Request(_Identity):
     """A SIP request (RFC 3261 §7.1)."""
 
     method: str
@@ -216,13 +230,6 @@ class Request:
         start = f"{self.method} {self.uri} {self.version}"
         return _serialize(start, self.headers, self.body)
 
-    @property
-    def call_id(self) -> str:
-        return self.headers.get("Call-ID") or ""
-
-    @property
-    def cseq(self) -> tuple[int, str]:
-        return parse_cseq(self.headers.get("CSeq") or "")
 
     @property
     def uri_scheme(self) -> str:
@@ -237,7 +244,7 @@ class Request:
 
 
 @dataclass
-class Response:
+class Response(_Identity):
     """A SIP response (RFC 3261 §7.2)."""
 
     status: int
@@ -250,13 +257,6 @@ class Response:
         start = f"{self.version} {self.status} {self.reason}"
         return _serialize(start, self.headers, self.body)
 
-    @property
-    def call_id(self) -> str:
-        return self.headers.get("Call-ID") or ""
-
-    @property
-    def cseq(self) -> tuple[int, str]:
-        return parse_cseq(self.headers.get("CSeq") or "")
 
 
 Message = Request | Response
