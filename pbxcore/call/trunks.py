@@ -98,9 +98,10 @@ class TrunkRegistrations:
             if entry.client is not None:
                 self._send(entry, entry.client.stop(now))
         with contextlib.suppress(TimeoutError):
-            while not self._all_unregistered():
-                self._settled.clear()
-                await asyncio.wait_for(self._settled.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                while not self._all_unregistered():
+                    self._settled.clear()
+                    await self._settled.wait()
         for entry in self._entries:
             self._note(entry)
 
