@@ -120,6 +120,13 @@ class TrunkRegistrations:
             return None
         return next((e.trunk for e in self._entries if ip in e.addresses), None)
 
+    def peer_for(self, trunk: Trunk) -> Peer | None:
+        """Where to send an outbound request through `trunk` (None while it is unresolved)."""
+        entry = next((e for e in self._entries if e.trunk.name == trunk.name), None)
+        if entry is None or not entry.addresses:
+            return None
+        return Peer(trunk.transport, entry.addresses[0], trunk.port)
+
     def on_response(self, tx: str, response: Response) -> bool:
         """True when `tx` is a trunk's REGISTER (the switch then ignores the response)."""
         entry = self._by_tx.get(tx)

@@ -190,6 +190,7 @@ async def test_unresolvable_host_is_a_failure_with_back_off(
     await trunks.start()
     assert trunks.status() == {"provider": "cannot resolve sip.invalid, retry in 5 s"}
     assert trunks.is_trunk_source(Peer("udp", "127.0.0.1", 5060)) is None
+    assert trunks.peer_for(trunk(5060)) is None
     await trunks.stop(timeout=0.1)
 
 
@@ -208,6 +209,8 @@ async def test_trunk_sources_are_matched_by_resolved_ip(
     assert trunks.is_trunk_source(Peer("udp", "192.0.2.6", 5060)) is None
     assert trunks.is_trunk_source(Peer("udp", "not-an-ip", 5060)) is None
     assert trunks.status() == {"provider": "not registering"}
+    assert trunks.peer_for(by_name) == Peer("udp", "192.0.2.5", 5060)
+    assert trunks.peer_for(trunk(5060, host="elsewhere")) == Peer("udp", "192.0.2.5", 5060)
     await trunks.stop(timeout=0.1)
 
 
