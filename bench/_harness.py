@@ -43,7 +43,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 __all__ = ["HOST", "REPO", "SIPP", "BenchSwitch", "Leg", "ProcSample", "RawUac", "RssSampler",
-           "SwitchProcess", "bench_switch", "free_port", "free_rtp_range", "pct",
+           "SwitchProcess", "bench_switch", "free_port", "free_rtp_range", "machine_note", "pct",
            "proc_sample", "write_script", "write_tone_wav"]
 
 
@@ -53,6 +53,13 @@ def pct(values: list[float], q: float) -> float:
         return math.nan
     s = sorted(values)
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+def machine_note() -> str:
+    """Cores and load average: the benches share the machine, so print what else was running."""
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    return f"{os.cpu_count()} cores, load average {' '.join(load)} (1/5/15 min)"
 
 
 # --- files --------------------------------------------------------------------------------------

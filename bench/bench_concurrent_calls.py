@@ -33,6 +33,7 @@ from _harness import (  # noqa: E402
     RawUac,
     bench_switch,
     cpu_percent,
+    machine_note,
     pct,
     proc_sample,
     write_script,
@@ -180,6 +181,7 @@ def main() -> None:
     print(f"concurrent calls bench: N in {counts}, {args.window:g} s window, "
           f"moh looped, PCMU 20 ms; {time.strftime('%Y-%m-%d %H:%M')}, "
           f"python {sys.version.split()[0]}; goal: spacing p99 < {GOAL_P99_MS:g} ms")
+    print(f"machine: {machine_note()}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="pbx-bench-") as tmp:
         for n in counts:
@@ -188,6 +190,7 @@ def main() -> None:
             print(f"  N={n}: answered {r['answered']}, received {r['received']}/"
                   f"{r['expected']:.0f} packets, lost {r['lost']}, silent streams {r['silent']}",
                   flush=True)
+    print(f"machine at the end: {machine_note()}")
     print(f"\n  {'N':>4} {'gap p50':>8} {'gap p99':>8} {'p99.9':>7} {'max':>7} "
           f"{'worst stream p99':>16} {'lost':>6} {'switch CPU':>10} {'RSS':>8} "
           f"{'per call':>9} {'setup p50':>9}")

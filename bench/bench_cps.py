@@ -31,6 +31,7 @@ from _harness import (  # noqa: E402
     bench_switch,
     cpu_percent,
     free_port,
+    machine_note,
     proc_sample,
     write_script,
     write_tone_wav,
@@ -95,6 +96,7 @@ def main() -> None:
     rates = [int(r) for r in args.rates.split(",")]
     print(f"cps bench: rates {rates}, {args.step:g} s each, call = answer + play 1 s + hangup "
           f"(switch BYE); {time.strftime('%Y-%m-%d %H:%M')}, python {sys.version.split()[0]}")
+    print(f"machine: {machine_note()}")
     print(f"goal: {GOAL_CPS} calls/s with 0 failed; anchor: {ANCHOR}")
     results = []
     with tempfile.TemporaryDirectory(prefix="pbx-bench-") as tmp:
@@ -140,6 +142,7 @@ def main() -> None:
                     time.sleep(2.0)  # let the switch finish the step's hangup events
         finally:
             sink.close()
+    print(f"machine at the end: {machine_note()}")
     held = [rate for rate, failed, _ in results if failed == 0]
     best = max(held) if held else 0
     clean_prefix = quiet = 0

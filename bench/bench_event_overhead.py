@@ -41,6 +41,7 @@ from _harness import (  # noqa: E402
     RawUac,
     bench_switch,
     cpu_percent,
+    machine_note,
     pct,
     proc_sample,
     write_script,
@@ -175,6 +176,7 @@ def main() -> None:
     kinds = [k for k in args.kinds.split(",") if k in SCRIPTS]
     print(f"event overhead bench: {args.calls} calls/kind at {args.rate:g} calls/s; "
           f"{time.strftime('%Y-%m-%d %H:%M')}, python {sys.version.split()[0]}")
+    print(f"machine: {machine_note()}")
     summary = []
     with tempfile.TemporaryDirectory(prefix="pbx-bench-") as tmp:
         d = Path(tmp)
@@ -230,6 +232,7 @@ def main() -> None:
                                     o50, o99, failed))
             finally:
                 uac.close()
+    print(f"machine at the end: {machine_note()}")
     print(f"\nsummary (goal: overhead <= {GOAL_P50_MS} ms p50, <= {GOAL_P99_MS} ms p99; "
           f"anchor: {ANCHOR})")
     print("  script   switch p50   switch p99   bare p50   overhead p50   overhead p99  failed")
