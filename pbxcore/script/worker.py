@@ -114,12 +114,14 @@ class WorkerPool:
     name = "worker"
 
     def __init__(self, path: Path, size: int, *, env: Mapping[str, str]) -> None:
+        if not 1 <= size <= 64:
+            raise ValueError(f"worker pool size must be 1..64, not {size}")  # config checks it
         self.path = path
         self.env = dict(env)
         self._slots = [_Slot(i) for i in range(size)]
         self._sticky: collections.OrderedDict[str, _Slot] = collections.OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
-        self._closed = False
+        self._started = self._closed = False
 
     @property
     def pids(self) -> list[int | None]:
@@ -132,8 +134,9 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Spawn every worker now (otherwise the first event does); idempotent."""
-        if self._tasks or self._closed:
+        if self._started or self._closed:
             return
+        self._started = True  # before the first await: two first events must not both spawn
         use_pidfd_child_watcher()
         for slot in self._slots:
             await self._spawn(slot)

@@ -372,3 +372,35 @@ async def test_example_crm_worker_answers_a_whole_call() -> None:
         assert texts[2] == ["log 'crm: contact stored for 1001'"]
     finally:
         await pool.close()
+
+
+async def test_worker_pool_started_by_concurrent_first_events_spawns_once() -> None:
+    pool = WorkerPool(APP / "worker.py", 2, env={})
+    try:
+        results = await asyncio.gather(*(pool.run(APP / "worker.py", call(call_id=f"c{n}")[0],
+                                                  env={}, timeout=5) for n in range(4)))
+        assert all(r.ok for r in results)
+        assert {r.pid for r in results} == set(pool.pids) and len(set(pool.pids)) == 2
+        assert len(_children_running(APP / "worker.py")) == 2
+    finally:
+        await pool.close()
+    assert _children_running(APP / "worker.py") == []
+    with pytest.raises(ValueError):
+        WorkerPool(APP / "worker.py", 0, env={})
+
+
+def _children_running(path: Path) -> list[int]:
+    """Our live child processes running `path` (by parent pid and command line)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and str(path).encode() in cmdline:
+            out.append(int(entry))
+    return out
