@@ -70,6 +70,22 @@ def loud_stats(samples: list[int], rate: int = 8000, threshold: float = 500,
     return len(loud), (crossings / 2 / seconds if seconds else 0.0)
 
 
+def frame_hz(samples: list[int], threshold: float = 500, frame: int = 160) -> list[float]:
+    """The frequency (from zero crossings) of every 20 ms frame louder than `threshold` RMS."""
+    out = []
+    for i in range(0, len(samples) - frame + 1, frame):
+        chunk = samples[i:i + frame]
+        if math.sqrt(sum(x * x for x in chunk) / frame) > threshold:
+            crossings = sum(1 for a, b in zip(chunk, chunk[1:], strict=False) if (a < 0) != (b < 0))
+            out.append(crossings / 2 / ((frame - 1) / 8000))
+    return out
+
+
+def near(freqs: list[float], hz: float, tolerance: float = 0.08) -> int:
+    """How many of `freqs` are within `tolerance` (relative) of `hz`."""
+    return sum(1 for f in freqs if abs(f - hz) <= tolerance * hz)
+
+
 def pcm16(data: bytes) -> list[int]:
     return list(struct.unpack(f"<{len(data) // 2}h", data[: len(data) // 2 * 2]))
 
@@ -140,7 +156,7 @@ def free_block(size: int) -> int:
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1] & ~1
+            base = int(probe.getsockname()[1]) & ~1
         if base + size < 65535 and not any(_udp_port_taken(base + i) for i in range(size)):
             return base
     raise RuntimeError("no free block of UDP ports")
@@ -348,8 +364,7 @@ def agent_main(plan: dict[str, Any]) -> None:  # pragma: no cover - runs in the 
                     frames += 1
                 time.sleep(0.02)
             samples = [(b - 128) * 256 for b in heard]
-            loud, hz = loud_stats(samples)
-            entry.update(frames=frames, loud_frames=loud, hz=round(hz, 1))
+            entry.update(frames=frames, hz=[round(f) for f in frame_hz(samples)])
         except Exception as exc:  # noqa: BLE001 - reported to the test
             entry["error"] = repr(exc)
         save()

@@ -13,7 +13,6 @@ script wrote.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from tests.integration.switch_harness import SwitchProcess
 from tests.integration.uac import Uac
 from tests.peers.helpers import closed_cdr, poll, read_lines, write_script
 from tests.peers.switching_helpers import (
-    SippCallee,
     Callees,
+    SippCallee,
     loud_stats,
     pcm16,
     stereo_channels,
