@@ -48,13 +48,31 @@ esac
 """
 
 
+def _media_port() -> int:
+    """A port for sipp's -mp: sipp also binds port+2 (video), so both must be free."""
+    for _ in range(100):
+        port = free_port(both=False) // 2 * 2
+        if all(_udp_free(p) for p in (port, port + 1, port + 2, port + 3)):
+            return port
+    raise RuntimeError("no free media port pair for sipp")
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 def sipp_step(port: int, sink: int, rate: int, calls: int, work: Path, bound: float) -> dict[str, str]:
     """Run one sipp step; the last row of its stat CSV plus rc and wall time."""
     work.mkdir(parents=True, exist_ok=True)
     stat = work / "stat.csv"
     cmd = [SIPP, f"{HOST}:{port}", "-sf", str(SCENARIO), "-s", "1", "-key", "sink_port", str(sink),
            "-i", HOST, "-mi", HOST, "-p", str(free_port(both=False)),
-           "-mp", str(free_port(both=False)), "-r", str(rate), "-m", str(calls),
+           "-mp", str(_media_port()), "-r", str(rate), "-m", str(calls),
            "-l", str(rate * 20), "-timeout", f"{int(bound)}s", "-timeout_error",
            "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1",
            "-trace_screen", "-screen_file", str(work / "screen.log")]
@@ -114,13 +132,19 @@ def main() -> None:
                 print(f"  {'rate':>5} {'calls':>6} {'ok':>6} {'failed':>6} {'retrans':>7} "
                       f"{'setup avg':>9} {'switch CPU':>10} {'scripts CPU':>11} {'max RSS':>9}"
                       "  sipp rc  wall")
+                # Warm-up, not reported: lazy imports, the store's first writes, prompt cache.
+                sipp_step(sw.port, sink.getsockname()[1], 5, 10, d / "sipp-warmup", bound=30)
+                time.sleep(1.0)
                 failing = 0
                 for rate in rates:
                     calls = max(1, int(rate * args.step))
                     before = proc_sample(sw.pid)
                     with RssSampler(sw.pid) as rss:
-                        res = sipp_step(sw.port, sink.getsockname()[1], rate, calls,
-                                        d / f"sipp-{rate}", bound=args.step + 40)
+                        for attempt in range(3):  # rc 254: a port sipp wanted was taken
+                            res = sipp_step(sw.port, sink.getsockname()[1], rate, calls,
+                                            d / f"sipp-{rate}-{attempt}", bound=args.step + 40)
+                            if res["rc"] != "254":
+                                break
                     after = proc_sample(sw.pid)
                     cpu, children = cpu_percent(before, after)
                     ok = int(res.get("SuccessfulCall(C)", 0) or 0)
