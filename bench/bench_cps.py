@@ -53,7 +53,7 @@ def _media_port() -> int:
     for _ in range(100):
         port = free_port(both=False) // 2 * 2
         if all(_udp_free(p) for p in (port, port + 1, port + 2, port + 3)):
-            return port
+            return int(port)
     raise RuntimeError("no free media port pair for sipp")
 
 
