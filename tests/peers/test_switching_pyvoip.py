@@ -16,7 +16,15 @@ import pytest
 from pbxcore.rtp.g711 import ulaw_decode
 from tests.integration.switch_harness import SwitchProcess
 from tests.peers.helpers import closed_cdr, poll, read_lines, write_script
-from tests.peers.switching_helpers import Agent, frame_hz, near, pcm16, switch, tone_pcap
+from tests.peers.switching_helpers import (
+    Agent,
+    frame_hz,
+    free_block,
+    near,
+    pcm16,
+    switch,
+    tone_pcap,
+)
 from tests.sipp.sipp_peer import RtpSink, run_sipp
 
 pytestmark = pytest.mark.peer
@@ -58,8 +66,9 @@ def test_ivr_dials_a_pyvoip_agent_audio_both_ways(env: tuple[SwitchProcess, Path
         assert agent.wait_registered(), agent.log_text()
         with RtpSink() as sink:
             res = run_sipp("switching_caller_tone.xml", sw.port, work, service="70",
-                           keys={"sink_port": str(sink.port)}, timeout=25)
-        poll(lambda: agent.report().get("calls", [{}])[-1].get("hz") is not None, timeout=5)
+                           keys={"sink_port": str(sink.port)}, timeout=25,
+                           media_port=free_block(4))  # SIPp binds 4 ports from -mp on
+        poll(lambda: [c for c in agent.report().get("calls", []) if "hz" in c], timeout=5)
     finally:
         report = agent.finish()
     assert res.rc == 0, res.logs()
