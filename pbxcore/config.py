@@ -96,6 +96,8 @@ class Route:
     workers: int = 2  # worker pool size, 1..64
     url: str | None = None  # http:// or https:// URL events are POSTed to (transport "webhook")
     secret: str | None = field(default=None, repr=False)  # webhook HMAC-SHA256 key
+    # dial/transfer targets allowed (re.fullmatch); None: the switch's own extensions only
+    dial_allow: tuple[re.Pattern[str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,8 @@ _SCHEMA: dict[str, set[str]] = {
     "store": {"dsn"},
     "users": {"extension", "password", "name"},
     "routes": {"match", "script", "timeout", "fallback", "language", "public", "env",
-               "hangup_event", "hold_music", "worker", "workers", "url", "secret"},
+               "hangup_event", "hold_music", "worker", "workers", "url", "secret",
+               "dial_allow"},
     "trunks": {"name", "host", "port", "transport", "username", "password", "register",
                "expires", "domain", "from_user", "match", "prefix"},
 }
@@ -382,13 +385,35 @@ def _check_route(c: _Checker, r: dict[str, Any], i: int, paths: Paths) -> Route 
         c.fail("routes", f"secret in {where[1]} needs url = \"http://...\"", "secret", i)
     elif secret == "":
         c.fail("routes", f"secret in {where[1]} must not be empty", "secret", i)
+    dial_allow = _check_dial_allow(c, r, i, where)
     if pattern is None or script is None:
         return None
     return Route(pattern, script, float(timeout), tuple(str(x) for x in fallback), language,
                  public, types.MappingProxyType(dict(env)), hangup_event, hold, i,
                  transport=transport, worker=script if transport == "worker" else None,
                  workers=workers, url=r["url"] if transport == "webhook" else None,
-                 secret=secret)
+                 secret=secret, dial_allow=dial_allow)
+
+
+def _check_dial_allow(c: _Checker, r: dict[str, Any], i: int,
+                      where: tuple[str, str, int]) -> tuple[re.Pattern[str], ...] | None:
+    """`dial_allow = ["^1\\d{3}$", ...]`: what a script on this route may dial (toll fraud
+    through a script bug is the classic PBX disaster, so the default is internal only)."""
+    raw = c.get(r, "dial_allow", list, None, where)
+    if raw is None:
+        return None
+    patterns: list[re.Pattern[str]] = []
+    for item in raw:
+        if not isinstance(item, str):
+            c.fail("routes", f"dial_allow in {where[1]}: {item!r} is not a string",
+                   "dial_allow", i)
+            continue
+        try:
+            patterns.append(re.compile(item))
+        except re.error as e:
+            c.fail("routes", f"dial_allow {item!r} in {where[1]} is not a valid regular "
+                   f"expression: {e}", "dial_allow", i)
+    return tuple(patterns)
 
 
 _HANDLERS = (("script", "process"), ("worker", "worker"), ("url", "webhook"))

@@ -60,8 +60,10 @@ class ConfigWatcher:
         scripts = self.config.paths.scripts.resolve()
 
         def wanted(path: str) -> bool:
+            # The config, or a program a route runs (a script made non-executable is a
+            # problem to report); a script's own log file in scripts/ is not a reason to reload.
             p = Path(path)
-            return p == config_file or scripts in p.parents
+            return p == config_file or p in self._programs()
 
         handler = _Handler(loop, self._poke, wanted)
         observer = Observer()
@@ -72,6 +74,10 @@ class ConfigWatcher:
         observer.start()
         self._observer = observer
         log.info("watching %s and %s for changes", config_file, scripts)
+
+    def _programs(self) -> set[Path]:
+        return {p.resolve() for r in self.config.routes for p in (r.script, r.worker)
+                if p is not None and r.transport != "webhook"}
 
     def _poke(self, path: str) -> None:
         if self._timer is not None:

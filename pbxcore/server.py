@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pbxcore.call.call import CallDeps
 from pbxcore.call.switch import Switch
+from pbxcore.call.trunks import start_trunks
 from pbxcore.config import Config
 from pbxcore.config_watch import ConfigWatcher
 from pbxcore.media.pacer import Pacer
@@ -42,11 +43,14 @@ class RunningSwitch:
         """Use `new` for calls that arrive from now on (hot reload)."""
         self.deps.config = new
         self.deps.sounds = SoundLibrary(new.paths.sounds, new.paths.recordings)
+        await self.deps.transports.update(new.routes)  # new pools started, dropped ones closed
 
     async def stop(self, grace: float = 5.0) -> None:
         if self.watcher is not None:
             self.watcher.stop()
         await self.switch.shutdown(grace)
+        if self.switch.trunks is not None:
+            await self.switch.trunks.stop()  # un-REGISTER while the sockets are still open
         await self.endpoint.close()
         await self.pacer.stop()
         await self.deps.transports.close()
@@ -78,6 +82,7 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
     switch = Switch(deps)
     holder["switch"] = switch
     await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
+    switch.trunks = await start_trunks(endpoint, config)
     running = RunningSwitch(switch, endpoint, pacer, deps)
     if watch:
         running.watcher = ConfigWatcher(config, running.apply_config)

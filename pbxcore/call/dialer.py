@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from pbxcore.media.session import MediaSession
 from pbxcore.rtp.tones import ringback_eu
 from pbxcore.sip.message import SipSyntaxError
 from pbxcore.sip.peer import Peer
+from pbxcore.sip.registration import Credentials
 from pbxcore.sip.sdp import build_offer
 from pbxcore.sip.uri import parse_uri
 from pbxcore.verbs.base import Outcome
@@ -48,7 +48,7 @@ class DialRefused(Exception):
 
 def allowed(call: Call, target: str) -> bool:
     """The route's `dial_allow` regexes, or by default: the switch's own extensions only."""
-    patterns: Sequence[re.Pattern[str]] | None = getattr(call.route, "dial_allow", None)
+    patterns = call.route.dial_allow
     if patterns is None:
         return call.deps.config.user(target) is not None
     return any(p.fullmatch(target) for p in patterns)
@@ -74,14 +74,16 @@ async def resolve(call: Call, label: str) -> Target:
         infos = await asyncio.get_running_loop().getaddrinfo(uri.host, uri.port or 5060)
         host = str(infos[0][4][0])
         return Target(label, label, Peer(transport, host, uri.port or 5060))
-    trunk_for = getattr(config, "trunk_for_number", None)
-    trunk = trunk_for(label) if trunk_for else None
-    if trunk is None:
-        raise DialRefused(label, "no trunk for this number", 404)
-    port = getattr(trunk, "port", 5060)
-    infos = await asyncio.get_running_loop().getaddrinfo(trunk.host, port)
-    return Target(label, f"sip:{getattr(trunk, 'prefix', '')}{label}@{trunk.host}:{port}",
-                  Peer(getattr(trunk, "transport", "udp"), str(infos[0][4][0]), port))
+    trunk = config.trunk_for_number(label)
+    trunks = call.deps.legs.trunks
+    peer = trunks.peer_for(trunk) if trunk is not None and trunks is not None else None
+    if trunk is None or peer is None:
+        raise DialRefused(label, "no trunk for this number" if trunk is None
+                          else f"trunk {trunk.name} is not resolved", 404 if trunk is None else 503)
+    credentials = (Credentials(trunk.username, trunk.password or "")
+                   if trunk.username else None)
+    return Target(label, f"sip:{trunk.prefix}{label}@{trunk.domain}", peer,
+                  credentials=credentials, from_host=trunk.domain, from_user=trunk.from_user)
 
 
 async def dial(call: Call, labels: Sequence[str], *, mode: str = "sequential",

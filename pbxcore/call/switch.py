@@ -20,6 +20,7 @@ from pbxcore.call.engine import run_call
 from pbxcore.call.leg import ALLOW, InboundLeg
 from pbxcore.call.outbound import OutboundLeg
 from pbxcore.call.registrar import Registrar
+from pbxcore.call.trunks import TrunkRegistrations, called_number
 from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
 from pbxcore.sip.digest import DigestServer
@@ -53,6 +54,7 @@ class Switch:
         self._tasks: set[asyncio.Task[None]] = set()
         self._client_legs: dict[str, OutboundLeg] = {}  # our client transactions → their leg
         self._out_dialogs: dict[str, OutboundLeg] = {}  # dialled legs by SIP Call-ID
+        self.trunks: TrunkRegistrations | None = None  # set by the server once started
         deps.legs = self
         deps.registrar = self.registrar
 
@@ -117,11 +119,15 @@ class Switch:
             call.note("sip", {"received": "ACK"})
 
     def on_response(self, tx: str, response: Response) -> None:
+        if self.trunks is not None and self.trunks.on_response(tx, response):
+            return
         leg = self._client_legs.get(tx)
         if leg is not None:
             leg.on_response(tx, response)
 
     def on_timeout(self, tx: str, method: str) -> None:
+        if self.trunks is not None and self.trunks.on_timeout(tx, method):
+            return
         leg = self._client_legs.get(tx)
         if leg is not None:
             leg.on_timeout(tx, method)
@@ -216,10 +222,14 @@ class Switch:
                               ("application/sdp", "application/*", "*/*") for a in accept):
             self._reply(tx, request, 406, headers=[("Warning", '399 pbxcore "need application/sdp"')])
             return
-        called = parse_uri(request.uri).user_unescaped or ""
+        trunk = self.trunks.is_trunk_source(source) if self.trunks is not None else None
+        if trunk is not None:
+            called = called_number(trunk, request)  # the DID: which business was called
+        else:
+            called = parse_uri(request.uri).user_unescaped or ""
         route = self.deps.config.route_for(called)
         caller_addr = parse_name_addr(request.headers.get("From") or "")
-        if route is None or not route.public:
+        if trunk is None and (route is None or not route.public):
             user = self._authenticate(tx, request)
             if user is None:
                 return  # the 401 went out alone: pyVoIP must see it as the first response

@@ -210,10 +210,10 @@ TABLES: dict[Kind, dict[tuple[State, Input], Row]] = {
         (S.CALLING, I.B): ((Fx.STOP_ALL, Fx.TIMEOUT), S.TERMINATED),
         (S.CALLING, I.R_1XX): ((Fx.STOP_ALL, Fx.TO_TU), S.PROCEEDING),
         (S.CALLING, I.R_2XX): ((Fx.STOP_ALL, Fx.TO_TU, Arm(I.M)), S.ACCEPTED),
-        (S.CALLING, I.R_FINAL): ((Fx.STOP_ALL, Fx.TO_TU, Fx.SEND_ACK, Arm(I.D)), S.COMPLETED),
+        (S.CALLING, I.R_FINAL): ((Fx.STOP_ALL, Fx.SEND_ACK, Fx.TO_TU, Arm(I.D)), S.COMPLETED),
         (S.PROCEEDING, I.R_1XX): ((Fx.TO_TU,), S.PROCEEDING),
         (S.PROCEEDING, I.R_2XX): ((Fx.TO_TU, Arm(I.M)), S.ACCEPTED),
-        (S.PROCEEDING, I.R_FINAL): ((Fx.TO_TU, Fx.SEND_ACK, Arm(I.D)), S.COMPLETED),
+        (S.PROCEEDING, I.R_FINAL): ((Fx.SEND_ACK, Fx.TO_TU, Arm(I.D)), S.COMPLETED),
         (S.COMPLETED, I.R_FINAL): ((Fx.SEND_ACK,), S.COMPLETED),  # absorb, re-ACK
         (S.COMPLETED, I.D): ((), S.TERMINATED),
         (S.ACCEPTED, I.R_2XX): ((Fx.TO_TU,), S.ACCEPTED),  # RFC 6026: TU ACKs each 2xx

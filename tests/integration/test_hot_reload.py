@@ -67,5 +67,13 @@ public = true
         log = sw.log_text()
         assert f"{config}:" in log and "scrpit" in log
         assert _status(port, "1") == 603  # the old config still serves
+
+        config.write_text(text.replace("busy.sh", "decline.sh"))  # valid again
+        assert _wait_for(lambda: sw.log_text().count("config reloaded") >= 2)
+        (s / "events.log").write_text("a script's own file: no reload\n")
+        (s / "decline.sh").chmod(0o644)  # a script the route runs stops being executable
+        assert _wait_for(lambda: sw.log_text().count("config change refused") >= 2)
+        assert "not executable" in sw.log_text()
+        assert sw.log_text().count("config reloaded") == 2
     finally:
         sw.stop()

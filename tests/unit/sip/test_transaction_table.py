@@ -32,10 +32,10 @@ EXPECTED: dict[Kind, dict[tuple[State, Input], tuple[State, tuple[str, ...]]]] =
         (S.CALLING, I.B): (S.TERMINATED, (TIMEOUT, END)),
         (S.CALLING, I.R_1XX): (S.PROCEEDING, (TU,)),
         (S.CALLING, I.R_2XX): (S.ACCEPTED, (TU,)),
-        (S.CALLING, I.R_FINAL): (S.COMPLETED, (TU, SEND)),
+        (S.CALLING, I.R_FINAL): (S.COMPLETED, (SEND, TU)),  # the ACK goes out before the TU re-sends (407)
         (S.PROCEEDING, I.R_1XX): (S.PROCEEDING, (TU,)),
         (S.PROCEEDING, I.R_2XX): (S.ACCEPTED, (TU,)),
-        (S.PROCEEDING, I.R_FINAL): (S.COMPLETED, (TU, SEND)),
+        (S.PROCEEDING, I.R_FINAL): (S.COMPLETED, (SEND, TU)),
         (S.COMPLETED, I.R_FINAL): (S.COMPLETED, (SEND,)),
         (S.COMPLETED, I.D): (S.TERMINATED, (END,)),
         (S.ACCEPTED, I.R_2XX): (S.ACCEPTED, (TU,)),
