@@ -43,7 +43,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 __all__ = ["HOST", "REPO", "SIPP", "BenchSwitch", "Leg", "ProcSample", "RawUac", "RssSampler",
-           "SwitchProcess", "bench_switch", "free_port", "free_rtp_range", "machine_note", "pct",
+           "SwitchProcess", "bench_switch", "free_port", "free_rtp_range", "machine_busy", "machine_note", "machine_percent", "pct",
            "proc_sample", "write_script", "write_tone_wav"]
 
 
@@ -182,6 +182,19 @@ def cpu_percent(a: ProcSample, b: ProcSample) -> tuple[float, float]:
     """(process CPU%, reaped-children CPU%) between two samples; 100% = one core."""
     dt = max(b.at - a.at, 1e-9)
     return 100 * (b.cpu - a.cpu) / dt, 100 * (b.children_cpu - a.children_cpu) / dt
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy jiffies, total jiffies) of all CPUs from /proc/stat; see machine_percent."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return float(sum(values) - idle), float(sum(values))
+
+
+def machine_percent(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Busy % of the whole machine between two machine_busy() samples (100% = every core)."""
+    return 100 * (b[0] - a[0]) / max(b[1] - a[1], 1.0)
 
 
 class RssSampler:

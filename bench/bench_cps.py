@@ -6,8 +6,9 @@ One `pbx run` (SQLite store, as shipped) serves a public route whose script answ
 tone and hangs up.  sipp (bench/sipp/uac_wait_bye.xml) calls it at each rate for STEP seconds
 and waits for the switch's BYE; its RTP goes to a socket nobody reads.  Per step we print calls
 attempted, successful, failed, sipp's retransmissions, the switch's CPU% (utime+stime from
-/proc/PID/stat over the step; 100% = one core) and its scripts' CPU% (reaped children), and the
-switch's max RSS.  The headline is the highest rate with zero failed calls.  Steps stop after two
+/proc/PID/stat over the step; 100% = one core), its scripts' CPU% (reaped children), sipp's
+CPU%, the whole machine's busy % (100% = both cores) and the switch's max RSS.  The
+headline is the highest rate with zero failed calls.  Steps stop after two
 failing rates in a row.  Prints figures; asserts nothing.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import resource
 import socket
 import subprocess
 import sys
@@ -31,7 +33,9 @@ from _harness import (  # noqa: E402
     bench_switch,
     cpu_percent,
     free_port,
+    machine_busy,
     machine_note,
+    machine_percent,
     proc_sample,
     write_script,
     write_tone_wav,
@@ -130,8 +134,8 @@ def main() -> None:
                               store=store) as sw:
                 print(f"  store: {store}")
                 print(f"  {'rate':>5} {'calls':>6} {'ok':>6} {'failed':>6} {'retrans':>7} "
-                      f"{'setup avg':>9} {'switch CPU':>10} {'scripts CPU':>11} {'max RSS':>9}"
-                      "  sipp rc  wall")
+                      f"{'setup avg':>9} {'switch CPU':>10} {'scripts CPU':>11} {'sipp CPU':>8} "
+                      f"{'machine':>7} {'max RSS':>9}  sipp rc  wall")
                 # Warm-up, not reported: lazy imports, the store's first writes, prompt cache.
                 sipp_step(sw.port, sink.getsockname()[1], 5, 10, d / "sipp-warmup", bound=30)
                 time.sleep(1.0)
@@ -139,6 +143,7 @@ def main() -> None:
                 for rate in rates:
                     calls = max(1, int(rate * args.step))
                     before = proc_sample(sw.pid)
+                    box0, kids0 = machine_busy(), resource.getrusage(resource.RUSAGE_CHILDREN)
                     with RssSampler(sw.pid) as rss:
                         for attempt in range(3):  # rc 254: a port sipp wanted was taken
                             res = sipp_step(sw.port, sink.getsockname()[1], rate, calls,
@@ -146,6 +151,10 @@ def main() -> None:
                             if res["rc"] != "254":
                                 break
                     after = proc_sample(sw.pid)
+                    box = machine_percent(box0, machine_busy())
+                    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    sipp_cpu = 100 * (kids.ru_utime + kids.ru_stime - kids0.ru_utime
+                                      - kids0.ru_stime) / max(after.at - before.at, 1e-9)
                     cpu, children = cpu_percent(before, after)
                     ok = int(res.get("SuccessfulCall(C)", 0) or 0)
                     failed = int(res.get("FailedCall(C)", 0) or 0)
@@ -154,7 +163,8 @@ def main() -> None:
                     retrans = res.get("Retransmissions(C)", "?")
                     setup = _hms(res.get("ResponseTime1(C)", ""))
                     print(f"  {rate:5d} {created:6d} {ok:6d} {failed:6d} {retrans:>7} "
-                          f"{setup:7.0f}ms {cpu:9.0f}% {children:10.0f}% "
+                          f"{setup:7.0f}ms {cpu:9.0f}% {children:10.0f}% {sipp_cpu:7.0f}% "
+                          f"{box:6.0f}% "
                           f"{rss.max_kb / 1024:7.1f}MB  "
                           f"{res['rc']:>7}  {res['wall']}s", flush=True)
                     if res["rc"] not in ("0", "1") and not ok:
