@@ -65,31 +65,36 @@ def run_sipp(scenario: str, port: int, work: Path, *, service: str, transport: s
     from tests.integration.switch_harness import free_port
 
     work.mkdir(parents=True, exist_ok=True)
-    call_id = f"sipp-{uuid.uuid4().hex[:16]}"
-    local_port = local_port or free_port()
-    media_port = media_port or (free_port(both=False) // 2) * 2
-    cmd = [
-        SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-s", service,
-        "-t", transport, "-i", "127.0.0.1", "-mi", "127.0.0.1",
-        "-p", str(local_port), "-mp", str(media_port),
-        "-m", "1", "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin",
-        "-cid_str", f"{call_id}", "-max_recv_loops", "100",
-        "-trace_err", "-error_file", str(work / "errors.log"),
-        "-trace_screen", "-screen_file", str(work / "screen.log"),
-        "-trace_msg", "-message_file", str(work / "messages.log"),
-    ]
-    if user is not None:
-        cmd += ["-au", user, "-ap", password or ""]
-    for name, value in (keys or {}).items():
-        cmd += ["-key", name, value]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=work, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout + 5)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate(timeout=5)
+    pinned = local_port is not None and media_port is not None
+    for _attempt in range(3):
+        call_id = f"sipp-{uuid.uuid4().hex[:16]}"
+        cmd = [
+            SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-s", service,
+            "-t", transport, "-i", "127.0.0.1", "-mi", "127.0.0.1",
+            "-p", str(local_port or free_port()),
+            "-mp", str(media_port or (free_port(both=False) // 2) * 2),
+            "-m", "1", "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin",
+            "-cid_str", f"{call_id}", "-max_recv_loops", "100",
+            "-trace_err", "-error_file", str(work / "errors.log"),
+            "-trace_screen", "-screen_file", str(work / "screen.log"),
+            "-trace_msg", "-message_file", str(work / "messages.log"),
+        ]
+        if user is not None:
+            cmd += ["-au", user, "-ap", password or ""]
+        for name, value in (keys or {}).items():
+            cmd += ["-key", name, value]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=work, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout + 5)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate(timeout=5)
+        # 254: SIPp could not bind a port another process took after we picked it; a port we
+        # did not pin is picked again (a pinned one is the caller's to retry).
+        if proc.returncode != 254 or pinned:
+            break
     return SippResult(proc.returncode, call_id, work, out.decode(errors="replace"),
                       err.decode(errors="replace"))
 
