@@ -364,7 +364,8 @@ def agent_main(plan: dict[str, Any]) -> None:  # pragma: no cover - runs in the 
                     frames += 1
                 time.sleep(0.02)
             samples = [(b - 128) * 256 for b in heard]
-            entry.update(frames=frames, hz=[round(f) for f in frame_hz(samples)])
+            entry.update(frames=frames, hz=[round(f) for f in frame_hz(samples)],
+                         seconds=round(time.monotonic() - answered, 2))
         except Exception as exc:  # noqa: BLE001 - reported to the test
             entry["error"] = repr(exc)
         save()

@@ -15,9 +15,12 @@ import pytest
 
 from pbxcore.rtp.g711 import ulaw_decode
 from tests.integration.switch_harness import SwitchProcess
+from tests.integration.uac import Uac
 from tests.peers.helpers import closed_cdr, poll, read_lines, write_script
 from tests.peers.switching_helpers import (
     Agent,
+    Callees,
+    SippCallee,
     frame_hz,
     free_block,
     near,
@@ -32,7 +35,11 @@ pytestmark = pytest.mark.peer
 ROUTE_SCRIPT = r"""
 printf '%s|%s|%s\n' "$PBX_EVENT" "$PBX_RESULT" "$PBX_DIAL_STATUS" >> "EVENTS/$PBX_CALL_ID.events"
 case "$PBX_EVENT" in
-incoming) echo answer; echo "play beep"; echo "dial 1002 timeout=10";;
+incoming)
+    case "$PBX_CALLED" in
+    70) echo answer; echo "play beep"; echo "dial 1002 timeout=10";;
+    71) echo "dial 1002 1003 mode=parallel timeout=8";;
+    esac;;
 dial) echo "play sorry";;
 esac
 """
@@ -47,7 +54,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SwitchProces
                           "/bin/sh")
     routes = f"""
         [[routes]]
-        match = "^70$"
+        match = "^7[01]$"
         script = "{script}"
         public = true
         """
@@ -91,3 +98,41 @@ def test_ivr_dials_a_pyvoip_agent_audio_both_ways(env: tuple[SwitchProcess, Path
     poll(lambda: any(x.startswith("hangup|") for x in read_lines(path)), timeout=5)
     assert [line.split("|")[:2] for line in read_lines(path)] == [
         ["incoming", ""], ["hangup", "caller"]]
+
+
+def test_parallel_ring_pyvoip_loser_answers_after_cancel(env: tuple[SwitchProcess, Path],
+                                                         tmp_path: Path) -> None:
+    """pyVoIP answers ~1 s after the INVITE, so the SIPp callee (answers at 0.3 s) wins and the
+    agent gets CANCEL.  pyVoIP replies 200 to the CANCEL, never 487, and still sends 200 OK to
+    the INVITE (PEERS.md 1c row 11): the switch must ACK that 2xx and end it with BYE
+    (RFC 3261 section 9.1), so the agent's call ends at once instead of hanging on."""
+    sw, _ = env
+    agent = Agent(sw.port, "1002", tmp_path / "agent", tone_hz=1000, tone_seconds=3)
+    try:
+        assert agent.wait_registered(), agent.log_text()
+        with Callees() as c:
+            winner = c.start(SippCallee("switching_uas_answer.xml", sw.port, "1003",
+                                        tmp_path / "winner"))
+            caller = Uac(sw.port)
+            try:
+                resp = caller.call("71", timeout=15)
+                assert resp is not None and resp.status == 200, resp
+                caller.rtp.drain(2.5)  # the agent's late 200 comes and goes meanwhile
+                bye = caller.bye()
+                assert bye is not None and bye.status == 200
+            finally:
+                caller.close()
+            assert winner.wait(10) == 0, winner.logs()
+        poll(lambda: [c for c in agent.report().get("calls", []) if "seconds" in c or
+                      "error" in c], timeout=5)
+    finally:
+        report = agent.finish()
+    cdr = closed_cdr(sw, caller.call_id)
+    assert sorted((leg["target"], leg["disposition"]) for leg in cdr["legs"]) == [
+        ("1002", "canceled"), ("1003", "answered")], cdr["legs"]
+    calls = report.get("calls", [])
+    assert len(calls) == 1, (report, agent.log_text())
+    late = calls[0]
+    # pyVoIP did answer (its quirk); the switch hung that leg up with BYE within a second or so
+    assert late["answered"], late
+    assert late["ended_by_remote"] and late.get("seconds", 99) < 3, late

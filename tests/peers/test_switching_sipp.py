@@ -188,7 +188,7 @@ def test_refer_from_the_bridged_sipp_leg(env: tuple[SwitchProcess, Path], tmp_pa
             # The caller now talks to 1003, whose SIPp echoes RTP: the caller's tone comes back.
             wait_rtp(caller.rtp)
             caller.rtp.packets.clear()
-            caller.rtp.send_audio(tone(440, 1500, amplitude=8000))
+            caller.rtp.send_audio(tone(700, 1500, amplitude=8000))  # not ringback's 425 Hz
             caller.rtp.drain(0.5)
             loud, hz = loud_stats(pcm16(caller.rtp.audio()))
             bye = caller.bye()
@@ -196,7 +196,7 @@ def test_refer_from_the_bridged_sipp_leg(env: tuple[SwitchProcess, Path], tmp_pa
         finally:
             caller.close()
         assert_ran(expert)
-    assert loud >= 30 and 400 < hz < 480, (loud, hz, "the caller is not connected to 1003")
+    assert loud >= 30 and 650 < hz < 750, (loud, hz, "the caller is not connected to 1003")
     refer = agent.messages()
     assert "SIP/2.0 202" in refer and "message/sipfrag" in refer
     cdr = closed_cdr(sw, caller.call_id)
@@ -242,3 +242,39 @@ def test_recorded_conversation_has_each_side_on_its_channel(env: tuple[SwitchPro
                                                          right_loud, right_hz)
     # and the caller heard the callee live, through the bridge
     assert heard_loud >= 30 and 940 < heard_hz < 1060, (heard_loud, heard_hz)
+
+
+def test_refer_to_a_busy_target_brings_the_caller_back(env: tuple[SwitchProcess, Path],
+                                                        tmp_path: Path) -> None:
+    sw, events = env
+    with Callees() as c:
+        agent = c.start(SippCallee("switching_uas_refer_busy.xml", sw.port, "1002",
+                                   tmp_path / "agent", keys={"ext": "1002", "refer_to": "1003"},
+                                   echo=True))
+        target = c.start(busy(sw, "1003", tmp_path))
+        caller = Uac(sw.port)
+        try:
+            resp = caller.call("64", timeout=15)
+            assert resp is not None and resp.status == 200, resp
+            # REFER at +1 s, the target's 486 at about +1.4 s; the agent (echoing RTP) leaves at
+            # about +4.4 s: between the two the caller must hear itself through the agent
+            wait_rtp(caller.rtp)
+            caller.rtp.drain(2.0)
+            caller.rtp.packets.clear()
+            caller.rtp.send_audio(tone(700, 1000, amplitude=8000))  # not ringback's 425 Hz
+            caller.rtp.drain(0.3)
+            loud, hz = loud_stats(pcm16(caller.rtp.audio()))
+            assert caller.wait_bye(10) is not None, "the agent's BYE did not end the call"
+        finally:
+            caller.close()
+        assert_ran(agent, target)
+    assert loud >= 20 and 650 < hz < 750, (loud, hz, "the caller is not back with the agent")
+    cdr = closed_cdr(sw, caller.call_id)
+    got = sorted((leg["target"], leg["disposition"], leg["sip_code"], leg.get("transferred_to"))
+                 for leg in cdr["legs"])
+    assert got == [("1002", "answered", 200, None), ("1003", "busy", 486, None)], cdr["legs"]
+    assert cdr["hangup_by"] == "callee", cdr
+    ev = script_events(events, cdr["call_id"])
+    transfer = [e for e in ev if e[0] == "transfer"]
+    assert [(e[1], e[5], e[6]) for e in transfer] == [("busy", "1002", "1003")], ev
+    assert ev[-1][:2] == ["hangup", "callee"], ev
