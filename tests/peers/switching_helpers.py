@@ -183,9 +183,10 @@ def _udp_port_taken(port: int) -> bool:
 
 
 class SippCallee:
-    """One SIPp UAS scenario (tests/sipp/<scenario>), registered as extension `ext`."""
+    """One SIPp UAS scenario (tests/sipp/<scenario>), registered as extension `ext` (or not
+    registered at all when `ext` is None: then it is reached by its URI, `uri`)."""
 
-    def __init__(self, scenario: str, switch_port: int, ext: str, work: Path, *,
+    def __init__(self, scenario: str, switch_port: int, ext: str | None, work: Path, *,
                  keys: dict[str, str] | None = None, echo: bool = False,
                  timeout: float = 30) -> None:
         from tests.sipp.sipp_peer import SCENARIOS, SIPP
@@ -194,8 +195,10 @@ class SippCallee:
         work.mkdir(parents=True, exist_ok=True)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-            assert register(switch_port, ext, sock) == 200, f"REGISTER {ext} failed"
+            self.port = int(sock.getsockname()[1])
+            if ext is not None:
+                assert register(switch_port, ext, sock) == 200, f"REGISTER {ext} failed"
+        self.uri = f"sip:callee@127.0.0.1:{self.port}"
         media = free_block(4)  # SIPp binds audio RTP/RTCP and video RTP/RTCP from -mp on
         cmd = [SIPP, "-sf", str(SCENARIOS / scenario), "-t", "u1",
                "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(self.port), "-mp", str(media),

@@ -13,6 +13,7 @@ script wrote.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,8 @@ incoming)
     63) echo "dial 1002 1003 mode=parallel timeout=8";;
     64) echo "dial 1002 timeout=10";;
     65) echo "dial 1002 timeout=10 record=yes";;
+    66) echo "dial $(cat EVENTS/target) timeout=5";;      # allowed: sip:callee@127.0.0.1:PORT
+    67) echo "dial $(cat EVENTS/target) timeout=5";;      # the same route, a URI it does not allow
     esac;;
 dial) echo "log nobody answered"; echo "reject busy";;
 esac
@@ -62,6 +65,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SwitchProces
     script = write_script(base / "dial.sh", ROUTE_SCRIPT.replace("EVENTS", str(events)),
                           "/bin/sh")
     routes = f"""
+        [[routes]]
+        match = "^6[67]$"
+        script = "{script}"
+        public = true
+        dial_allow = ['^sip:callee@127\\.0\\.0\\.1:[0-9]+$']
+
         [[routes]]
         match = "^6[0-9]$"
         script = "{script}"
@@ -278,3 +287,46 @@ def test_refer_to_a_busy_target_brings_the_caller_back(env: tuple[SwitchProcess,
     transfer = [e for e in ev if e[0] == "transfer"]
     assert [(e[1], e[5], e[6]) for e in transfer] == [("busy", "1002", "1003")], ev
     assert ev[-1][:2] == ["hangup", "callee"], ev
+
+
+def test_dial_a_sip_uri_the_route_allows(env: tuple[SwitchProcess, Path], tmp_path: Path) -> None:
+    """dial_allow lets the route dial a `sip:` URI directly: an unregistered SIPp callee."""
+    sw, events = env
+    with Callees() as c:
+        callee = c.start(SippCallee("switching_uas_answer.xml", sw.port, None, tmp_path / "uri"))
+        (events / "target").write_text(callee.uri)
+        caller = Uac(sw.port)
+        try:
+            resp = caller.call("66", timeout=15)
+            assert resp is not None and resp.status == 200, resp
+            bye = caller.bye()
+            assert bye is not None and bye.status == 200
+        finally:
+            caller.close()
+        assert callee.wait(10) == 0, callee.logs()
+    assert f"INVITE {callee.uri} SIP/2.0" in callee.messages()
+    cdr = closed_cdr(sw, caller.call_id)
+    assert legs(cdr) == [(callee.uri, "answered", 200)], cdr["legs"]
+
+
+def test_dial_a_sip_uri_the_route_does_not_allow(env: tuple[SwitchProcess, Path],
+                                                 tmp_path: Path) -> None:
+    """A URI outside dial_allow (another user part) is never dialled: `dial` event, failed."""
+    sw, events = env
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as trap:
+        trap.bind(("127.0.0.1", 0))
+        trap.settimeout(1.0)
+        (events / "target").write_text(f"sip:premium@127.0.0.1:{trap.getsockname()[1]}")
+        caller = Uac(sw.port)
+        try:
+            resp = caller.call("67", timeout=10)
+            assert resp is not None and resp.status == 486, resp  # the script's `reject busy`
+        finally:
+            caller.close()
+        with pytest.raises(TimeoutError):
+            trap.recv(65535)  # nothing was sent to the URI
+    cdr = closed_cdr(sw, caller.call_id)
+    assert [(leg["disposition"], leg.get("reason")) for leg in cdr["legs"]] == [
+        ("failed", "not allowed")], cdr["legs"]
+    dial = [e for e in script_events(events, cdr["call_id"]) if e[0] == "dial"]
+    assert [e[1:3] for e in dial] == [["failed", "failed"]], dial
