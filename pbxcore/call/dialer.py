@@ -25,6 +25,7 @@ from pbxcore.call.outbound import DialResult, OutboundLeg, Target
 from pbxcore.media.bridge import Bridge, CallRecorder
 from pbxcore.media.session import MediaSession
 from pbxcore.rtp.tones import ringback_eu
+from pbxcore.script.actions import ActionError, parse_action_line
 from pbxcore.sip.message import SipSyntaxError
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.registration import Credentials
@@ -244,14 +245,18 @@ async def _bridge(call: Call, leg: OutboundLeg, record: bool) -> None:
             finally:
                 ended.cancel()
                 changed.cancel()
-            if leg.ended.is_set():
+            if leg.ended.is_set() and leg.refer_to is None:
                 call.remote_hangup("callee", "BYE from callee")
                 call.leg.bye()
                 return
-            leg.changed.clear()
+            leg.changed.clear()  # a REFER first, even if the agent already hung up after 202
             bridge.hold(leg.media, leg.held, call.hold_music())
             if leg.refer_to is not None:
                 new = await _transfer(call, bridge, leg)
+                if new is None and leg.ended.is_set():
+                    # Nobody took the transfer and the agent is gone: the route's fallback.
+                    await _fallback(call)
+                    return
                 if new is not None:
                     _close_leg_record(call, leg, bridge, answered, transferred_to=new.target.label)
                     old, leg, answered = leg, new, datetime.now(UTC)
@@ -299,6 +304,21 @@ async def _transfer(call: Call, bridge: Bridge, leg: OutboundLeg) -> OutboundLeg
     if not leg.ended.is_set():
         bridge.start()  # back to the transferring agent
     return None
+
+
+async def _fallback(call: Call) -> None:
+    from pbxcore.verbs import execute  # verbs reach the dialer through Call.dial
+
+    call.actor = "switch"
+    for line in call.route.fallback:
+        if call.ended.is_set():
+            return
+        try:
+            await execute(call, parse_action_line(line))
+        except (ActionError, ValueError, OSError) as exc:
+            call.note("error", {"fallback": line, "error": str(exc)})
+    if not call.ended.is_set():
+        await call.hangup()
 
 
 def _tell(call: Call, by: str, to: str, status: str) -> None:

@@ -307,3 +307,24 @@ def test_hold_by_the_callee_plays_music_to_the_caller(site) -> None:  # type: ig
         agent.close()
     last_cdr(sw)
     events(dir)
+
+
+def test_failed_transfer_after_the_agent_left_runs_the_fallback(site) -> None:  # type: ignore[no-untyped-def]
+    sw, dir = site
+    agent = phone(sw, "1002", "answer")
+    busy = phone(sw, "1003", "ring-busy", ring=1.0)  # busy, but only after the agent left
+    caller = Uac(sw.port)
+    try:
+        assert (resp := caller.call("1")) is not None and resp.status == 200
+        assert _wait(lambda: agent.seen.answered and agent.seen.acks >= 1)
+        agent.refer("1003")
+        assert _wait(lambda: 202 in agent.seen.responses)
+        agent.hangup()  # leaves at once, before the transfer's outcome
+        assert caller.wait_bye(15) is not None  # the route's fallback (default: hangup)
+    finally:
+        caller.close()
+        agent.close()
+        busy.close()
+    cdr = last_cdr(sw)
+    assert cdr["hangup_by"] == "switch"
+    events(dir)

@@ -32,8 +32,8 @@ class Seen:
 
 
 class Phone(threading.Thread):
-    """behaviour: "answer" | "busy" | "decline" | "ring" (never answers) | "answer-bye" (answers,
-    then hangs up after `talk` seconds)."""
+    """behaviour: "answer" | "busy" | "decline" | "ring" (never answers) | "ring-busy" (rings
+    `ring` seconds, then 486) | "answer-bye" (answers, then hangs up after `talk` seconds)."""
 
     def __init__(self, switch_port: int, ext: str, password: str, behaviour: str = "answer", *,
                  ring: float = 0.2, talk: float = 1.0, send_tone: int = 0) -> None:
@@ -54,6 +54,7 @@ class Phone(threading.Thread):
         self.dialog: tuple[Request, str] | None = None  # INVITE, our To tag
         self.remote_media: tuple[str, int] | None = None
         self._answer_at: float | None = None
+        self._busy_at: float | None = None
         self._bye_at: float | None = None
         self._tone_seq = 0
 
@@ -133,7 +134,9 @@ class Phone(threading.Thread):
                 self._reply(req, 603, addr, tag)
             else:
                 self._reply(req, 180, addr, tag)
-                if self.behaviour != "ring":
+                if self.behaviour == "ring-busy":
+                    self._busy_at = time.monotonic() + self.ring_time
+                elif self.behaviour != "ring":
                     self._answer_at = time.monotonic() + self.ring_time
             self._addr = addr
         elif req.method == "ACK":
@@ -155,6 +158,9 @@ class Phone(threading.Thread):
 
     def _timers(self) -> None:
         now = time.monotonic()
+        if self._busy_at is not None and now >= self._busy_at and self.dialog is not None:
+            self._busy_at = None
+            self._reply(self.dialog[0], 486, self._addr, self.dialog[1])
         if self._answer_at is not None and now >= self._answer_at and self.dialog is not None:
             self._answer_at = None
             req, tag = self.dialog
