@@ -210,7 +210,8 @@ def main() -> None:
                                       ("queue", "Call -> script exec"),
                                       ("run", "script run (trace)"),
                                       ("after", "script done -> 200 OK")):
-                        print(row("  " + doc, [getattr(p, name) for p in ph.values()]))
+                        if ph:  # phases come from the SQLite file (not with --store memory)
+                            print(row("  " + doc, [getattr(p, name) for p in ph.values()]))
                     print(row("OPTIONS round trip", opt))
                     for name, values in base.items():
                         print(row("bare " + name, values))
