@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import secrets
 
+from pbxcore.sip.build import make_response, new_branch
 from pbxcore.sip.dialog import Dialog
 from pbxcore.sip.message import Request
 from pbxcore.sip.peer import Peer
-from pbxcore.sip.transaction import make_response, new_branch
 from pbxcore.transport.sip_endpoint import SipEndpoint
 
 log = logging.getLogger("pbxcore.call")

@@ -20,12 +20,12 @@ from typing import Protocol
 
 from pbxcore.media.session import MediaSession
 from pbxcore.sip.address import NameAddr, parse_name_addr, quote
+from pbxcore.sip.build import build_cancel, make_response, new_branch
 from pbxcore.sip.dialog import Dialog
 from pbxcore.sip.message import Headers, Request, Response, SipSyntaxError
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.registration import Credentials, authorize
 from pbxcore.sip.sdp import AudioAnswer, SdpError, build_answer, negotiate, parse_sdp
-from pbxcore.sip.transaction import build_cancel, make_response, new_branch
 from pbxcore.sip.uri import parse_uri
 from pbxcore.transport.sip_endpoint import SipEndpoint
 

@@ -23,11 +23,11 @@ from pbxcore.call.registrar import Registrar
 from pbxcore.call.trunks import TrunkRegistrations, called_number
 from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
+from pbxcore.sip.build import make_response
 from pbxcore.sip.digest import DigestServer
 from pbxcore.sip.message import Request, Response, SipSyntaxError
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.sdp import AudioAnswer, SdpError, build_answer, negotiate, parse_sdp
-from pbxcore.sip.transaction import make_response
 from pbxcore.sip.uri import parse_uri
 from pbxcore.store.base import CdrStart, new_call_id
 from pbxcore.transport.sip_endpoint import SipEndpoint

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pbxcore.sip.address import parse_contact_list, parse_via
+from pbxcore.sip.build import new_branch
 from pbxcore.sip.digest import (
     DigestParseError,
     UnsupportedChallenge,
@@ -41,7 +42,6 @@ from pbxcore.sip.digest import (
     pick_challenge,
 )
 from pbxcore.sip.message import Headers, Request, Response, SipSyntaxError, split_list
-from pbxcore.sip.transaction import new_branch
 from pbxcore.sip.uri import parse_uri
 
 USER_AGENT = "pbxcore"

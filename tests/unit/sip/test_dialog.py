@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pbxcore.sip.build import make_response
 from pbxcore.sip.dialog import Dialog, dialog_key
 from pbxcore.sip.message import Request, Response, parse_message
-from pbxcore.sip.transaction import make_response
 
 CALL_ID = "3c4f1e2b9d8a7f6e5d4c3b2a1f0e9d8c@127.0.0.1:5061"
 

@@ -11,6 +11,7 @@ import itertools
 import pytest
 
 from pbxcore.sip.address import parse_via
+from pbxcore.sip.build import make_response
 from pbxcore.sip.digest import DigestServer
 from pbxcore.sip.message import Headers, Request, Response, parse_message
 from pbxcore.sip.registration import (
@@ -25,7 +26,6 @@ from pbxcore.sip.registration import (
     backoff_delay,
     refresh_delay,
 )
-from pbxcore.sip.transaction import make_response
 
 AOR = "sip:alice@provider.test"
 CONTACT = "sip:alice@192.0.2.10:5070"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pbxcore.sip.build import build_cancel, make_response, new_branch
 from pbxcore.sip.message import Headers, Request, Response
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.transaction import (
@@ -15,9 +16,6 @@ from pbxcore.sip.transaction import (
     TransactionStateError,
     TransactionTerminated,
     TxOutput,
-    build_cancel,
-    make_response,
-    new_branch,
 )
 
 CALLEE = Peer("udp", "127.0.0.1", 5099)

@@ -6,14 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from pbxcore.sip.build import make_response
 from pbxcore.sip.message import Request, SipSyntaxError, parse_message
 from pbxcore.sip.peer import Peer
-from pbxcore.sip.transaction import (
-    RequestReceived,
-    Send,
-    TransactionLayer,
-    make_response,
-)
+from pbxcore.sip.transaction import RequestReceived, Send, TransactionLayer
 
 CAPTURES = Path(__file__).parent / "captures" / "rfc4475"
 FILES = sorted(CAPTURES.glob("*.sip"))

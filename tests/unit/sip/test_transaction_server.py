@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pbxcore.sip.build import build_cancel, header_tag, make_response
 from pbxcore.sip.message import Request, Response, parse_message
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.transaction import (
@@ -17,9 +18,6 @@ from pbxcore.sip.transaction import (
     TransactionStateError,
     TransactionTerminated,
     TxOutput,
-    build_cancel,
-    header_tag,
-    make_response,
 )
 
 PHONE = Peer("udp", "127.0.0.1", 5061)

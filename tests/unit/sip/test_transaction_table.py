@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from pbxcore.sip.build import make_response
 from pbxcore.sip.message import Headers, Request
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.transaction import (
@@ -20,7 +21,6 @@ from pbxcore.sip.transaction import (
     State,
     TransactionLayer,
     TransactionStateError,
-    make_response,
 )
 
 S, I = State, Input  # noqa: E741

@@ -52,8 +52,15 @@ def test_plugin_with_pytest_plugins_in_conftest(script: Writer, fixture_file: Wr
 
 def test_without_the_plugin_json_is_not_collected(script: Writer, fixture_file: Writer) -> None:
     root = suite(script, fixture_file)
-    done = pytest_run(root)
+    done = pytest_run(root, "-p", "no:pbxcore.testing.pytest_plugin")
     assert done.returncode == 5  # no tests collected
+
+
+def test_the_installed_entry_point_collects_without_options(script: Writer,
+                                                           fixture_file: Writer) -> None:
+    root = suite(script, fixture_file)
+    done = pytest_run(root, "-rA")  # pbxcore is installed: setup.cfg's pytest11 entry point
+    assert done.returncode == 1 and "1 failed, 1 passed" in done.stdout, done.stdout
 
 
 def test_replay_fixture_helper(script: Writer, fixture_file: Writer) -> None:
