@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,7 +97,7 @@ class Call:
         self.background: list[asyncio.Future[Any]] = []  # e.g. recordings being written
         self.transfers: list[tuple[str, str]] = []  # (who transferred, to where)
         self._trace: list[TraceEntry] = []
-        self._flush_lock = asyncio.Lock()
+        self._writes: asyncio.Future[None] | None = None  # the tail of the store-write chain
         self._seq = 0
 
     # -- CallControl --------------------------------------------------------------------------
@@ -122,8 +122,8 @@ class Call:
                            local_port=media.local_port, session_id=secrets.randbits(31),
                            version=1)
         self.leg.answer(sdp)
-        self.answered_at = datetime.now(UTC)
-        await self.deps.store.cdr_update(self.info.call_id, answer=self.answered_at)
+        self.answered_at = answered = datetime.now(UTC)
+        self.persist(lambda: self.deps.store.cdr_update(self.info.call_id, answer=answered))
         self.note("sip", {"sent": "200 OK", "rtp_port": media.local_port})
 
     async def ring(self) -> None:
@@ -215,16 +215,32 @@ class Call:
         self.note("note", {"hangup_by": by, "cause": cause, "code": code})
         self.ended.set()
 
-    async def flush_trace(self) -> None:
-        """Write buffered trace entries, each exactly once.  The writing is shielded and
-        serialized: cancelling a caller (the call ended) neither loses nor repeats an entry."""
-        await asyncio.shield(self._flush())
+    def persist(self, op: Callable[[], Awaitable[Any]]) -> None:
+        """Queue a store write behind this call's earlier ones.  The call never waits for the
+        database (the 180 and the first script run do not depend on a commit), the writes keep
+        their order (the CDR row exists before its trace), and cancelling the call's task
+        cannot cut a write in half: the chain is its own task, awaited by `drain_writes`."""
+        previous = self._writes
 
-    async def _flush(self) -> None:
-        async with self._flush_lock:
-            while self._trace:
-                entry = self._trace.pop(0)
-                await self.deps.store.trace_append(self.info.call_id, entry)
+        async def write() -> None:
+            if previous is not None:
+                await previous
+            try:
+                await op()
+            except Exception:  # a failed write is logged; the call goes on
+                log.exception("call %s: store write failed", self.info.call_id)
+
+        self._writes = asyncio.ensure_future(write())
+
+    def flush_trace(self) -> None:
+        """Queue the buffered trace entries as one batch (one commit)."""
+        if self._trace:
+            batch, self._trace = self._trace, []
+            self.persist(lambda: self.deps.store.trace_extend(self.info.call_id, batch))
+
+    async def drain_writes(self) -> None:
+        if self._writes is not None:
+            await asyncio.shield(self._writes)
 
     async def close_media(self) -> None:
         if self._media is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -69,7 +70,7 @@ async def _flow(call: Call) -> None:
         call.actor = "script" if result.ok else "switch"
         actions = result.actions if result.ok else _fallback(call, result)
         outcome = await _execute_all(call, actions)
-        await call.flush_trace()
+        call.flush_trace()
         if outcome is None or call.ended.is_set():
             return
         if outcome.script is not None:
@@ -106,7 +107,8 @@ async def _run(call: Call, script: Path, event: Event) -> RunResult:
         message = f"{script.name} ({event.name}): {result.error}"
         log.warning("call %s: script failed: %s", call.info.call_id, message)
         call.script_errors.append(message)
-        await call.deps.store.cdr_append(call.info.call_id, "script_errors", message)
+        call.persist(lambda: call.deps.store.cdr_append(call.info.call_id, "script_errors",
+                                                        message))
     return result
 
 
@@ -188,13 +190,11 @@ async def _finish(call: Call) -> None:
             extra["talk_seconds"] = f"{call.talk_seconds:.3f}"
         await inform(call, Outcome("hangup", result=call.hangup_by or "switch",
                                           extra=extra))
-    with contextlib.suppress(Exception):
-        await call.flush_trace()
+    call.flush_trace()
+    store = call.deps.store
     for number, leg in enumerate(call.legs, start=1):
-        try:
-            await call.deps.store.cdr_leg(call.info.call_id, number, leg)
-        except (TypeError, ValueError) as exc:  # our bug: say so, still close the CDR
-            log.error("call %s: leg %d not stored: %s", call.info.call_id, number, exc)
+        call.persist(functools.partial(store.cdr_leg, call.info.call_id, number, leg))
+    await call.drain_writes()
     await call.deps.store.cdr_close(call.info.call_id, CdrEnd(
         end=end, disposition=call.disposition(),  # type: ignore[arg-type]
         hangup_by=call.hangup_by or "switch",  # type: ignore[arg-type]

@@ -271,10 +271,12 @@ class Switch:
         log.info("call %s: %s (%s) -> %s via %s", info.call_id, info.caller, info.caller_name,
                  info.called, call.route.script.name)
         try:
-            await self.deps.store.cdr_open(CdrStart(
+            start = CdrStart(
                 call_id=info.call_id, sip_call_id=info.sip_call_id, start=info.started,
                 caller=info.caller, called=info.called, caller_name=info.caller_name,
-                route=str(call.route.script)))
+                route=str(call.route.script))
+            store = self.deps.store
+            call.persist(lambda: store.cdr_open(start))  # not awaited: the caller is ringing
             await run_call(call)
         except Exception:
             log.exception("call %s: internal error", info.call_id)

@@ -37,7 +37,7 @@ class SoundLibrary:
     def __init__(self, sounds_dir: Path, recordings_dir: Path) -> None:
         self.sounds_dir = sounds_dir
         self.recordings_dir = recordings_dir
-        self._cache: OrderedDict[Path, bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
     def path(self, name: str, language: str) -> Path:
         if name.startswith(RECORDING_PREFIX):
@@ -54,15 +54,18 @@ class SoundLibrary:
         raise SoundError(f"sound {name!r} not found in {self.sounds_dir}/{language}")
 
     def load(self, name: str, language: str) -> bytes:
-        path = self.path(name, language)
+        """The PCM of a prompt.  Prompts are cached by (name, language), so a `play` of a
+        known prompt touches no file system at all (a new SoundLibrary, built on every config
+        reload, starts empty); recordings are read each time."""
         if name.startswith(RECORDING_PREFIX):
-            return self._read(path)
-        cached = self._cache.get(path)
+            return self._read(self.path(name, language))
+        key = (name, language)
+        cached = self._cache.get(key)
         if cached is not None:
-            self._cache.move_to_end(path)
+            self._cache.move_to_end(key)
             return cached
-        pcm = self._read(path)
-        self._cache[path] = pcm
+        pcm = self._read(self.path(name, language))
+        self._cache[key] = pcm
         if len(self._cache) > CACHE_ENTRIES:
             self._cache.popitem(last=False)
         return pcm

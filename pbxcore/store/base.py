@@ -150,6 +150,9 @@ class Store(Protocol):
 
     async def trace_append(self, call_id: str, entry: TraceEntry) -> None: ...
 
+    async def trace_extend(self, call_id: str, entries: Sequence[TraceEntry]) -> None:
+        """Several entries in one write (one transaction where the backend has them)."""
+
     async def trace(self, call_id: str) -> list[TraceEntry]:
         """The call's trace ordered by seq (then insertion); [] for an unknown call."""
         ...

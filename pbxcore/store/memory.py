@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -69,6 +69,9 @@ class MemoryStore:
 
     async def trace_append(self, call_id: str, entry: TraceEntry) -> None:
         self._traces.setdefault(call_id, []).append(checked_entry(entry))
+
+    async def trace_extend(self, call_id: str, entries: Sequence[TraceEntry]) -> None:
+        self._traces.setdefault(call_id, []).extend(checked_entry(e) for e in entries)
 
     async def trace(self, call_id: str) -> list[TraceEntry]:
         return sorted(self._traces.get(call_id, []), key=lambda e: e.seq)  # stable: ties keep order

@@ -10,7 +10,7 @@ Set the schema with the DSN, e.g. ``postgresql://u@h/db?options=-csearch_path%3D
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,10 @@ class PostgresStore:
         async with self._lock:
             cur = await self._conn.execute(sql, args)
             return cur.rowcount
+
+    async def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        async with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+            await cur.executemany(sql, rows)  # one transaction for the batch
 
     async def _fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         async with self._lock:
@@ -175,6 +179,15 @@ class PostgresStore:
         await self._execute("INSERT INTO trace (call_id, seq, ts, kind, data) "
                             "VALUES (%s, %s, %s, %s, %s)",
                             (call_id, e.seq, e.time, e.kind, Jsonb(dict(e.data))))
+
+    async def trace_extend(self, call_id: str, entries: Sequence[TraceEntry]) -> None:
+        from psycopg.types.json import Jsonb
+
+        rows = [(call_id, e.seq, e.time, e.kind, Jsonb(dict(e.data)))
+                for e in map(checked_entry, entries)]
+        if rows:
+            await self._executemany("INSERT INTO trace (call_id, seq, ts, kind, data) "
+                                    "VALUES (%s, %s, %s, %s, %s)", rows)
 
     async def trace(self, call_id: str) -> list[TraceEntry]:
         rows = await self._fetch("SELECT seq, ts, kind, data FROM trace WHERE call_id = %s "

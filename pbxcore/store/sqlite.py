@@ -12,7 +12,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,6 +198,16 @@ class SqliteStore:
                         "INSERT INTO trace (call_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
                         (call_id, e.seq, iso(e.time), e.kind,
                          json.dumps(dict(e.data), ensure_ascii=False)))
+
+    async def trace_extend(self, call_id: str, entries: Sequence[TraceEntry]) -> None:
+        rows = [(call_id, e.seq, iso(e.time), e.kind, json.dumps(dict(e.data), ensure_ascii=False))
+                for e in map(checked_entry, entries)]
+        await self._run(self._insert_traces, rows)
+
+    def _insert_traces(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._tx() as tx:  # one commit for the batch, not one per entry
+            tx.executemany("INSERT INTO trace (call_id, seq, ts, kind, data) "
+                           "VALUES (?, ?, ?, ?, ?)", rows)
 
     async def trace(self, call_id: str) -> list[TraceEntry]:
         rows = await self._run(self._fetch, "SELECT seq, ts, kind, data FROM trace "

@@ -392,3 +392,15 @@ async def test_two_stores_write_legs_of_one_call_at_once(sql_dsn: str, tmp_path:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_trace_extend_writes_a_batch_in_order(store: Store) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    await store.cdr_open(CdrStart("batch-1", "sip-b", start, "1001", "100"))
+    entries = [TraceEntry(n, start, "note", {"n": n, "text": f"ünï {n}"}) for n in range(1, 6)]
+    await store.trace_extend("batch-1", entries[:3])
+    await store.trace_extend("batch-1", [])
+    await store.trace_extend("batch-1", entries[3:])
+    got = await store.trace("batch-1")
+    assert [(e.seq, e.data["n"], e.data["text"]) for e in got] == [
+        (n, n, f"ünï {n}") for n in range(1, 6)]
