@@ -193,37 +193,46 @@ class SippCallee:
 
         self.ext, self.work, self.timeout = ext, work, timeout
         work.mkdir(parents=True, exist_ok=True)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-            if ext is not None:
-                assert register(switch_port, ext, sock) == 200, f"REGISTER {ext} failed"
-        self.uri = f"sip:callee@127.0.0.1:{self.port}"
-        media = free_block(4)  # SIPp binds audio RTP/RTCP and video RTP/RTCP from -mp on
-        cmd = [SIPP, "-sf", str(SCENARIOS / scenario), "-t", "u1",
-               "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(self.port), "-mp", str(media),
-               "-m", "1", "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin",
-               "-max_recv_loops", "100", "-key", "switch_port", str(switch_port),
-               "-trace_err", "-error_file", str(work / "errors.log"),
-               "-trace_screen", "-screen_file", str(work / "screen.log"),
-               "-trace_msg", "-message_file", str(work / "messages.log")]
-        if echo:
-            cmd.append("-rtp_echo")
-        for name, value in (keys or {}).items():
-            cmd += ["-key", name, value]
-        self.out = self.err = ""
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, cwd=work, start_new_session=True)
         self._reaped = False
-        try:
-            deadline = time.monotonic() + 5
-            while not _udp_port_taken(self.port):
-                assert self.proc.poll() is None, self.logs()
-                assert time.monotonic() < deadline, f"SIPp did not bind {self.port}"
-                time.sleep(0.02)
-        except BaseException:
-            self.stop()
-            raise
+        self.out = self.err = ""
+        # Between closing our socket (which registered from the port) and SIPp's bind another
+        # process may take the port (SIPp exits 254): register again from a fresh port.
+        for attempt in range(3):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                self.port = int(sock.getsockname()[1])
+                if ext is not None:
+                    assert register(switch_port, ext, sock) == 200, f"REGISTER {ext} failed"
+            self.uri = f"sip:callee@127.0.0.1:{self.port}"
+            media = free_block(4)  # SIPp binds audio RTP/RTCP and video RTP/RTCP from -mp on
+            cmd = [SIPP, "-sf", str(SCENARIOS / scenario), "-t", "u1",
+                   "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(self.port),
+                   "-mp", str(media),
+                   "-m", "1", "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin",
+                   "-max_recv_loops", "100", "-key", "switch_port", str(switch_port),
+                   "-trace_err", "-error_file", str(work / "errors.log"),
+                   "-trace_screen", "-screen_file", str(work / "screen.log"),
+                   "-trace_msg", "-message_file", str(work / "messages.log")]
+            if echo:
+                cmd.append("-rtp_echo")
+            for name, value in (keys or {}).items():
+                cmd += ["-key", name, value]
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, cwd=work, start_new_session=True)
+            try:
+                deadline = time.monotonic() + 5
+                while not _udp_port_taken(self.port):
+                    if self.proc.poll() == 254 and attempt < 2:
+                        break  # could not bind: next attempt
+                    assert self.proc.poll() is None, self.logs()
+                    assert time.monotonic() < deadline, f"SIPp did not bind {self.port}"
+                    time.sleep(0.02)
+                else:
+                    return
+            except BaseException:
+                self.stop()
+                raise
+            self.proc.communicate(timeout=5)
 
     def wait(self, timeout: float | None = None) -> int:
         """SIPp's exit status (0: the scenario ran to its end); killed by pid if it hangs."""
