@@ -103,6 +103,8 @@ class Rtp:
         self.slots = [self.streams[k::slots] for k in range(slots)]
         self.measuring = False
         self.delays = array("q")  # ns, measured packets only
+        self.sent_at = array("q")  # their send times (ns), when dumping
+        self.dump = False
         self.sent = self.received = self.misrouted = 0
         self.late: list[float] = []  # pacing lateness of our own timer (s), while measuring
         self._task: asyncio.Task[None] | None = None
@@ -127,6 +129,7 @@ class Rtp:
 
     def reset(self) -> None:
         self.delays = array("q")
+        self.sent_at = array("q")
         self.sent = self.received = self.misrouted = 0
         self.late = []
 
@@ -185,6 +188,8 @@ class Rtp:
                     arrived = sec * 1_000_000_000 + nsec
             self.received += 1
             self.delays.append((arrived or time.time_ns()) - sent_ns)
+            if self.dump:
+                self.sent_at.append(sent_ns)
 
 
 # --- SIP: registered callees and callers, just enough RFC 3261 -----------------------------
@@ -518,7 +523,7 @@ async def run_n(n: int, args: argparse.Namespace) -> Result:
         for i, caller in enumerate(callers):
             await asyncio.sleep(max(0.0, t0 + i / args.rate - time.monotonic()))
             caller.invite(callees[i].ext)
-        await asyncio.wait([c.final for c in callers], timeout=30)
+        await asyncio.wait([c.final for c in callers], timeout=10)  # after the last INVITE
         await asyncio.wait([asyncio.ensure_future(c.acked.wait()) for c in callees], timeout=5)
         res.ramp_s = time.monotonic() - t0
         res.bridged = sum(1 for c, p in zip(callers, callees, strict=True)
@@ -533,7 +538,12 @@ async def run_n(n: int, args: argparse.Namespace) -> Result:
         # 4. Measure with everything bridged.
         await asyncio.sleep(args.settle)
         s0, k0 = proc_sample(sw.proc.pid), sys_cpu(sw.proc.pid)
+        rtp.dump = args.dump is not None
         res.switched = await measure(rtp, args.window)
+        if args.dump is not None:
+            with open(f"{args.dump}-{n}.csv", "w") as f:
+                f.write("send_ns,delay_ns\n")
+                f.writelines(f"{a},{d}\n" for a, d in zip(rtp.sent_at, rtp.delays, strict=True))
         s1, k1 = proc_sample(sw.proc.pid), sys_cpu(sw.proc.pid)
         res.switch_cpu = cpu_percent(s0, s1)[0]
         res.switch_sys = 100 * (k1 - k0) / max(s1.at - s0.at, 1e-9)
@@ -545,8 +555,8 @@ async def run_n(n: int, args: argparse.Namespace) -> Result:
             await asyncio.sleep(max(0.0, t0 + i / (2 * args.rate) - time.monotonic()))
             if caller.final.done() and caller.final.result() == 200:
                 caller.bye()
-        await asyncio.wait([c.bye_ok for c in callers], timeout=15)
-        deadline = time.monotonic() + 10
+        await asyncio.wait([c.bye_ok for c in callers], timeout=10)
+        deadline = time.monotonic() + 5
         while time.monotonic() < deadline and sum(c.byes for c in callees) < res.bridged + 1:
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
@@ -631,6 +641,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=50.0, help="call set-up rate, calls/s")
     ap.add_argument("--settle", type=float, default=1.0, help="pause after the ramp, s")
     ap.add_argument("--slots", type=int, default=10, help="send phases per 20 ms period")
+    ap.add_argument("--dump", metavar="PREFIX",
+                    help="write each measured packet's send time and delay to PREFIX-N.csv")
     args = ap.parse_args()
     asyncio.run(amain(args))
 
