@@ -624,12 +624,14 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
 
 async def amain(args: argparse.Namespace) -> None:
     results = []
+    load0 = os.getloadavg()[0]
     for n in args.n:
         t0 = time.monotonic()
         print(f"N={n}: running...", flush=True)
         results.append(await run_n(n, args))
         print(f"N={n}: done in {time.monotonic() - t0:.0f} s", flush=True)
     report(results, args)
+    print(f"load average {load0:.2f} -> {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:
