@@ -1,6 +1,6 @@
 """Hot reload: watch pbx.toml and the scripts directory, apply valid changes to new calls.
 
-watchdog reports file events on its own thread; they are handed to the event loop and debounced
+watchdog reports file events on its own (polling) thread; they are handed to the event loop and debounced
 (editors write a file in several steps), then the config is loaded again.  A valid config replaces
 the running one for calls that arrive from then on — calls in progress keep the Route object they
 started with.  An invalid one is refused with `FILE:LINE: reason` in the log and the old config
@@ -16,13 +16,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
 
 from pbxcore.config import Config, ConfigError, load_config
 
 log = logging.getLogger("pbxcore.reload")
 
 DEBOUNCE = 0.3  # seconds of quiet before reloading
+POLL = 1.0  # seconds between looks at the watched directories
 
 
 class _Handler(FileSystemEventHandler):
@@ -50,7 +51,7 @@ class ConfigWatcher:
         self.apply = apply
         self.reloads = 0  # successful reloads, for tests and `pbx` status output
         self.refusals = 0
-        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._observer: PollingObserver | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[bool] | None = None
 
@@ -66,10 +67,16 @@ class ConfigWatcher:
             return p == config_file or p in self._programs()
 
         handler = _Handler(loop, self._poke, wanted)
-        observer = Observer()
-        observer.schedule(handler, str(config_file.parent), recursive=False)
-        if scripts.is_dir() and scripts != config_file.parent:
-            observer.schedule(handler, str(scripts), recursive=True)
+        # Polling, not inotify: the directories watched may also hold the SQLite store (a
+        # config next to its database is common), and inotify would wake a thread, and take
+        # the GIL, on every commit of every call.  A stat of a few directories a second costs
+        # nothing and a config edit is picked up within POLL seconds.
+        observer = PollingObserver(timeout=POLL)
+        folders = {config_file.parent} | {p.parent for p in self._programs()}
+        if scripts.is_dir():
+            folders.add(scripts)
+        for folder in sorted(folders):
+            observer.schedule(handler, str(folder), recursive=False)
         observer.daemon = True
         observer.start()
         self._observer = observer

@@ -99,10 +99,10 @@ dial_allow = ["^0[0-9]{{9}}$"]
             assert resp is not None and resp.status == 200, sw.log_text()[-2000:]
             caller.rtp.drain(0.5)
             assert (bye := caller.bye()) is not None and bye.status == 200
+            result = sipp.result(timeout=40)
         finally:
             caller.close()
-        result = sipp.result(timeout=40)
-    sw.stop()
+            sw.stop()
     assert result.rc == 0, result.logs()
     messages = result.messages()
     assert "Proxy-Authorization: Digest" in messages and 'username="acct42"' in messages
