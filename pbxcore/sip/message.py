@@ -230,7 +230,6 @@ class Request(_Identity):
         start = f"{self.method} {self.uri} {self.version}"
         return _serialize(start, self.headers, self.body)
 
-
     @property
     def uri_scheme(self) -> str:
         """Lower-case Request-URI scheme; the UAS answers 416 to anything but sip/sips/tel."""
