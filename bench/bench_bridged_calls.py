@@ -35,6 +35,7 @@ import asyncio
 import os
 import random
 import secrets
+import shutil
 import socket
 import struct
 import sys
@@ -471,6 +472,7 @@ async def run_n(n: int, args: argparse.Namespace) -> Result:
     callers: list[Caller] = []
     callees: list[Callee] = []
     sw: SwitchProcess | None = None
+    dir = Path(tempfile.mkdtemp(prefix="bench-bridged-"))
     try:
         # 1. Direct baseline: the same generator, socket to socket.
         for i in range(n):
@@ -482,7 +484,6 @@ async def run_n(n: int, args: argparse.Namespace) -> Result:
             st.dest = None
 
         # 2. The switch, N registered callees, one warm-up call, idle memory.
-        dir = Path(tempfile.mkdtemp(prefix="bench-bridged-"))
         (dir / "bridge.sh").write_text(SCRIPT)
         (dir / "bridge.sh").chmod(0o755)
         port = free_port()
@@ -575,6 +576,10 @@ async def run_n(n: int, args: argparse.Namespace) -> Result:
                 t.close()
         if sw is not None:
             sw.stop()
+        if res.notes:  # keep the switch's log for a look
+            res.notes.append(f"switch log: {dir / 'pbx.log'}")
+        else:
+            shutil.rmtree(dir, ignore_errors=True)
     return res
 
 
