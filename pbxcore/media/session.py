@@ -371,11 +371,11 @@ class MediaSession:
 
     def _audio_in(self, pkt: RtpPacket) -> None:
         assert self.codec is not None
-        if mean_square(self.codec, pkt.payload) > VOICE_RMS * VOICE_RMS:
-            self._last_voice = time.monotonic()
         rec = self._recording
         if rec is None:
-            return
+            return  # voice activity only matters while recording (record silence=S)
+        if mean_square(self.codec, pkt.payload) > VOICE_RMS * VOICE_RMS:
+            self._last_voice = time.monotonic()
         expected = self._rec_next_ts.get(pkt.ssrc)
         if expected is not None:
             gap = (pkt.timestamp - expected) & 0xFFFFFFFF
@@ -415,8 +415,8 @@ class MediaSession:
         return self._recording is not None
 
     def seconds_since_voice(self) -> float:
-        """Seconds since a received frame's RMS exceeded VOICE_RMS (or since recording
-        started, or the session opened)."""
+        """Seconds since a received frame's RMS exceeded VOICE_RMS while recording (or since
+        recording started, or the session opened): measured only while recording."""
         return time.monotonic() - self._last_voice
 
     async def close(self) -> None:
