@@ -32,8 +32,8 @@ from pbxcore.verbs.base import Outcome
 
 log = logging.getLogger("pbxcore.call")
 
-MAX_STEPS = 1000
-AFTER_HANGUP = frozenset({"log", "set"})  # the only actions a hangup event's output may run  # a script that loops forever through gather still ends, some day
+MAX_STEPS = 1000  # a script that loops forever through gather still ends, some day
+AFTER_HANGUP = frozenset({"log", "set"})  # the only actions a hangup event's output may run
 
 
 async def run_call(call: Call) -> None:
@@ -46,7 +46,9 @@ async def run_call(call: Call) -> None:
         for task in (flow, ended):
             task.cancel()
         for task in (flow, ended):
-            with contextlib.suppress(asyncio.CancelledError):
+            # An exception in the flow is our bug: reported below, and the call still gets
+            # its hangup, its hangup event and its closed CDR.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if flow.done() and not flow.cancelled() and flow.exception() is not None:
             exc = flow.exception()

@@ -13,9 +13,12 @@ from pbxcore.cli.common import config_option, load_or_exit
 @config_option
 @click.option("--watch/--no-watch", default=True, show_default=True,
               help="Reload pbx.toml and the scripts directory when they change.")
-def run(config_path: Path, watch: bool) -> None:
+@click.option("--loop", "loop", type=click.Choice(["auto", "uvloop", "asyncio"]),
+              default="auto", show_default=True,
+              help="Event loop: uvloop (faster media relay) when installed, or asyncio.")
+def run(config_path: Path, watch: bool, loop: str) -> None:
     """Run the switch until interrupted (SIGINT/SIGTERM hang up live calls with BYE)."""
     config = load_or_exit(config_path)
     from pbxcore.server import run_forever  # lazy: the other commands never load the switch
 
-    run_forever(config, watch=watch)
+    run_forever(config, watch=watch, loop=loop)

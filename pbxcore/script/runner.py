@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVarTuple, Unpack
+from typing import Any, TypeVarTuple, Unpack, cast
 
 from pbxcore.script.actions import MAX_ACTIONS, Action, ActionError, parse_actions
 from pbxcore.script.events import Event, event_env, event_json
@@ -176,10 +176,10 @@ async def run_script(
 ) -> RunResult:
     """Run `path` for `event` and parse its actions; script faults come back as ok=False."""
     global _watcher_checked
-    if not _watcher_checked:  # once per process: see use_pidfd_child_watcher
-        _watcher_checked = True
-        use_pidfd_child_watcher()
     loop = asyncio.get_running_loop()
+    if not _watcher_checked and isinstance(loop, asyncio.SelectorEventLoop):
+        _watcher_checked = True  # once per process: see use_pidfd_child_watcher
+        use_pidfd_child_watcher()  # (uvloop watches its children itself)
     started, t0 = time.time(), time.monotonic()
     shown, argv0 = str(path), os.path.abspath(path)
 
@@ -209,10 +209,13 @@ async def run_script(
     error: str | None = None
     warnings: list[str] = []
     try:
-        stdin = transport.get_pipe_transport(0)
-        assert isinstance(stdin, asyncio.WriteTransport)
-        stdin.write(event_json(event))  # buffered by the loop: never blocks on a non-reader
-        stdin.write_eof()
+        # Duck-typed: uvloop's pipe transports are not asyncio.WriteTransport subclasses.
+        stdin = cast(asyncio.WriteTransport, transport.get_pipe_transport(0))
+        try:
+            stdin.write(event_json(event))  # buffered by the loop: never blocks on a non-reader
+            stdin.write_eof()
+        except (RuntimeError, OSError):
+            pass  # the script already exited without reading stdin (uvloop closes the pipe)
         deadline = loop.time() + timeout
         await asyncio.wait({proto.exited, proto.overflow}, timeout=timeout,
                            return_when=asyncio.FIRST_COMPLETED)

@@ -173,9 +173,10 @@ def test_run_hands_the_loaded_config_to_the_server(site: Path,
     watching: list[bool] = []
     fake = types.ModuleType("pbxcore.server")
 
-    def run_forever(config: Config, *, watch: bool) -> None:
+    def run_forever(config: Config, *, watch: bool, loop: str) -> None:
         got.append(config)
         watching.append(watch)
+        assert loop == "auto"
 
     fake.run_forever = run_forever  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pbxcore.server", fake)
