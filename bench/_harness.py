@@ -99,13 +99,15 @@ class BenchSwitch:
 
 @contextmanager
 def bench_switch(dir: Path, routes: list[tuple[str, Path]], *, sounds: Path | None = None,
-                 rtp_size: int = 1000, store: str = "sqlite:///var/pbx.db") -> Iterator[BenchSwitch]:
-    """Start `pbx run` with public routes (match, script) and stop it (by pid) on exit."""
+                 rtp_size: int = 1000, store: str = "sqlite:///var/pbx.db",
+                 handler: str = "script", route_extra: str = "") -> Iterator[BenchSwitch]:
+    """Start `pbx run` with public routes (match, program) and stop it (by pid) on exit.
+    `handler`: "script" (a process per event) or "worker" (a persistent worker pool)."""
     port = free_port()
     low, high = _free_rtp_block(rtp_size)
     route_text = "".join(
-        f'[[routes]]\nmatch = "{match}"\nscript = "{script}"\npublic = true\ntimeout = 10\n'
-        f'fallback = ["hangup"]\n\n' for match, script in routes)
+        f'[[routes]]\nmatch = "{match}"\n{handler} = "{script}"\npublic = true\ntimeout = 10\n'
+        f'fallback = ["hangup"]\n{route_extra}\n' for match, script in routes)
     text = textwrap.dedent(f"""\
         [sip]
         listen = ["udp:{HOST}:{port}"]

@@ -50,6 +50,15 @@ case $PBX_EVENT in
     incoming) echo answer; echo 'play tone1s'; echo hangup ;;
 esac
 """
+WORKER = """#!/usr/bin/python3
+# The same logic as a persistent worker: one JSON event per line in, one actions line out.
+import json, sys
+INCOMING = [{"action": "answer"}, {"action": "play", "files": ["tone1s"]}, {"action": "hangup"}]
+for line in sys.stdin:
+    event = json.loads(line)
+    sys.stdout.write(json.dumps(INCOMING if event["event"] == "incoming" else []) + "\\n")
+    sys.stdout.flush()
+"""
 
 
 def _media_port() -> int:
@@ -114,6 +123,10 @@ def main() -> None:
     ap.add_argument("--store", choices=("sqlite", "memory"), default="sqlite",
                     help="the switch's store: sqlite (default, as shipped) or memory (in-process)")
     ap.add_argument("--keep-going", action="store_true", help="do not stop after 2 failing rates")
+    ap.add_argument("--transport", choices=("process", "worker"), default="process",
+                    help="process: a /bin/sh script per event; worker: a pool of 4 Python "
+                         "workers speaking JSON lines (issue 3's anchor: Asterisk's pure "
+                         "dialplan, 800 calls/s)")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     print(f"cps bench: rates {rates}, {args.step:g} s each, call = answer + play 1 s + hangup "
@@ -125,14 +138,17 @@ def main() -> None:
         d = Path(tmp)
         sounds = d / "sounds"
         write_tone_wav(sounds / "en" / "tone1s.wav", 1.0)
-        script = write_script(d / "play1s.sh", SCRIPT)
+        worker = args.transport == "worker"
+        script = (write_script(d / "play1s.py", WORKER) if worker
+                  else write_script(d / "play1s.sh", SCRIPT))
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind((HOST, 0))  # never read: what overflows is dropped by the kernel
         try:
             store = "memory://" if args.store == "memory" else "sqlite:///var/pbx.db"
             with bench_switch(d, [("^1$", script)], sounds=sounds, rtp_size=6000,
-                              store=store) as sw:
-                print(f"  store: {store}")
+                              store=store, handler="worker" if worker else "script",
+                              route_extra="workers = 4\n" if worker else "") as sw:
+                print(f"  store: {store}; transport: {args.transport}")
                 print(f"  {'rate':>5} {'calls':>6} {'ok':>6} {'failed':>6} {'retrans':>7} "
                       f"{'setup avg':>9} {'switch CPU':>10} {'scripts CPU':>11} {'sipp CPU':>8} "
                       f"{'machine':>7} {'max RSS':>9}  sipp rc  wall")
