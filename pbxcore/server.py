@@ -105,11 +105,13 @@ async def serve(config: Config, *, watch: bool = True) -> None:
     await running.stop()
 
 
-def run_forever(config: Config, *, watch: bool = True, loop: str = "auto") -> None:
+def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") -> None:
     """Run the switch in the foreground until SIGINT/SIGTERM (what `pbx run` does).
 
-    `loop`: "uvloop" (libuv: per-packet RTP relaying costs about a third of the standard loop's,
-    bench/README.md), "asyncio", or "auto" (uvloop when installed)."""
+    `loop`: "asyncio" (the default: its subprocess spawn uses vfork, so a script per event is
+    cheapest), "uvloop" (libuv: per-packet RTP relaying costs about a third of the standard
+    loop's, but libuv spawns with fork() and waits for the exec on the loop: bench/README.md),
+    or "auto" (uvloop when installed)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runner = asyncio.run
     if loop in ("auto", "uvloop"):

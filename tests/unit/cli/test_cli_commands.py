@@ -176,7 +176,7 @@ def test_run_hands_the_loaded_config_to_the_server(site: Path,
     def run_forever(config: Config, *, watch: bool, loop: str) -> None:
         got.append(config)
         watching.append(watch)
-        assert loop == "auto"
+        assert loop == "asyncio"
 
     fake.run_forever = run_forever  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pbxcore.server", fake)
