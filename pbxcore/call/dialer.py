@@ -55,7 +55,9 @@ def allowed(call: Call, target: str) -> bool:
     return any(p.fullmatch(target) for p in patterns)
 
 
-async def resolve(call: Call, label: str) -> Target:
+async def resolve(call: Call, label: str) -> list[Target]:
+    """Where `label` rings: every registered phone of an extension (a desk phone and a
+    softphone ring together, RFC 3261 §16.6 forking done by the B2BUA), else one target."""
     if not allowed(call, label):
         log.warning("call %s: dial %s refused: not allowed by the route", call.info.call_id, label)
         raise DialRefused(label, "not allowed")
@@ -64,8 +66,8 @@ async def resolve(call: Call, label: str) -> Target:
         bindings = call.deps.registrar.bindings(label)
         if not bindings:
             raise DialRefused(label, "not registered", 480)
-        newest = max(bindings, key=lambda b: b.expires_at)
-        return Target(label, newest.contact, newest.source)
+        return [Target(label, b.contact, b.source)
+                for b in sorted(bindings, key=lambda b: b.expires_at, reverse=True)]
     if label.lower().startswith(("sip:", "sips:")):
         try:
             uri = parse_uri(label)
@@ -74,7 +76,7 @@ async def resolve(call: Call, label: str) -> Target:
         transport = (uri.param("transport") or "udp").lower()
         infos = await asyncio.get_running_loop().getaddrinfo(uri.host, uri.port or 5060)
         host = str(infos[0][4][0])
-        return Target(label, label, Peer(transport, host, uri.port or 5060))
+        return [Target(label, label, Peer(transport, host, uri.port or 5060))]
     trunk = config.trunk_for_number(label)
     trunks = call.deps.legs.trunks
     peer = trunks.peer_for(trunk) if trunk is not None and trunks is not None else None
@@ -83,8 +85,8 @@ async def resolve(call: Call, label: str) -> Target:
                           else f"trunk {trunk.name} is not resolved", 404 if trunk is None else 503)
     credentials = (Credentials(trunk.username, trunk.password or "")
                    if trunk.username else None)
-    return Target(label, f"sip:{trunk.prefix}{label}@{trunk.domain}", peer,
-                  credentials=credentials, from_host=trunk.domain, from_user=trunk.from_user)
+    return [Target(label, f"sip:{trunk.prefix}{label}@{trunk.domain}", peer,
+                   credentials=credentials, from_host=trunk.domain, from_user=trunk.from_user)]
 
 
 async def dial(call: Call, labels: Sequence[str], *, mode: str = "sequential",
@@ -101,7 +103,7 @@ async def dial(call: Call, labels: Sequence[str], *, mode: str = "sequential",
             targets: list[Target] = []
             for label in group:
                 try:
-                    targets.append(await resolve(call, label))
+                    targets.extend(await resolve(call, label))
                 except DialRefused as refused:
                     last, last_label = DialResult("failed", refused.code, refused.reason), label
                     call.add_leg({"target": label, "disposition": "failed",
@@ -284,7 +286,7 @@ async def _transfer(call: Call, bridge: Bridge, leg: OutboundLeg) -> OutboundLeg
     call.media.set_background(ringback_eu() if music is None else music)
     failure: tuple[DialResult, str, float] | None
     try:
-        targets = [await resolve(call, target_label)]
+        targets = await resolve(call, target_label)
     except DialRefused as refused:
         failure = (DialResult("failed", refused.code, refused.reason), target_label, 0.0)
     else:

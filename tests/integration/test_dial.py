@@ -328,3 +328,24 @@ def test_failed_transfer_after_the_agent_left_runs_the_fallback(site) -> None:  
     cdr = last_cdr(sw)
     assert cdr["hangup_by"] == "switch"
     events(dir)
+
+
+def test_every_registered_phone_of_an_extension_rings(site) -> None:  # type: ignore[no-untyped-def]
+    sw, dir = site
+    desk = phone(sw, "1002", "ring")  # two phones registered as 1002: both ring,
+    soft = phone(sw, "1002", "answer-bye", ring=0.4, talk=0.5)  # the first to answer wins
+    caller = Uac(sw.port)
+    try:
+        assert (resp := caller.call("1")) is not None and resp.status == 200
+        assert caller.wait_bye(10) is not None
+        assert _wait(lambda: desk.seen.cancels == 1)
+        assert len(desk.seen.invites) == len(soft.seen.invites) == 1
+    finally:
+        caller.close()
+        desk.close()
+        soft.close()
+    cdr = last_cdr(sw)
+    assert sorted((leg["target"], leg["disposition"]) for leg in cdr["legs"]) == [
+        ("1002", "answered"), ("1002", "canceled")]
+    assert len({leg["uri"] for leg in cdr["legs"]}) == 2
+    events(dir)

@@ -64,7 +64,7 @@ class Phone(threading.Thread):
 
     # -- registration (before the thread starts) -------------------------------------------
 
-    def register(self, timeout: float = 5.0) -> int:
+    def register(self, timeout: float = 5.0, expires: int = 300) -> int:
         call_id = secrets.token_hex(8)
         auth = None
         for cseq in (1, 2):
@@ -74,7 +74,7 @@ class Phone(threading.Thread):
                 f"From: <sip:{self.ext}@127.0.0.1>;tag={secrets.token_hex(4)}",
                 f"To: <sip:{self.ext}@127.0.0.1>", f"Call-ID: {call_id}",
                 f"CSeq: {cseq} REGISTER", f"Contact: <sip:{self.ext}@127.0.0.1:{self.port}>",
-                "Expires: 300", "Max-Forwards: 70",
+                f"Expires: {expires}", "Max-Forwards: 70",
             ]
             if auth:
                 lines.append(f"Authorization: {auth}")
@@ -245,9 +245,14 @@ class Phone(threading.Thread):
         self.sock.sendto(data, addr)
 
     def close(self) -> None:
+        """Stop, and remove the registration as a phone does when switched off."""
         self.stop_flag.set()
         if self.is_alive():
             self.join(2)
+        try:
+            self.register(timeout=2, expires=0)
+        except AssertionError:
+            pass  # the switch is gone already
         self.sock.close()
         self.rtp.close()
 

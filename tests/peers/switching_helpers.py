@@ -117,12 +117,15 @@ def switch(dir: Path, routes: str) -> Iterator[Any]:
         print(f"--- pbx run log ({sw.log})\n{sw.log_text()[-12000:]}")
 
 
-def register(switch_port: int, ext: str, sock: socket.socket, timeout: float = 5.0) -> int:
-    """REGISTER `ext` (digest) from `sock`; the final status."""
+def register(switch_port: int, ext: str, sock: socket.socket, timeout: float = 5.0, *,
+             contact_port: int | None = None, expires: int = 300) -> int:
+    """REGISTER `ext` (digest) from `sock` (Contact: that port, or `contact_port`); the final
+    status.  `expires=0` removes that one binding, as a phone switched off does."""
     from pbxcore.sip.digest import authorization_for
     from pbxcore.sip.message import Response, parse_message
 
     port = sock.getsockname()[1]
+    contact = contact_port or port
     call_id, auth = secrets.token_hex(8), None
     sock.settimeout(0.2)
     for cseq in (1, 2):
@@ -131,7 +134,8 @@ def register(switch_port: int, ext: str, sock: socket.socket, timeout: float = 5
             f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{secrets.token_hex(6)};rport",
             f"From: <sip:{ext}@127.0.0.1>;tag={secrets.token_hex(4)}",
             f"To: <sip:{ext}@127.0.0.1>", f"Call-ID: {call_id}", f"CSeq: {cseq} REGISTER",
-            f"Contact: <sip:{ext}@127.0.0.1:{port}>", "Expires: 300", "Max-Forwards: 70",
+            f"Contact: <sip:{ext}@127.0.0.1:{contact}>", f"Expires: {expires}",
+            "Max-Forwards: 70",
         ] + ([f"Authorization: {auth}"] if auth else [])
         sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(),
                     ("127.0.0.1", switch_port))
@@ -192,6 +196,8 @@ class SippCallee:
         from tests.sipp.sipp_peer import SCENARIOS, SIPP
 
         self.ext, self.work, self.timeout = ext, work, timeout
+        self.switch_port = switch_port
+        self._unregistered = False
         work.mkdir(parents=True, exist_ok=True)
         self._reaped = False
         self.out = self.err = ""
@@ -233,6 +239,8 @@ class SippCallee:
                 self.stop()
                 raise
             self.proc.communicate(timeout=5)
+            self.unregister()  # that port's binding: SIPp never listened there
+            self._unregistered = False
 
     def wait(self, timeout: float | None = None) -> int:
         """SIPp's exit status (0: the scenario ran to its end); killed by pid if it hangs."""
@@ -248,10 +256,22 @@ class SippCallee:
         return self.proc.returncode
 
     def stop(self) -> None:
-        """Kill it (by pid) if it still runs, and reap it."""
+        """Kill it (by pid) if it still runs, reap it, and remove its registration (the switch
+        rings every registered phone of an extension: a stale binding would ring too)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.wait(5)
+        self.unregister()
+
+    def unregister(self) -> None:
+        if self.ext is None or self._unregistered:
+            return
+        self._unregistered = True
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            with contextlib.suppress(AssertionError):  # the switch may be gone already
+                register(self.switch_port, self.ext, sock, timeout=2, contact_port=self.port,
+                         expires=0)
 
     def messages(self) -> str:
         path = self.work / "messages.log"
