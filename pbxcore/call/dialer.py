@@ -169,7 +169,13 @@ async def _ring_targets(call: Call, targets: list[Target], *, timeout: float,
                               max_forwards=max(0, call.max_forwards - 1))
             legs.append(leg)
             leg.start()
-        winner = await _first_answer(legs, timeout)
+        try:
+            winner = await _first_answer(legs, timeout)
+        except asyncio.CancelledError:  # the caller hung up (or cancelled) while it rang
+            for leg in legs:
+                call.add_leg(_leg_record(leg, leg.result.result() if leg.result.done()
+                                         else DialResult("canceled", 487, "caller hung up")))
+            raise
         for leg in legs:
             if leg is not winner:
                 leg.hangup()  # CANCEL the losers (and BYE one that answers too late)

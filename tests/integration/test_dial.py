@@ -349,3 +349,22 @@ def test_every_registered_phone_of_an_extension_rings(site) -> None:  # type: ig
         ("1002", "answered"), ("1002", "canceled")]
     assert len({leg["uri"] for leg in cdr["legs"]}) == 2
     events(dir)
+
+
+def test_callers_cancel_is_propagated_to_the_ringing_callee(site) -> None:  # type: ignore[no-untyped-def]
+    sw, dir = site
+    callee = phone(sw, "1002", "ring")
+    caller = Uac(sw.port)
+    try:
+        caller.start_invite("1")
+        assert _wait(lambda: len(callee.seen.invites) == 1)
+        caller.cancel()
+        assert _wait(lambda: callee.seen.cancels == 1), "the callee never got the CANCEL"
+    finally:
+        caller.close()
+        callee.close()
+    cdr = last_cdr(sw)
+    assert cdr["disposition"] == "abandoned" and cdr["hangup_by"] == "caller"
+    assert [(leg["target"], leg["disposition"], leg["reason"]) for leg in cdr["legs"]] == [
+        ("1002", "canceled", "caller hung up")]
+    events(dir)
