@@ -19,7 +19,7 @@ from pbxcore.transport.sip_endpoint import SipEndpoint
 
 log = logging.getLogger("pbxcore.call")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER"
 
 
 def new_tag() -> str:
