@@ -33,9 +33,6 @@ from pbxcore.verbs.base import Outcome
 
 log = logging.getLogger("pbxcore.call")
 
-REJECT_REASONS = {"busy": 486, "decline": 603, "unavailable": 480}
-
-
 @dataclass
 class CallDeps:
     """What every call shares: built once by the server (the composition root)."""
