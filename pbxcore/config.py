@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pbxcore.media.wav import check_wav
+from pbxcore.script.actions import ActionError, parse_action_line
+
 __all__ = [
     "Config", "ConfigError", "ListenAddress", "MediaConfig", "Paths", "Problem", "Route",
     "SipConfig", "Trunk", "User", "check_prompts", "load_config", "read_store_dsn",
@@ -534,17 +537,10 @@ def _check_trunk(c: _Checker, t: dict[str, Any], i: int) -> Trunk | None:
 def _action_problem(line: object) -> str | None:
     if not isinstance(line, str):
         return "fallback entries must be strings"
-    try:  # written by the script helper; lazy so config loads before pbxcore.script exists
-        from pbxcore.script.actions import ActionError
-        from pbxcore.script.actions import parse_action_line as parse
-    except ModuleNotFoundError as e:
-        if e.name not in ("pbxcore.script.actions",):
-            raise
-        return None
     try:
-        parse(line)
+        parse_action_line(line)
     except ActionError as e:
-        return str(getattr(e, "message", e))
+        return e.message
     return None
 
 
@@ -608,8 +604,6 @@ def read_store_dsn(path: str | os.PathLike[str]) -> str:
 
 def check_prompts(config: Config) -> list[Problem]:
     """Problems with the WAV prompts under sounds/ (for `pbx check`), one per bad file."""
-    from pbxcore.media.wav import check_wav  # lazy: written by the media helper
-
     problems: list[Problem] = []
     for wav in sorted(config.paths.sounds.rglob("*.wav")):
         reason = check_wav(wav)

@@ -24,7 +24,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePath, PurePosixPath
 from typing import Any, ClassVar
 
 from pbxcore.script.schema import (
@@ -42,8 +41,8 @@ from pbxcore.script.schema import (
     SecondsKind,
     TextKind,
     build_schema,
-    check_relative_path,
 )
+from pbxcore.script.words import quote_word, split_words
 
 MAX_ACTIONS = 100
 """Default cap on the number of actions in one script output."""
@@ -326,63 +325,7 @@ def _defaults(cls: type[Action]) -> dict[str, Any]:
 
 # --- text form -------------------------------------------------------------------------------
 
-_SAFE_WORD = re.compile(r"[\w@%+=:,./*#-]+", re.ASCII)
 _OPTION = re.compile(r"([a-z_][a-z0-9_]*)=(.*)", re.DOTALL)
-
-
-def quote_word(word: str, *, after_equals: bool = False) -> str:
-    """Quote a word so that split_words() gives it back unchanged.
-
-    after_equals: the word follows `name=`, where '#' does not start a comment (finish=#).
-    """
-    if _SAFE_WORD.fullmatch(word) and (after_equals or not word.startswith("#")):
-        return word
-    return "'" + word.replace("'", "'\"'\"'") + "'"
-
-
-def split_words(line: str) -> list[str]:
-    """Split one line like a POSIX shell would, without any expansion.
-
-    Unlike shlex, '#' starts a comment only at the start of a word, as in sh (`finish=#`).
-    """
-    words: list[str] = []
-    i, n = 0, len(line)
-    while True:
-        while i < n and line[i] in " \t":
-            i += 1
-        if i >= n or line[i] == "#":
-            return words
-        buf: list[str] = []
-        while i < n and line[i] not in " \t":
-            c = line[i]
-            if c == "'":
-                end = line.find("'", i + 1)
-                if end < 0:
-                    raise ValueError("unterminated single quote")
-                buf.append(line[i + 1:end])
-                i = end + 1
-            elif c == '"':
-                i += 1
-                while True:
-                    if i >= n:
-                        raise ValueError("unterminated double quote")
-                    c = line[i]
-                    if c == '"':
-                        i += 1
-                        break
-                    if c == "\\" and i + 1 < n and line[i + 1] in '\\"$`':
-                        c, i = line[i + 1], i + 1
-                    buf.append(c)
-                    i += 1
-            elif c == "\\":
-                if i + 1 >= n:
-                    raise ValueError("backslash at end of line")
-                buf.append(line[i + 1])
-                i += 2
-            else:
-                buf.append(c)
-                i += 1
-        words.append("".join(buf))
 
 
 def _show(value: JSON) -> str:
@@ -588,33 +531,3 @@ def actions_schema() -> dict[str, JSON]:
     rows = [(verb, cls.__doc__ or "", cls.params, _defaults(cls))
             for verb, cls in ACTION_TYPES.items()]
     return build_schema(rows, MAX_ACTIONS)
-
-
-# --- file arguments --------------------------------------------------------------------------
-
-_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
-
-
-def resolve_sound(name: str, sounds_dir: PurePath, language: str) -> PurePath:
-    """sounds_dir/language/name, with .wav added when name has no extension (lexical only)."""
-    if not _LANGUAGE.fullmatch(language):
-        raise ActionError(None, f"bad language {language!r}")
-    try:
-        check_relative_path(name)
-    except PathError:
-        raise ActionError(None, f"path must stay inside the sounds directory, got {name!r}") \
-            from None
-    rel = PurePosixPath(name)
-    if not rel.suffix:
-        rel = rel.with_name(rel.name + ".wav")
-    return sounds_dir / language / rel
-
-
-def resolve_script(name: str, scripts_dir: PurePath) -> PurePath:
-    """scripts_dir/name for `goto` (lexical only; the runner reports a missing file)."""
-    try:
-        check_relative_path(name)
-    except PathError:
-        raise ActionError(None, f"path must stay inside the scripts directory, got {name!r}") \
-            from None
-    return scripts_dir / name

@@ -27,9 +27,9 @@ from pbxcore.script.actions import (
     ActionError,
     from_json,
     parse_action_line,
-    split_words,
 )
 from pbxcore.script.schema import VAR_NAME_RE, KeyKind, PairsKind, Param
+from pbxcore.script.words import split_words
 
 MATCH_MODES = ("exact", "prefix", "subset", "contains")
 _OPTION = re.compile(r"([a-z_][a-z0-9_]*)=(.*)", re.DOTALL)  # as the action grammar's option

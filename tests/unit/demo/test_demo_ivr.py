@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pbxcore.script.actions import Play, parse_actions, resolve_sound
+from pbxcore.script.actions import Play, parse_actions
+from pbxcore.script.paths import resolve_sound
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS = ROOT / "scripts"

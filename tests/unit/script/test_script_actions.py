@@ -30,11 +30,9 @@ from pbxcore.script.actions import (
     from_json,
     parse_action_line,
     parse_actions,
-    quote_word,
-    resolve_script,
-    resolve_sound,
-    split_words,
 )
+from pbxcore.script.paths import resolve_script, resolve_sound
+from pbxcore.script.words import quote_word, split_words
 
 # (text form, JSON form, object): each row is checked in all six directions.
 FORMS = [
