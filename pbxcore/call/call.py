@@ -23,7 +23,7 @@ from pbxcore.media.bridge import Bridge
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.session import MediaSession
-from pbxcore.media.sounds import SoundLibrary
+from pbxcore.media.sounds import SoundLibrary, confined
 from pbxcore.script.events import HistoryEntry
 from pbxcore.script.transports import Transports
 from pbxcore.sip.sdp import AudioAnswer, build_answer
@@ -165,11 +165,7 @@ class Call:
         return path, rel
 
     def script_path(self, name: str) -> Path:
-        scripts = self.deps.config.paths.scripts.resolve()
-        path = (scripts / name).resolve()
-        if scripts not in path.parents:
-            raise ValueError(f"goto: {name!r} is outside the scripts directory")
-        return path
+        return confined(self.deps.config.paths.scripts, name)  # a SoundError is a ValueError
 
     def note(self, kind: str, data: Mapping[str, Any]) -> None:
         self._seq += 1

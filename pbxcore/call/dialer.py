@@ -25,7 +25,6 @@ from pbxcore.call.outbound import DialResult, OutboundLeg, Target
 from pbxcore.media.bridge import Bridge, CallRecorder
 from pbxcore.media.session import MediaSession
 from pbxcore.rtp.tones import ringback_eu
-from pbxcore.script.actions import ActionError, parse_action_line
 from pbxcore.sip.message import SipSyntaxError
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.registration import Credentials
@@ -315,16 +314,10 @@ async def _transfer(call: Call, bridge: Bridge, leg: OutboundLeg) -> OutboundLeg
 
 
 async def _fallback(call: Call) -> None:
-    from pbxcore.verbs import execute  # verbs reach the dialer through Call.dial
+    from pbxcore.call.engine import execute_all, fallback_actions  # the engine imports verbs
 
     call.actor = "switch"
-    for line in call.route.fallback:
-        if call.ended.is_set():
-            return
-        try:
-            await execute(call, parse_action_line(line))
-        except (ActionError, ValueError, OSError) as exc:
-            call.note("error", {"fallback": line, "error": str(exc)})
+    await execute_all(call, fallback_actions(call, "transfer failed and the agent had left"))
     if not call.ended.is_set():
         await call.hangup()
 

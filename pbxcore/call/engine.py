@@ -70,8 +70,8 @@ async def _flow(call: Call) -> None:
     for _ in range(MAX_STEPS):
         result = await _run(call, script, event)
         call.actor = "script" if result.ok else "switch"
-        actions = result.actions if result.ok else _fallback(call, result)
-        outcome = await _execute_all(call, actions)
+        actions = result.actions if result.ok else fallback_actions(call, result.error)
+        outcome = await execute_all(call, actions)
         call.flush_trace()
         if outcome is None or call.ended.is_set():
             return
@@ -114,18 +114,21 @@ async def _run(call: Call, script: Path, event: Event) -> RunResult:
     return result
 
 
-def _fallback(call: Call, result: RunResult) -> list[Action]:
+def fallback_actions(call: Call, because: str | None) -> list[Action]:
+    """The route's fallback, parsed; run when the script failed (or a transfer had nowhere
+    left to go)."""
     actions: list[Action] = []
     for line in call.route.fallback:
         try:
             actions.append(parse_action_line(line))
         except ActionError as exc:  # `pbx check` refuses this; keep the call alive regardless
             call.note("error", {"fallback": line, "error": str(exc)})
-    call.note("note", {"fallback": list(call.route.fallback), "because": result.error})
+    call.note("note", {"fallback": list(call.route.fallback), "because": because})
     return actions
 
 
-async def _execute_all(call: Call, actions: list[Action]) -> Outcome | None:
+async def execute_all(call: Call, actions: list[Action]) -> Outcome | None:
+    """Run actions in order until one has an outcome or the call ends; faults are traced."""
     for action in actions:
         if call.ended.is_set():
             return None

@@ -42,7 +42,7 @@ from pbxcore.script.schema import (
     TextKind,
     build_schema,
 )
-from pbxcore.script.words import quote_word, split_words
+from pbxcore.script.words import OPTION, quote_word, split_words
 
 MAX_ACTIONS = 100
 """Default cap on the number of actions in one script output."""
@@ -325,7 +325,6 @@ def _defaults(cls: type[Action]) -> dict[str, Any]:
 
 # --- text form -------------------------------------------------------------------------------
 
-_OPTION = re.compile(r"([a-z_][a-z0-9_]*)=(.*)", re.DOTALL)
 
 
 def _show(value: JSON) -> str:
@@ -383,7 +382,7 @@ def _from_words(words: Sequence[str]) -> Action:
         return _build(cls, {p.name: pairs})
     rest: list[str] = []
     for word in args:
-        m = _OPTION.fullmatch(word) if options else None
+        m = OPTION.fullmatch(word) if options else None
         if m is None:
             rest.append(word)
             continue

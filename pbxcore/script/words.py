@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 
 _SAFE_WORD = re.compile(r"[\w@%+=:,./*#-]+", re.ASCII)
+OPTION = re.compile(r"([a-z_][a-z0-9_]*)=(.*)", re.DOTALL)
+"""A `name=value` option word."""
 
 
 def quote_word(word: str, *, after_equals: bool = False) -> str:

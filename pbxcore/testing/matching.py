@@ -29,10 +29,9 @@ from pbxcore.script.actions import (
     parse_action_line,
 )
 from pbxcore.script.schema import VAR_NAME_RE, KeyKind, PairsKind, Param
-from pbxcore.script.words import split_words
+from pbxcore.script.words import OPTION, split_words
 
 MATCH_MODES = ("exact", "prefix", "subset", "contains")
-_OPTION = re.compile(r"([a-z_][a-z0-9_]*)=(.*)", re.DOTALL)  # as the action grammar's option
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def expected_action(item: str | Mapping[str, Any], *, glob: bool) -> ExpectedAct
             if not eq or not re.fullmatch(VAR_NAME_RE, name):
                 raise ActionError(None, f"{verb}: expected NAME=VALUE, got {word!r}")
         else:
-            m = _OPTION.fullmatch(word) if params else None
+            m = OPTION.fullmatch(word) if params else None
             if m is None:
                 positional.append(word)
                 continue
