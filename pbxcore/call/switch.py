@@ -50,6 +50,7 @@ class Switch:
         self.registrar = Registrar(clock)
         self.digest = DigestServer(deps.config.sip.realm, secrets.token_bytes(32))
         self.calls: dict[str, Call] = {}  # by our call id
+        self._by_sip_call_id: dict[str, list[Call]] = {}  # live calls by the INVITE's Call-ID
         self._by_invite_tx: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._client_legs: dict[str, OutboundLeg] = {}  # our client transactions → their leg
@@ -143,9 +144,9 @@ class Switch:
     def _call_for(self, request: Request) -> Call | None:
         to_tag = parse_name_addr(request.headers.get("To") or "").tag
         from_tag = parse_name_addr(request.headers.get("From") or "").tag
-        for call in self.calls.values():
+        for call in self._by_sip_call_id.get(request.call_id, ()):
             dialog = call.leg.dialog
-            if dialog is None or dialog.call_id != request.call_id:
+            if dialog is None:
                 continue
             # pyVoIP sends a random To tag in ACK/BYE (PEERS.md §1c): fall back to the From tag.
             if to_tag == dialog.local_tag or from_tag == dialog.remote_tag:
@@ -261,6 +262,8 @@ class Switch:
         )
         call = Call(self.deps, leg, info, route, offer)
         self.calls[info.call_id] = call
+        # Not unique (pyVoIP reuses Call-IDs across runs): a list, looked up per in-dialog request.
+        self._by_sip_call_id.setdefault(info.sip_call_id, []).append(call)
         self._by_invite_tx[tx] = call
         task = asyncio.create_task(self._lifecycle(call, tx), name=f"call-{info.call_id}")
         self._tasks.add(task)
@@ -282,6 +285,11 @@ class Switch:
             log.exception("call %s: internal error", info.call_id)
         finally:
             self.calls.pop(info.call_id, None)
+            same = self._by_sip_call_id.get(info.sip_call_id, [])
+            if call in same:
+                same.remove(call)
+            if not same:
+                self._by_sip_call_id.pop(info.sip_call_id, None)
             # Keep the INVITE mapping a little while for late CANCELs / ACK timeouts.
             asyncio.get_running_loop().call_later(64, self._by_invite_tx.pop, tx, None)
             log.info("call %s ended: %s (%s)", info.call_id, call.disposition(),
