@@ -148,7 +148,7 @@ class Switch:
             dialog = call.leg.dialog
             if dialog is None:
                 continue
-            # pyVoIP sends a random To tag in ACK/BYE (PEERS.md §1c): fall back to the From tag.
+            # pyVoIP sends a random To tag in ACK/BYE (docs/peers.md §1c): fall back to the From tag.
             if to_tag == dialog.local_tag or from_tag == dialog.remote_tag:
                 return call
         return None

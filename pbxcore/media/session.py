@@ -227,7 +227,7 @@ class MediaSession:
 
     def send_dtmf(self, digits: str, duration_ms: int = 100, gap_ms: int = 60) -> None:
         """Queue RFC 4733 digits in this stream's SSRC and sequence space (baresip resets
-        its jitter buffer on an SSRC change, PEERS.md 3). Audio pauses meanwhile."""
+        its jitter buffer on an SSRC change, docs/peers.md 3). Audio pauses meanwhile."""
         if self._send_dtmf_pt is None:
             raise ValueError("the far end did not negotiate telephone-event")
         for d in digits:
@@ -347,7 +347,7 @@ class MediaSession:
             if self.forward is not None:
                 self.forward(self, pkt, False)
         elif pt == self._dtmf_pt:
-            # No latching on DTMF: sipp may send it from another port (even 0), PEERS.md 2.
+            # No latching on DTMF: sipp may send it from another port (even 0), docs/peers.md 2.
             for digit in self._dtmf_rx.feed(pkt, time.monotonic()):
                 self.digits.put_nowait(digit)
             self._dtmf_pending = True

@@ -1,7 +1,7 @@
 """WAV prompts and recordings: 8 kHz, mono, signed 16-bit PCM only.
 
 Anything else is refused with a message that says what the file is and how to convert
-it, because a prompt at the wrong rate plays as chipmunks or noise (PEERS.md 4). µ-law
+it, because a prompt at the wrong rate plays as chipmunks or noise (docs/peers.md 4). µ-law
 WAVs (format 7) are refused too: the stdlib `wave` module cannot read them.
 """
 

@@ -8,7 +8,7 @@ ignore the repeats by remembering (ssrc, timestamp). If an event never shows an 
 packet (all three lost), it is reported when the next event (a new timestamp) starts,
 or by `poll(now)` after a quiet period.
 
-Peers make this harder (PEERS.md 1b, 2): sipp and pyVoIP send DTMF under their own SSRC,
+Peers make this harder (docs/peers.md 1b, 2): sipp and pyVoIP send DTMF under their own SSRC,
 so state is kept per SSRC; sipp's dtmf_2833_*.pcap files reuse one timestamp for every
 play, so a start-of-event packet (marker bit, or a newer sequence number, without E) for
 a timestamp that already ended starts a new event instead of being a late duplicate.

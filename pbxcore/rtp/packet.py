@@ -1,7 +1,7 @@
 """RTP packets (RFC 3550 §5.1): parse and serialise the fixed header.
 
 Pure: bytes in, dataclass out. The parser skips a header extension (§5.3.1) and strips
-padding (§5.1, P bit), which pyVoIP's parser does not (PEERS.md 1b): a payload must be
+padding (§5.1, P bit), which pyVoIP's parser does not (docs/peers.md 1b): a payload must be
 exactly the codec bytes or G.711 decoding and DTMF parsing go wrong.
 """
 

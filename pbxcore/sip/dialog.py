@@ -7,7 +7,7 @@ request (§12.2.1.1, loose and strict routing); `matches` and `dialog_key` find 
 incoming message.  No transaction state lives here: retransmissions and ACK matching belong to
 `pbxcore.sip.transaction`.
 
-Peers' quirks tolerated (PEERS.md §1c): pyVoIP's ACK for a 2xx carries a random To tag, so an ACK
+Peers' quirks tolerated (docs/peers.md §1c): pyVoIP's ACK for a 2xx carries a random To tag, so an ACK
 matches on Call-ID and the remote tag only; the To tag of its 200 to our BYE is random too, which
 concerns the transaction (it matches on branch), not the dialog.
 """
@@ -159,7 +159,7 @@ class Dialog:
     def matches(self, request: Request) -> bool:
         """Does this incoming request belong to the dialog (§12.2.2)?
 
-        ACK is matched without its To tag: pyVoIP puts a random one in it (PEERS.md §1c row 3).
+        ACK is matched without its To tag: pyVoIP puts a random one in it (docs/peers.md §1c row 3).
         """
         try:
             from_tag = _tag(request.headers.get("From"))

@@ -6,7 +6,7 @@ nothing is stored per nonce.  A nonce older than `nonce_ttl` with a valid HMAC i
 client is re-challenged with `stale=TRUE` and retries without asking its user (RFC 7616 §3.3).
 Replay inside the ttl (nc tracking) is not prevented: that would need per-nonce state.
 
-What real peers send, all accepted (PEERS.md §1c, sipvicious notes):
+What real peers send, all accepted (docs/peers.md §1c, sipvicious notes):
 * qop=auth with cnonce and nc (RFC 7616);
 * no qop at all, RFC 2069 (pyVoIP always, with `uri="sip:host;transport=UDP"`, not the R-URI);
 * qop=auth without cnonce/nc but an RFC 2069 hash (sipvicious svcrack).

@@ -1,7 +1,7 @@
 """SDP (RFC 8866, formerly RFC 4566) parsing and the offer/answer model (RFC 3264) for audio.
 
 Pure. We speak G.711 (PCMU, PCMA) at 8 kHz with 20 ms packets plus RFC 4733
-telephone-event on whatever dynamic payload type the offerer chose (PEERS.md: 96 from
+telephone-event on whatever dynamic payload type the offerer chose (docs/peers.md: 96 from
 sipp, 101 from pyVoIP, 120 from pjsua2). `negotiate` returns None when no offered audio
 stream carries a codec we support; the SIP layer answers that with 488 (RFC 3261 §13.3.1.1).
 

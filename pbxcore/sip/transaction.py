@@ -13,7 +13,7 @@ timer input missing from a table is our own bug and raises `TransactionStateErro
 
 Matching (§17.2.3) is on branch + sent-by + method + CSeq number, because pyVoIP re-sends an
 INVITE after a 401 with the same branch and CSeq+1 and reuses the INVITE's branch for BYE
-(PEERS.md §1c).  Requests without an RFC 3261 branch (none, or exactly the magic cookie, RFC 4475
+(docs/peers.md §1c).  Requests without an RFC 3261 branch (none, or exactly the magic cookie, RFC 4475
 §3.2.1) fall back to the RFC 2543 rules.  An ACK for a 2xx is matched to its INVITE transaction by
 Call-ID + CSeq number, whatever its branch and To tag (pyVoIP puts a random To tag in it).
 
@@ -353,7 +353,7 @@ class TransactionLayer:
             return self._answer_cancel(tx, via, now)
         out: list[TxOutput] = []
         if kind is Kind.INVITE_SERVER:
-            # pyVoIP blocks forever without a provisional response (PEERS.md §1c row 7).
+            # pyVoIP blocks forever without a provisional response (docs/peers.md §1c row 7).
             self._ack_index[(req.call_id, cseq)] = tx.id
             tx.keys.append((req.call_id, cseq))
             if self.auto_trying:
@@ -433,7 +433,7 @@ class TransactionLayer:
     def _receive_ack(self, req: Request, via: Via, source: Peer, now: float) -> list[TxOutput]:
         found = self._server.get(self._server_key(req, via, "INVITE", source))
         if found is None:
-            # ACK for a 2xx: new branch, and from pyVoIP a random To tag (PEERS.md §1c row 3).
+            # ACK for a 2xx: new branch, and from pyVoIP a random To tag (docs/peers.md §1c row 3).
             found = self._ack_index.get((req.call_id, req.cseq[0]))
         if found is None:
             return [RequestReceived("", req, source)]  # no transaction: the TU may ignore it

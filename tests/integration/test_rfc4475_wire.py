@@ -1,6 +1,6 @@
 """Every RFC 4475 torture message against a running `pbx run`, over UDP and TCP.
 
-Expected answers follow ../shared/conformance/rfc4475/EXPECTED.md with pbxcore's role (registrar +
+Expected answers follow tests/unit/sip/captures/rfc4475/EXPECTED.md with pbxcore's role (registrar +
 UAS endpoint, every non-public request challenged).  After each message the switch must still
 answer OPTIONS (invariant 1); responses get no reply at all (invariant 2).
 """
@@ -22,9 +22,8 @@ from tests.integration.switch_harness import (
     write_config,
 )
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "rfc4475"
-if not CONFORMANCE.is_dir():  # the CI clone has shared/ beside the project
-    CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "rfc4475"
+# The corpus ships with the repository (a clone has nothing beside it).
+CONFORMANCE = REPO / "tests" / "unit" / "sip" / "captures" / "rfc4475"
 TABLE = {m["file"]: m for m in json.loads((CONFORMANCE / "EXPECTED.json").read_text())["messages"]}
 
 # The status pbxcore answers with over UDP; a set means any of them is right (the RFC allows both).

@@ -1,5 +1,5 @@
 """Peer tests need the real programs: SIPp (Debian sip-tester) and root or CAP_NET_RAW for its
-RFC 2833 and pcap playback (raw sockets, PEERS.md section 2). Say so plainly instead of failing
+RFC 2833 and pcap playback (raw sockets, docs/peers.md section 2). Say so plainly instead of failing
 halfway through a call."""
 
 from __future__ import annotations

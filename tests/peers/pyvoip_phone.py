@@ -1,9 +1,9 @@
 """A pyVoIP 1.6.8 desk phone that registers, calls one number and reports what happened, as JSON.
 
 Run as a subprocess (pyVoIP's threads are not daemons, so a forgotten phone would keep pytest
-alive; PEERS.md 1c):  python pyvoip_phone.py PLAN.json RESULT.json
+alive; docs/peers.md 1c):  python pyvoip_phone.py PLAN.json RESULT.json
 PLAN: server_port, user, password, sip_port, rtp_low, rtp_high, number, tone_seconds,
-dtmf (digits, sent as RFC 2833 through the call's own RTP socket, PEERS.md 1b), dtmf_at (seconds
+dtmf (digits, sent as RFC 2833 through the call's own RTP socket, docs/peers.md 1b), dtmf_at (seconds
 after the answer), max_call (seconds before the phone hangs up itself).
 RESULT: registered, answered, ended_by_remote, frames (20 ms frames read), loud_frames,
 rms8 (of the received audio, 8-bit scale), dtmf_sent, error.
@@ -51,7 +51,7 @@ def tone_8bit(seconds: float, freq: float = 1000.0, amplitude: int = 6000) -> by
 
 
 def main(plan: dict[str, Any], result: dict[str, Any]) -> None:
-    import pyVoIP.VoIP as voip  # first pyVoIP import must be pyVoIP.VoIP (PEERS.md 1)
+    import pyVoIP.VoIP as voip  # first pyVoIP import must be pyVoIP.VoIP (docs/peers.md 1)
 
     phone = voip.VoIPPhone(
         "127.0.0.1", plan["server_port"], plan["user"], plan["password"],
@@ -65,7 +65,7 @@ def main(plan: dict[str, Any], result: dict[str, Any]) -> None:
         if not result["registered"]:
             return
         # pyVoIP's "SIP Recieve" thread starts 1 s after start(): a 200 OK that arrives earlier is
-        # handled late and the start of the prompt goes to a port nobody has bound yet (PEERS.md 1c).
+        # handled late and the start of the prompt goes to a port nobody has bound yet (docs/peers.md 1c).
         time.sleep(1.2)
         # call() returns after 100/180 (the switch sends 100 at once) or after the 401 retry.
         holder: dict[str, Any] = {}

@@ -5,7 +5,7 @@ so `SippCallee` first REGISTERs the extension from the very UDP port SIPp will l
 switch sends the INVITE to the address the REGISTER came from), closes that socket and starts
 SIPp in server mode on the port.  A pyVoIP agent (`Agent`) registers itself, auto-answers, plays a
 tone and reports what it heard; it runs in a subprocess (pyVoIP's threads are not daemons,
-PEERS.md 1c): `python -m tests.peers.switching_helpers PLAN.json RESULT.json`.
+docs/peers.md 1c): `python -m tests.peers.switching_helpers PLAN.json RESULT.json`.
 
 Every process is started in its own session and stopped by its pid; every wait is bounded.
 """
@@ -357,7 +357,7 @@ class Agent:
 
 
 def _tone_8bit(seconds: float, freq: float, amplitude: int = 6000) -> bytes:
-    """pyVoIP's audio is 8-bit unsigned linear at 8 kHz (0x80 = silence, PEERS.md 1b)."""
+    """pyVoIP's audio is 8-bit unsigned linear at 8 kHz (0x80 = silence, docs/peers.md 1b)."""
     return bytes(128 + int(amplitude * math.sin(2 * math.pi * freq * i / 8000)) // 256
                  for i in range(int(seconds * 8000)))
 
@@ -365,7 +365,7 @@ def _tone_8bit(seconds: float, freq: float, amplitude: int = 6000) -> bytes:
 def agent_main(plan: dict[str, Any]) -> None:  # pragma: no cover - runs in the subprocess
     import threading
 
-    import pyVoIP.VoIP as voip  # the first pyVoIP import must be pyVoIP.VoIP (PEERS.md 1)
+    import pyVoIP.VoIP as voip  # the first pyVoIP import must be pyVoIP.VoIP (docs/peers.md 1)
 
     result: dict[str, Any] = {"registered": False, "calls": [], "error": None}
     lock = threading.Lock()
@@ -410,7 +410,7 @@ def agent_main(plan: dict[str, Any]) -> None:  # pragma: no cover - runs in the 
     phone.start()
     try:
         result["registered"] = phone.get_status() == voip.PhoneStatus.REGISTERED
-        time.sleep(1.2)  # pyVoIP's receive thread starts 1 s after start() (PEERS.md 1c)
+        time.sleep(1.2)  # pyVoIP's receive thread starts 1 s after start() (docs/peers.md 1c)
         save()
         deadline = time.monotonic() + plan["lifetime"]
         while time.monotonic() < deadline and not stop.exists():

@@ -104,7 +104,7 @@ def test_parallel_ring_pyvoip_loser_answers_after_cancel(env: tuple[SwitchProces
                                                          tmp_path: Path) -> None:
     """pyVoIP answers ~1 s after the INVITE, so the SIPp callee (answers at 0.3 s) wins and the
     agent gets CANCEL.  pyVoIP replies 200 to the CANCEL, never 487, and still sends 200 OK to
-    the INVITE (PEERS.md 1c row 11): the switch must ACK that 2xx and end it with BYE
+    the INVITE (docs/peers.md 1c row 11): the switch must ACK that 2xx and end it with BYE
     (RFC 3261 section 9.1), so the agent's call ends at once instead of hanging on."""
     sw, _ = env
     agent = Agent(sw.port, "1002", tmp_path / "agent", tone_hz=1000, tone_seconds=3)

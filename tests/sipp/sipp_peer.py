@@ -188,7 +188,7 @@ def pcmu_rms(packets: list[RtpPacket]) -> float:
 
 
 def wav_to_pcap(wav: Path, pcap: Path) -> int:
-    """An 8 kHz mono s16 WAV as a PCMU RTP pcap for SIPp's play_pcap_audio (PEERS.md 2, pitfall
+    """An 8 kHz mono s16 WAV as a PCMU RTP pcap for SIPp's play_pcap_audio (docs/peers.md 2, pitfall
     4); returns the number of RTP packets.  Generated at test time: no binaries in the repo."""
     import random
     import wave

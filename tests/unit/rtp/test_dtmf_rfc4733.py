@@ -28,7 +28,7 @@ def sipp_pcap_packets(code: int, seq0: int = 100, ts: int = 5000) -> list[RtpPac
 def pyvoip_packets(
     digits: str, ssrc: int = 0x1234, seq: int = 30000, ts: int = 7
 ) -> list[RtpPacket]:
-    """Like the send_rfc2833 workaround in PEERS.md 1b: its own SSRC, every packet a new
+    """Like the send_rfc2833 workaround in docs/peers.md 1b: its own SSRC, every packet a new
     sequence number, the last three with the E bit, timestamp advanced per digit."""
     out = []
     steps = 8

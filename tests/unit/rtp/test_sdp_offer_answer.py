@@ -1,4 +1,4 @@
-"""SDP parsing and offer/answer (RFC 8866, RFC 3264) with offers real peers send (PEERS.md)."""
+"""SDP parsing and offer/answer (RFC 8866, RFC 3264) with offers real peers send (docs/peers.md)."""
 
 from __future__ import annotations
 

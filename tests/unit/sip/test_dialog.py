@@ -1,4 +1,4 @@
-"""Dialogs (RFC 3261 §12) on the exchanges pyVoIP 1.6.8 and sipp 3.6.1 produce (PEERS.md)."""
+"""Dialogs (RFC 3261 §12) on the exchanges pyVoIP 1.6.8 and sipp 3.6.1 produce (docs/peers.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pbxcore.sip.message import Request, Response, parse_message
 
 CALL_ID = "3c4f1e2b9d8a7f6e5d4c3b2a1f0e9d8c@127.0.0.1:5061"
 
-# pyVoIP's gen_invite, as sent to pbxcore (PEERS.md §1c)
+# pyVoIP's gen_invite, as sent to pbxcore (docs/peers.md §1c)
 PYVOIP_INVITE = (
     "INVITE sip:2000@127.0.0.1 SIP/2.0\r\n"
     "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK4e07408562bedb8b60ce05c1d\r\n"

@@ -1,4 +1,4 @@
-"""pbxcore.sip.message: parse, serialize, and every case pyVoIP's parser fails (PEERS.md §1a)."""
+"""pbxcore.sip.message: parse, serialize, and every case pyVoIP's parser fails (docs/peers.md §1a)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """RFC 4475 torture messages through the in-process parser (invariant 7 of EXPECTED.md).
 
 The 49 files in captures/rfc4475/ are the RFC's bit-exact archive members (provenance in
-/work/shared/conformance/rfc4475/EXPECTED.md; SHA256SUMS pins them).  Every file gets the verdict
+tests/unit/sip/captures/rfc4475/EXPECTED.md; SHA256SUMS pins them).  Every file gets the verdict
 below; `lenient` and `response` files have pbxcore's own choice written down explicitly.
 """
 

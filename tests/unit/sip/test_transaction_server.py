@@ -21,7 +21,7 @@ from pbxcore.sip.transaction import (
 )
 
 PHONE = Peer("udp", "127.0.0.1", 5061)
-PYVOIP_BRANCH = "z9hG4bK4e07408562bedb8b60ce05c1d"  # PEERS.md §1c row 1: always this one
+PYVOIP_BRANCH = "z9hG4bK4e07408562bedb8b60ce05c1d"  # docs/peers.md §1c row 1: always this one
 CALL_ID = "8d2d8e7d7f0f0a4e2e6a1c3b5d7f9e1a@127.0.0.1:5061"
 
 
