@@ -91,6 +91,9 @@ numbers/80|eighty
 numbers/90|ninety
 numbers/hundred|hundred
 numbers/thousand|thousand
+numbers/million|million
+numbers/billion|billion
+numbers/trillion|trillion
 numbers/minus|minus
 EOF
 }
@@ -140,6 +143,15 @@ numbers/900|девятьсот
 numbers/thousand_1|тысяча
 numbers/thousand_2|тысячи
 numbers/thousand_5|тысяч
+numbers/million_1|миллион
+numbers/million_2|миллиона
+numbers/million_5|миллионов
+numbers/billion_1|миллиард
+numbers/billion_2|миллиарда
+numbers/billion_5|миллиардов
+numbers/trillion_1|триллион
+numbers/trillion_2|триллиона
+numbers/trillion_5|триллионов
 numbers/1f|одна
 numbers/2f|две
 numbers/minus|минус

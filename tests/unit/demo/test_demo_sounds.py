@@ -35,9 +35,15 @@ def words_en(n: int) -> list[str]:
         return ["minus", *words_en(-n)]
     if n == 0:
         return ["0"]
-    thousands, rest = divmod(n, 1000)
-    out = [*_en_below_1000(thousands), "thousand"] if thousands else []
-    return out + _en_below_1000(rest)
+    for size, scale in SCALES:
+        if n >= size:
+            high, rest = divmod(n, size)
+            return [*_en_below_1000(high), scale, *(words_en(rest) if rest else [])]
+    return _en_below_1000(n)
+
+
+# Scale words, largest first; README: numbers/million.wav, and ru/numbers/million_2.wav etc.
+SCALES = [(10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (10**3, "thousand")]
 
 
 def _en_below_1000(n: int) -> list[str]:
@@ -56,11 +62,12 @@ def words_ru(n: int) -> list[str]:
         return ["minus", *words_ru(-n)]
     if n == 0:
         return ["0"]
-    thousands, rest = divmod(n, 1000)
-    out: list[str] = []
-    if thousands:
-        out = _ru_below_1000(thousands, feminine=True) + [f"thousand_{_ru_form(thousands)}"]
-    return out + _ru_below_1000(rest, feminine=False)
+    for size, scale in SCALES:
+        if n >= size:
+            high, rest = divmod(n, size)
+            return [*_ru_below_1000(high, feminine=scale == "thousand"),
+                    f"{scale}_{_ru_form(high)}", *(words_ru(rest) if rest else [])]
+    return _ru_below_1000(n, feminine=False)
 
 
 def _ru_form(n: int) -> int:
@@ -97,6 +104,11 @@ def test_readme_examples() -> None:
     assert words_ru(11000) == ["11", "thousand_5"]
     assert words_ru(345678) == ["300", "40", "5", "thousand_5", "600", "70", "8"]
     assert words_ru(2) == ["2"]
+    assert words_en(2_000_000_005) == ["2", "billion", "5"]
+    assert words_en(999_999_999_999_999)[:3] == ["9", "hundred", "90"]
+    assert words_ru(1_002_000) == ["1", "million_1", "2f", "thousand_2"]
+    assert words_ru(22_000_000) == ["20", "2", "million_2"]
+    assert words_ru(5_000_000_000_000) == ["5", "trillion_5"]
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -105,7 +117,8 @@ def test_number_words_for_0_to_999999_exist(lang: str) -> None:
     needed: set[str] = set(WORDS[lang](-1))
     for n in range(1000):
         needed.update(WORDS[lang](n))
-        needed.update(WORDS[lang](n * 1000))
+        for size, _ in SCALES:  # and every scale word in every form, up to 15 digits
+            needed.update(WORDS[lang](n * size))
     missing = sorted(w for w in needed if not (SOUNDS / lang / "numbers" / f"{w}.wav").is_file())
     assert missing == []
     present = {p.stem for p in (SOUNDS / lang / "numbers").glob("*.wav")}

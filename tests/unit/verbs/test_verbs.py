@@ -151,7 +151,9 @@ def _demo_words() -> Any:
 
 
 @pytest.mark.parametrize("n", [0, 7, 13, 20, 42, 100, 342, 1000, 1250, 2000, 11000, 21512,
-                               345678, 999999, -15])
+                               345678, 999999, -15, 1_000_000, 1_002_000, 22_000_000,
+                               2_000_000_005, 5_000_000_000_000, 999_999_999_999_999,
+                               -999_999_999_999_999])
 def test_number_words_match_the_sound_scheme(n: int) -> None:
     demo = _demo_words()
     assert number_words(n, "en") == demo.words_en(n)
