@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from pbxcore.testing.simulate import Session, Simulator
+from pbxcore.testing.simulate import HANG_UP, Session, Simulator
 
 _STYLE = {"event": "bold cyan", "action": "green", "error": "bold red", "stderr": "red",
           "info": "dim"}
@@ -23,13 +23,23 @@ class ClickIO:
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.ended = False
 
     def show(self, kind: str, text: str) -> None:
         self.console.print(Text(_PREFIX.get(kind, "") + text, style=_STYLE.get(kind, "")))
 
     def ask(self, question: str, default: str = "") -> str:
-        answer: str = click.prompt(f"  ? {question}", default=default,
-                                   show_default=bool(default))
+        """The caller's answer; the end of input (Ctrl-D, a piped file that ran out) is the
+        caller hanging up, so the script still gets its hangup event and --save is written."""
+        if self.ended:
+            return HANG_UP
+        try:
+            answer: str = click.prompt(f"  ? {question}", default=default,
+                                       show_default=bool(default))
+        except click.exceptions.Abort:  # click turns EOF (and Ctrl-C) into Abort
+            self.ended = True
+            self.console.print(Text("  · end of input: the caller hangs up", style="dim"))
+            return HANG_UP
         return answer.strip()
 
 
@@ -63,7 +73,7 @@ def simulate(script: Path, caller: str, called: str, caller_name: str, language:
     """Run SCRIPT as one call in the terminal: see its actions, type the outcomes.
 
     A gather asks for the keys (Enter = timeout), a record for how it ended; goto is followed;
-    `h` at any question hangs up (the script gets its hangup event).
+    `h` at any question, or the end of input, hangs up (the script gets its hangup event).
     """
     console = Console(highlight=False)
     env = _env(env_pairs)

@@ -115,6 +115,19 @@ def test_simulate_every_outcome_and_save(tmp_path: Path) -> None:
     assert result.passed, failure_text(result)
 
 
+def test_simulate_end_of_input_is_the_caller_hanging_up(tmp_path: Path) -> None:
+    saved = tmp_path / "sim.json"
+    res = pbx("simulate", IVR, "--caller", "1001", "--called", "100", "--save", saved,
+              input="2\n")  # presses 2, then the input ends at the record question
+    assert res.exit_code == 0, res.output
+    assert "Aborted" not in res.output and "end of input: the caller hangs up" in res.output
+    assert "hangup result=caller" in res.output
+    fixture = json.loads(saved.read_text())
+    # hanging up during a record still ends the recording first, as on a live call
+    assert [s["event"] for s in fixture["steps"]] == ["incoming", "gather", "record", "hangup"]
+    assert replay_file(saved).passed
+
+
 def test_simulate_end_of_list_and_errors(script: Writer, tmp_path: Path) -> None:
     s = script("s.sh", 'case "$PBX_EVENT" in incoming) echo "gather max=2 min=2 finish=#";;\n'
                        '  gather) echo "log $PBX_RESULT $PBX_DIGITS"; echo "reject busy";;\n'
