@@ -8,7 +8,6 @@ answer OPTIONS (invariant 1); responses get no reply at all (invariant 2).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
