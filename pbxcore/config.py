@@ -101,6 +101,7 @@ class Route:
     secret: str | None = field(default=None, repr=False)  # webhook HMAC-SHA256 key
     # dial/transfer targets allowed (re.fullmatch); None: the switch's own extensions only
     dial_allow: tuple[re.Pattern[str], ...] | None = None
+    name: str = ""  # the script's PBX_ROUTE; defaults to the match pattern
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ _SCHEMA: dict[str, set[str]] = {
     "paths": {"scripts", "sounds", "recordings"},
     "store": {"dsn"},
     "users": {"extension", "password", "name"},
-    "routes": {"match", "script", "timeout", "fallback", "language", "public", "env",
+    "routes": {"name", "match", "script", "timeout", "fallback", "language", "public", "env",
                "hangup_event", "hold_music", "worker", "workers", "url", "secret",
                "dial_allow"},
     "trunks": {"name", "host", "port", "transport", "username", "password", "register",
@@ -389,13 +390,17 @@ def _check_route(c: _Checker, r: dict[str, Any], i: int, paths: Paths) -> Route 
     elif secret == "":
         c.fail("routes", f"secret in {where[1]} must not be empty", "secret", i)
     dial_allow = _check_dial_allow(c, r, i, where)
+    name = c.get(r, "name", str, r.get("match") if isinstance(r.get("match"), str) else "", where)
+    if "name" in r and not re.fullmatch(r"[\w.\-]{1,64}", name):
+        c.fail("routes", f"name {name!r} in {where[1]} must be 1..64 letters, digits, _ . -",
+               "name", i)
     if pattern is None or script is None:
         return None
     return Route(pattern, script, float(timeout), tuple(str(x) for x in fallback), language,
                  public, types.MappingProxyType(dict(env)), hangup_event, hold, i,
                  transport=transport, worker=script if transport == "worker" else None,
                  workers=workers, url=r["url"] if transport == "webhook" else None,
-                 secret=secret, dial_allow=dial_allow)
+                 secret=secret, dial_allow=dial_allow, name=name)
 
 
 def _check_dial_allow(c: _Checker, r: dict[str, Any], i: int,
@@ -568,9 +573,13 @@ def _check(path: Path, text: str) -> Config:
     if not isinstance(raw_routes, list) or not all(isinstance(r, dict) for r in raw_routes):
         c.fail("", "routes must be an array of tables ([[routes]])", "routes")
     else:
+        names: set[str] = set()
         for i, r in enumerate(raw_routes):
             route = _check_route(c, r, i, paths)
+            if route and "name" in r and route.name in names:
+                c.fail("routes", f"route name {route.name!r} is used twice", "name", i)
             if route:
+                names.add(route.name)
                 routes.append(route)
     trunks = _check_trunks(c, doc)
     if c.problems:

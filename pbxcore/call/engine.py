@@ -167,7 +167,7 @@ def _event(call: Call, name: str, outcome: Outcome | None = None) -> Event:
     extra = dict(outcome.extra) if outcome else {}
     return Event(
         name=name, call_id=info.call_id, caller=info.caller, caller_name=info.caller_name,
-        called=info.called, route=str(call.route.match.pattern), language=call.language,
+        called=info.called, route=call.route.name, language=call.language,
         vars=dict(call.vars), headers=dict(info.headers),
         result=outcome.result if outcome else "",
         digits=(outcome.digits or "") if outcome else "",

@@ -27,8 +27,9 @@ GATHER_RESULTS = ("ok", "short", "timeout")
 """ok: min..max digits; short: fewer than min when input ended; timeout: no digit at all."""
 RECORD_RESULTS = ("finishkey", "silence", "maxtime", "hangup")
 """What ended the recording."""
-HANGUP_RESULTS = ("caller", "script", "switch")
-"""Who ended the call: the caller, an action (hangup/reject/end of list), or the switch itself."""
+HANGUP_RESULTS = ("caller", "callee", "script", "switch", "shutdown")
+"""Who ended the call: the caller, the connected party (after dial/queue), an action
+(hangup/reject/end of list), the switch itself (a failure, no ACK), or a switch shutdown."""
 
 BASE_ENV: Mapping[str, str] = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",

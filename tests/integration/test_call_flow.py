@@ -62,6 +62,7 @@ esac
     port = free_port()
     routes = "".join(f"""
 [[routes]]
+name = "r{num}-{name.removesuffix('.sh')}"
 match = "^{num}$"
 script = "{s / name}"
 public = {str(public).lower()}
@@ -271,6 +272,7 @@ def test_caller_id_cannot_inject(site, caller: str) -> None:  # type: ignore[no-
     trace = json.loads(sw.pbx("trace", cdr["call_id"], "--json").stdout)
     env = next(e["data"]["env"] for e in trace if e["kind"] == "script")
     assert "\n" not in env["PBX_CALLER"]
+    assert env["PBX_ROUTE"] == "r508-inject"  # the route's name, not its match pattern
     assert json.loads(next(e["data"]["stdin"] for e in trace if e["kind"] == "script"))[
         "caller"] == caller
     events(dir)

@@ -244,3 +244,16 @@ def test_hold_music_must_exist_like_the_player_looks_it_up(site: Path) -> None:
         (5, f"hold_music 'jazz': no {site}/sounds/en/jazz.wav or {site}/sounds/jazz.wav")]
     shutil.copy(site / "sounds" / "en" / "moh.wav", site / "sounds" / "jazz.wav")
     assert load_config(site / "pbx.toml").routes[0].hold_music == "jazz"
+
+
+def test_route_name_defaults_to_its_match_and_is_checked(site: Path) -> None:
+    cfg = load_config(site / "pbx.toml")
+    assert cfg.routes[0].name == cfg.routes[0].match.pattern  # PBX_ROUTE as before: "^100$"
+    named = ROUTE.replace('match = "^100$"', 'name = "sales"\nmatch = "^100$"')
+    assert load_config(write(site, named)).routes[0].name == "sales"
+    twice = named + named.replace('"^100$"', '"^101$"')
+    assert problems(write(site, twice)) == [(line_of(twice, "name", 2),
+                                             "route name 'sales' is used twice")]
+    bad = ROUTE.replace('match = "^100$"', 'name = "a b"\nmatch = "^100$"')
+    assert problems(write(site, bad)) == [
+        (line_of(bad, "name"), "name 'a b' in [[routes]] #1 must be 1..64 letters, digits, _ . -")]

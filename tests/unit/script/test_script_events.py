@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from pbxcore.script.events import (
     BASE_ENV,
+    HANGUP_RESULTS,
     Event,
     HistoryEntry,
     event_dict,
@@ -109,3 +112,10 @@ def test_from_dict_round_trip_and_errors() -> None:
                 {"event": "incoming", "history": {}}):
         with pytest.raises(ValueError):
             event_from_dict(bad)
+
+
+def test_hangup_results_are_the_documented_ones() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "protocol.md").read_text()
+    row = next(line for line in doc.splitlines() if line.startswith("| `hangup` |"))
+    documented = re.findall(r"`([a-z_]+)` \(", row.split("`PBX_RESULT`:", 1)[1])
+    assert documented == list(HANGUP_RESULTS)
