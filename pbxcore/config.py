@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pbxcore.acd.spec import QueueSpec
+from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
 from pbxcore.media.wav import check_wav
 from pbxcore.script.actions import ActionError, parse_action_line
 
 __all__ = [
-    "Config", "ConfigError", "ListenAddress", "MediaConfig", "Paths", "Problem", "Route",
-    "SipConfig", "Trunk", "User", "check_prompts", "load_config", "read_store_dsn",
+    "AgentsConfig", "Config", "ConfigError", "ListenAddress", "MediaConfig", "Paths", "Problem",
+    "QueueSpec", "Route", "SipConfig", "Trunk", "User", "check_prompts", "load_config",
+    "read_store_dsn",
 ]
 
 Problem = tuple[Path, int, str]
@@ -102,6 +105,7 @@ class Route:
     # dial/transfer targets allowed (re.fullmatch); None: the switch's own extensions only
     dial_allow: tuple[re.Pattern[str], ...] | None = None
     name: str = ""  # the script's PBX_ROUTE; defaults to the match pattern
+    agent_control: bool = False  # the `agent` action (login/logout/pause agents) is allowed
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,11 @@ class Config:
     users: tuple[User, ...]
     routes: tuple[Route, ...]
     trunks: tuple[Trunk, ...] = ()
+    queues: tuple[QueueSpec, ...] = ()  # [[queues]], in file order (pbxcore.acd.spec)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)  # [agents] feature codes
+    # Problems that do not stop the switch (an alert program that is missing): `pbx check`
+    # prints them, `pbx run` and hot reload log them.
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -144,6 +153,9 @@ class Config:
 
     def user(self, extension: str) -> User | None:
         return next((u for u in self.users if u.extension == extension), None)
+
+    def queue(self, name: str) -> QueueSpec | None:
+        return next((q for q in self.queues if q.name == name), None)
 
     def trunk(self, name: str) -> Trunk | None:
         return next((t for t in self.trunks if t.name == name), None)
@@ -194,7 +206,7 @@ class _Locator:
 # ---------------------------------------------------------------- validation
 
 _SCHEMA: dict[str, set[str]] = {
-    "": {"sip", "media", "paths", "store", "users", "routes", "trunks"},
+    "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents"},
     "sip": {"listen", "realm"},
     "media": {"rtp_ports", "host"},
     "paths": {"scripts", "sounds", "recordings"},
@@ -202,9 +214,11 @@ _SCHEMA: dict[str, set[str]] = {
     "users": {"extension", "password", "name"},
     "routes": {"name", "match", "script", "timeout", "fallback", "language", "public", "env",
                "hangup_event", "hold_music", "worker", "workers", "url", "secret",
-               "dial_allow"},
+               "dial_allow", "agent_control"},
     "trunks": {"name", "host", "port", "transport", "username", "password", "register",
                "expires", "domain", "from_user", "match", "prefix"},
+    "queues": set(QUEUE_KEYS),
+    "agents": set(AGENT_KEYS),
 }
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -216,6 +230,7 @@ class _Checker:
         self.path, self.base = path, path.parent
         self.loc = _Locator(text)
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def fail(self, table: str, reason: str, key: str | None = None, occurrence: int = 0) -> None:
         self.problems.append((self.path, self.loc.line(table, occurrence, key), reason))
@@ -394,13 +409,15 @@ def _check_route(c: _Checker, r: dict[str, Any], i: int, paths: Paths) -> Route 
     if "name" in r and not re.fullmatch(r"[\w.\-]{1,64}", name):
         c.fail("routes", f"name {name!r} in {where[1]} must be 1..64 letters, digits, _ . -",
                "name", i)
+    agent_control = c.get(r, "agent_control", bool, False, where)
     if pattern is None or script is None:
         return None
     return Route(pattern, script, float(timeout), tuple(str(x) for x in fallback), language,
                  public, types.MappingProxyType(dict(env)), hangup_event, hold, i,
                  transport=transport, worker=script if transport == "worker" else None,
                  workers=workers, url=r["url"] if transport == "webhook" else None,
-                 secret=secret, dial_allow=dial_allow, name=name)
+                 secret=secret, dial_allow=dial_allow, name=name,
+                 agent_control=agent_control)
 
 
 def _check_dial_allow(c: _Checker, r: dict[str, Any], i: int,
@@ -582,9 +599,12 @@ def _check(path: Path, text: str) -> Config:
                 names.add(route.name)
                 routes.append(route)
     trunks = _check_trunks(c, doc)
+    queues = check_queues(c, doc, users, paths)
+    agents = check_agents(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
-    return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks)
+    return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
+                  agents=agents, warnings=tuple(c.warnings))
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

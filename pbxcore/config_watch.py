@@ -18,7 +18,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.polling import PollingObserver
 
-from pbxcore.config import Config, ConfigError, load_config
+from pbxcore.config import Config, ConfigError, format_problem, load_config
+from pbxcore.config_queues import queue_changes
 
 log = logging.getLogger("pbxcore.reload")
 
@@ -113,11 +114,17 @@ class ConfigWatcher:
         ):
             if old_value != new_value:
                 log.warning("%s changed: takes effect after a restart", what)
+        for warning in new.warnings:
+            log.warning("config: %s", format_problem(warning))
+        # Queues change in place: callers waiting keep their place (the ACD service reads
+        # the new QueueSpec); the log says exactly what changed.
+        for line in queue_changes(self.config.queues, new.queues):
+            log.info("%s", line)
         await self.apply(new)
         self.config = new
         self.reloads += 1
-        log.info("config reloaded after a change to %s: %d routes, %d users",
-                 changed or self.config.path, len(new.routes), len(new.users))
+        log.info("config reloaded after a change to %s: %d routes, %d users, %d queues",
+                 changed or self.config.path, len(new.routes), len(new.users), len(new.queues))
         return True
 
     def stop(self) -> None:

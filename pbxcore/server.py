@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pbxcore.call.call import CallDeps
 from pbxcore.call.switch import Switch
 from pbxcore.call.trunks import start_trunks
-from pbxcore.config import Config
+from pbxcore.config import Config, format_problem
 from pbxcore.config_watch import ConfigWatcher
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
@@ -91,6 +91,8 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
 
 
 async def serve(config: Config, *, watch: bool = True) -> None:
+    for warning in config.warnings:
+        log.warning("config: %s", format_problem(warning))
     running = await start_switch(config, watch=watch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

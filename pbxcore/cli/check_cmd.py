@@ -13,11 +13,15 @@ from pbxcore.config import check_prompts
 @click.command("check")
 @config_option
 def check(config_path: Path) -> None:
-    """Validate the config (and every .wav under sounds/); print FILE:LINE: reason per problem."""
+    """Validate the config (and every .wav under sounds/); print FILE:LINE: reason per problem
+    (warnings, such as a missing queue alert program, are printed but do not fail)."""
     cfg = load_or_exit(config_path)
+    for warning in cfg.warnings:  # reported, but they do not fail the check
+        click.echo("warning: " + shown(warning), err=True)
     problems = check_prompts(cfg)
     for problem in problems:
         click.echo(shown(problem), err=True)
     if problems:
         raise SystemExit(1)
-    click.echo(f"config OK: {len(cfg.routes)} routes, {len(cfg.users)} users")
+    queues = f", {len(cfg.queues)} queues" if cfg.queues else ""
+    click.echo(f"config OK: {len(cfg.routes)} routes, {len(cfg.users)} users{queues}")
