@@ -13,6 +13,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
+from pbxcore.acd.service import AcdService
 from pbxcore.call.call import CallDeps
 from pbxcore.call.switch import Switch
 from pbxcore.call.trunks import start_trunks
@@ -42,12 +43,16 @@ class RunningSwitch:
     async def apply_config(self, new: Config) -> None:
         """Use `new` for calls that arrive from now on (hot reload)."""
         self.deps.config = new
+        if self.deps.acd is not None:
+            self.deps.acd.reconfigure(new.queues)  # waiting callers keep their place
         self.deps.sounds = SoundLibrary(new.paths.sounds, new.paths.recordings)
         await self.deps.transports.update(new.routes)  # new pools started, dropped ones closed
 
     async def stop(self, grace: float = 5.0) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        if self.deps.acd is not None:
+            await self.deps.acd.stop()  # SHUTDOWN in the journal before the calls end
         await self.switch.shutdown(grace)
         if self.switch.trunks is not None:
             await self.switch.trunks.stop()  # un-REGISTER while the sockets are still open
@@ -81,6 +86,9 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
     await deps.transports.start()  # worker pools are warm before the first call
     switch = Switch(deps)
     holder["switch"] = switch
+    acd = AcdService(deps)  # the queues (pbxcore/acd); needs the switch's registrar
+    deps.acd = acd
+    await acd.start()
     await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
     switch.trunks = await start_trunks(endpoint, config)
     running = RunningSwitch(switch, endpoint, pacer, deps)

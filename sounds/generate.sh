@@ -69,6 +69,11 @@ closed|We are closed at the moment.
 invalid|Sorry, that is not a valid choice.
 goodbye|Thank you for calling. Goodbye.
 sorry|Sorry, we cannot take your call right now. Please try again later.
+agent-login|You are logged in to your queues.
+agent-logout|You are logged out of your queues.
+agent-pause|You are paused.
+agent-unpause|You are available again.
+agent-refused|Sorry, this phone is not an agent of any queue.
 EOF
 }
 
@@ -110,6 +115,11 @@ closed|Сейчас мы не работаем.
 invalid|Извините, такого варианта нет.
 goodbye|Спасибо за звонок. До свидания.
 sorry|Извините, сейчас мы не можем принять ваш звонок. Пожалуйста, перезвоните позже.
+agent-login|Вы вошли в свои очереди.
+agent-logout|Вы вышли из своих очередей.
+agent-pause|Вы на паузе.
+agent-unpause|Вы снова доступны.
+agent-refused|Извините, этот телефон не является агентом очереди.
 EOF
 }
 

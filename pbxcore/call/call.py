@@ -47,6 +47,7 @@ class CallDeps:
     transports: Transports = field(default_factory=Transports)
     legs: Any = None  # the switch, as the LegHost of dialled legs (set by Switch)
     registrar: Any = None  # the switch's Registrar (set by Switch)
+    acd: Any = None  # the ACD service (pbxcore.acd.service), set by the server
 
 
 @dataclass
@@ -60,6 +61,7 @@ class CallInfo:
     called: str
     headers: Mapping[str, str] = field(default_factory=dict)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    user: str | None = None  # the digest-authenticated extension, if the caller is one
 
 
 class Call:
@@ -93,6 +95,8 @@ class Call:
         self.legs: list[dict[str, Any]] = []  # dialled legs, for the CDR
         self.background: list[asyncio.Future[Any]] = []  # e.g. recordings being written
         self.transfers: list[tuple[str, str]] = []  # (who transferred, to where)
+        # Replaces the script loop for calls the switch answers itself (feature codes).
+        self.flow: Callable[[Call], Awaitable[None]] | None = None
         self._trace: list[TraceEntry] = []
         self._writes: asyncio.Future[None] | None = None  # the tail of the store-write chain
         self._seq = 0

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -143,10 +143,15 @@ async def _ring(call: Call, targets: list[Target], *, timeout: float, caller_id:
     if winner is None:
         assert failure is not None
         return failure
+    acd = call.deps.acd  # an agent dialled directly is busy: no queue call meanwhile
+    if acd is not None:
+        acd.direct_call(winner.target.label, True)
     try:
-        await _bridge(call, winner, record)
+        await bridge_call(call, winner, record)
     finally:
-        await _release(call, winner)
+        if acd is not None:
+            acd.direct_call(winner.target.label, False)
+        await release_leg(call, winner)
     return None
 
 
@@ -172,13 +177,13 @@ async def _ring_targets(call: Call, targets: list[Target], *, timeout: float,
             winner = await _first_answer(legs, timeout)
         except asyncio.CancelledError:  # the caller hung up (or cancelled) while it rang
             for leg in legs:
-                call.add_leg(_leg_record(leg, leg.result.result() if leg.result.done()
+                call.add_leg(leg_record(leg, leg.result.result() if leg.result.done()
                                          else DialResult("canceled", 487, "caller hung up")))
             raise
         for leg in legs:
             if leg is not winner:
                 leg.hangup()  # CANCEL the losers (and BYE one that answers too late)
-                call.add_leg(_leg_record(leg, _result_of(leg, lost=winner is not None)))
+                call.add_leg(leg_record(leg, _result_of(leg, lost=winner is not None)))
         if winner is not None:
             return winner, None
         failed = [_result_of(leg) for leg in legs]
@@ -188,10 +193,10 @@ async def _ring_targets(call: Call, targets: list[Target], *, timeout: float,
     finally:
         for leg in legs:
             if leg is not winner:
-                await _release(call, leg)
+                await release_leg(call, leg)
 
 
-async def _release(call: Call, leg: OutboundLeg) -> None:
+async def release_leg(call: Call, leg: OutboundLeg) -> None:
     if not leg.ended.is_set():
         leg.hangup()
     call.deps.legs.forget_leg(leg)
@@ -222,16 +227,18 @@ def _result_of(leg: OutboundLeg, *, lost: bool = False) -> DialResult:
     return DialResult("noanswer", 487 if leg.cancelled else None, "no answer in time")
 
 
-def _leg_record(leg: OutboundLeg, result: DialResult, **more: Any) -> dict[str, Any]:
+def leg_record(leg: OutboundLeg, result: DialResult, **more: Any) -> dict[str, Any]:
     disposition = {"noanswer": "no answer"}.get(result.status, result.status)
     return {"target": leg.target.label, "uri": leg.target.uri, "disposition": disposition,
             "sip_code": result.code, "reason": result.reason,
             "ring_seconds": leg.rang_seconds(), **more}
 
 
-async def _bridge(call: Call, leg: OutboundLeg, record: bool) -> None:
+async def bridge_call(call: Call, leg: OutboundLeg, record: bool,
+                      on_transfer: Callable[[str], None] | None = None) -> None:
     """Connect caller and callee until one hangs up, following hold and blind transfer (REFER)
-    from the callee's side; then end the call."""
+    from the callee's side; then end the call.  `on_transfer(target)` is told when the callee
+    handed the caller over (the queue frees the agent then, not when the call ends)."""
     if not call.answered:
         await call.answer()
     call.media.set_background(None)
@@ -266,9 +273,12 @@ async def _bridge(call: Call, leg: OutboundLeg, record: bool) -> None:
                     return
                 if new is not None:
                     _close_leg_record(call, leg, bridge, answered, transferred_to=new.target.label)
+                    if on_transfer is not None:
+                        on_transfer(new.target.label)
+                        on_transfer = None  # a later transfer is the new callee's, not the agent's
                     old, leg, answered = leg, new, datetime.now(UTC)
                     old.hangup()
-                    await _release(call, old)
+                    await release_leg(call, old)
                     bridge.b = leg.media
                     bridge.start()
     finally:
@@ -276,7 +286,7 @@ async def _bridge(call: Call, leg: OutboundLeg, record: bool) -> None:
         call.bridge = None
         _close_leg_record(call, leg, bridge, answered)
         leg.hangup()
-        await _release(call, leg)
+        await release_leg(call, leg)
 
 
 async def _transfer(call: Call, bridge: Bridge, leg: OutboundLeg) -> OutboundLeg | None:
@@ -344,5 +354,5 @@ def _close_leg_record(call: Call, leg: OutboundLeg, bridge: Bridge, answered: da
         recordings = [name, name.removesuffix(".wav") + "-stereo.wav"]
         call.recordings.append(recordings[1])
         bridge.recorder = CallRecorder()
-    call.add_leg(_leg_record(leg, DialResult("answered", 200), answer=answered.isoformat(),
+    call.add_leg(leg_record(leg, DialResult("answered", 200), answer=answered.isoformat(),
                              talk_seconds=round(talk, 3), recordings=recordings, **more))

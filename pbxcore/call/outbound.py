@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,7 +76,8 @@ class OutboundLeg:
     """INVITE → (1xx) → 2xx/failure; then confirmed until BYE from either side."""
 
     def __init__(self, host: LegHost, target: Target, media: MediaSession, offer: bytes, *,
-                 caller: str, caller_name: str, max_forwards: int = 70) -> None:
+                 caller: str, caller_name: str, max_forwards: int = 70,
+                 extra_headers: Sequence[tuple[str, str]] = ()) -> None:
         self.host = host
         self.target = target
         self.media = media
@@ -83,6 +85,7 @@ class OutboundLeg:
         self.caller = caller
         self.caller_name = caller_name
         self.max_forwards = max_forwards
+        self.extra_headers = tuple(extra_headers)  # e.g. the queue's screen pop (X-Pbx-Var-*)
         self.call_id = f"{uuid.uuid4().hex}@pbxcore"
         self.local_tag = secrets.token_hex(6)
         self.invite: Request | None = None
@@ -126,6 +129,7 @@ class OutboundLeg:
             ("CSeq", "1 INVITE"),
             ("Contact", self.contact),
             ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"),
+            *self.extra_headers,
             ("Content-Type", "application/sdp"),
         ])
         self.invite = Request("INVITE", self.target.uri, headers, self.offer)

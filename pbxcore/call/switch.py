@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 
+from pbxcore.acd.features import feature_route, run_feature
 from pbxcore.call.call import Call, CallDeps, CallInfo
 from pbxcore.call.engine import run_call
 from pbxcore.call.leg import ALLOW, InboundLeg
@@ -228,8 +229,12 @@ class Switch:
             called = called_number(trunk, request)  # the DID: which business was called
         else:
             called = parse_uri(request.uri).user_unescaped or ""
-        route = self.deps.config.route_for(called)
+        feature = (self.deps.config.agents.feature(called) if trunk is None
+                   and self.deps.acd is not None and self.deps.config.queues else None)
+        route = (feature_route(self.deps.config, feature[0], called) if feature is not None
+                 else self.deps.config.route_for(called))
         caller_addr = parse_name_addr(request.headers.get("From") or "")
+        user: str | None = None
         if trunk is None and (route is None or not route.public):
             user = self._authenticate(tx, request)
             if user is None:
@@ -249,16 +254,21 @@ class Switch:
             # No offer in the INVITE (offer in ACK) is not supported yet: 488 says why.
             self._reply(tx, request, 488, headers=[("Warning", '304 pbxcore "PCMU/PCMA only"')])
             return
-        self._start_call(tx, request, source, route, caller, caller_addr.display or "", called,
-                         offer)
+        call = self._start_call(tx, request, source, route, caller, caller_addr.display or "",
+                                called, offer, user)
+        if feature is not None:
+            op, reason = feature
+            call.flow = lambda c: run_feature(c, op, reason)
 
     def _start_call(self, tx: str, request: Request, source: Peer, route: Route, caller: str,
-                    caller_name: str, called: str, offer: AudioAnswer) -> None:
+                    caller_name: str, called: str, offer: AudioAnswer,
+                    user: str | None = None) -> Call:
         leg = InboundLeg(self.endpoint, tx, request, source)
         info = CallInfo(
             call_id=new_call_id(), sip_call_id=request.call_id, caller=caller,
             caller_name=caller_name, called=called,
             headers={h: v for h in HEADERS_FOR_SCRIPTS if (v := request.headers.get(h))},
+            user=user,
         )
         call = Call(self.deps, leg, info, route, offer)
         self.calls[info.call_id] = call
@@ -268,6 +278,7 @@ class Switch:
         task = asyncio.create_task(self._lifecycle(call, tx), name=f"call-{info.call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return call
 
     async def _lifecycle(self, call: Call, tx: str) -> None:
         info = call.info
@@ -280,7 +291,15 @@ class Switch:
                 route=str(call.route.script))
             store = self.deps.store
             call.persist(lambda: store.cdr_open(start))  # not awaited: the caller is ringing
-            await run_call(call)
+            # An agent calling out is busy: no queue call is offered meanwhile.
+            agent = info.user if self.deps.acd is not None and call.flow is None else None
+            if agent is not None:
+                self.deps.acd.direct_call(agent, True)
+            try:
+                await run_call(call)
+            finally:
+                if agent is not None:
+                    self.deps.acd.direct_call(agent, False)
         except Exception:
             log.exception("call %s: internal error", info.call_id)
         finally:
