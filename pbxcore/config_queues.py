@@ -35,6 +35,7 @@ from pbxcore.acd.spec import (
     OverflowRule,
     QueueSpec,
 )
+from pbxcore.script.actions import ANNOUNCE
 
 if TYPE_CHECKING:  # config.py imports this module; only its types are needed here
     from pbxcore.config import Paths, User, _Checker
@@ -87,14 +88,10 @@ class AgentsConfig:
 
 
 def parse_announce(text: str) -> tuple[Announcement, ...] | None:
-    """`position,wait` | `position` | `wait` | `none` (the same words as the `queue` action's
-    announce=); None when the text is none of these."""
-    if text == "none":
-        return ()
-    words = text.split(",")
-    if not words or any(w not in ANNOUNCEMENTS for w in words) or len(set(words)) != len(words):
-        return None
-    return tuple(w for w in ANNOUNCEMENTS if w in words)  # type: ignore[misc]
+    """`position,wait` | `position` | `wait` | `none`: the same words as the `queue` action's
+    announce= (one grammar for both); None when the text is none of these."""
+    words = ANNOUNCE.get(text)
+    return None if words is None else tuple(w for w in ANNOUNCEMENTS if w in words)  # type: ignore[misc]
 
 
 def check_queues(c: _Checker, doc: dict[str, Any], users: tuple[User, ...],

@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from pbxcore.acd.api import AcdControl, AgentError, AgentOp
 from pbxcore.call.leg import InboundLeg
 from pbxcore.config import Config, Route
 from pbxcore.media.bridge import Bridge
@@ -24,7 +25,8 @@ from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.session import MediaSession
 from pbxcore.media.sounds import SoundLibrary, confined
-from pbxcore.script.events import HistoryEntry
+from pbxcore.script.actions import AGENT_OPS
+from pbxcore.script.events import HistoryEntry, queue_fields
 from pbxcore.script.transports import Transports
 from pbxcore.sip.sdp import AudioAnswer, build_answer
 from pbxcore.store.base import Store, TraceEntry
@@ -47,7 +49,7 @@ class CallDeps:
     transports: Transports = field(default_factory=Transports)
     legs: Any = None  # the switch, as the LegHost of dialled legs (set by Switch)
     registrar: Any = None  # the switch's Registrar (set by Switch)
-    acd: Any = None  # the ACD service (pbxcore.acd.service), set by the server
+    acd: AcdControl | None = None  # the ACD service; None: `queue` answers `empty`
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Call:
         self.transfers: list[tuple[str, str]] = []  # (who transferred, to where)
         # Replaces the script loop for calls the switch answers itself (feature codes).
         self.flow: Callable[[Call], Awaitable[None]] | None = None
+        self.carried: dict[str, str] = {}  # event fields every later event carries (PBX_QUEUE*)
         self._trace: list[TraceEntry] = []
         self._writes: asyncio.Future[None] | None = None  # the tail of the store-write chain
         self._seq = 0
@@ -194,6 +197,48 @@ class Call:
 
         return await dial(self, targets, mode=mode, timeout=timeout, caller_id=caller_id,
                           ringback=ringback, record=record or self.record_calls)
+
+    def carry(self, fields: Mapping[str, str]) -> None:
+        """Fields every later event of this call carries (the queue's QUEUE_FIELDS)."""
+        self.carried.update(fields)
+
+    async def enqueue(self, queue: str, *, priority: int, timeout: float | None, exit_key: str,
+                      announce: tuple[str, ...] | None, whisper: str | None) -> Outcome | None:
+        spec = self.deps.config.queue(queue)
+        acd = self.deps.acd
+        if spec is None or acd is None:
+            # No such queue (a script bug, traced like one) or no service running: the caller
+            # is told `empty`, as by a queue nobody is logged in to, so the script's own
+            # fallback (voicemail, a callback offer) runs instead of a dropped call.
+            why = f"queue {queue}: no such [[queues]] name" if spec is None else "no ACD service"
+            self.note("error" if spec is None else "note", {"queue": queue, "note": why})
+            if spec is None:
+                self.script_errors.append(why)
+            fields = queue_fields(queue, wait=0.0, position=0, agent=None)
+            self.carry(fields)
+            return Outcome("queue", result="empty", extra=fields)
+        return await acd.enqueue(self, spec, priority=priority, timeout=timeout,
+                                 exit_key=exit_key, announce=announce, whisper=whisper)
+
+    async def agent_control(self, op: str, extension: str, *, queue: str | None,
+                            reason: str | None) -> None:
+        if op not in AGENT_OPS:
+            raise AgentError(f"agent: {op!r} is not one of {', '.join(AGENT_OPS)}")
+        if not self.route.agent_control:
+            log.warning("call %s: agent %s %s refused: the route has no agent_control",
+                        self.info.call_id, op, extension)
+            raise AgentError(f"agent {op} {extension}: not allowed on this route "
+                             "(set agent_control = true on it)")
+        if self.deps.config.user(extension) is None:
+            raise AgentError(f"agent {op}: {extension!r} is not a [[users]] extension")
+        if queue is not None and self.deps.config.queue(queue) is None:
+            raise AgentError(f"agent {op} {extension}: no queue {queue!r} in [[queues]]")
+        acd = self.deps.acd
+        if acd is None:
+            self.note("note", {"agent": op, "extension": extension, "note": "no ACD service"})
+            return
+        await acd.agent_control(cast(AgentOp, op), extension, queue=queue, reason=reason,
+                                via="script")
 
     # -- lifecycle ----------------------------------------------------------------------------
 

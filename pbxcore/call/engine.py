@@ -2,7 +2,7 @@
 
 Theory of operation (docs/protocol.md is the contract this implements):
 1. The call arrives: the caller hears ringing (180) and the route's script runs for `incoming`.
-2. Its actions run in order.  An action with an outcome (gather, record, goto) ends the list;
+2. Its actions run in order.  An action with an outcome (gather, record, goto, dial, queue) ends the list;
    the outcome becomes the next event, for the same script (or the `goto` target).
 3. A list that ends without an outcome ends the call (like a dialplan running off its end).
 4. A failed run (timeout, bad output, exit status, missing script) is traced and recorded in the
@@ -166,7 +166,8 @@ def _script_name(call: Call, script: Path) -> str:
 
 def _event(call: Call, name: str, outcome: Outcome | None = None) -> Event:
     info = call.info
-    extra = dict(outcome.extra) if outcome else {}
+    # Fields carried from earlier events (PBX_QUEUE*), then this outcome's own.
+    extra = {**call.carried, **(outcome.extra if outcome else {})}
     return Event(
         name=name, call_id=info.call_id, caller=info.caller, caller_name=info.caller_name,
         called=info.called, route=call.route.name, language=call.language,

@@ -12,7 +12,7 @@ arguments a metavar). Both input forms go through that one table:
 So the text validator, the JSON validator, the serializers and docs/actions.schema.json agree by
 construction. Errors are :class:`ActionError` with the 1-based line number (text, or JSON syntax
 errors) and a message that names the verb, the parameter, what was expected and what was got.
-An action with an outcome (gather, record, goto) ends the list: anything after it would never
+An action with an outcome (gather, record, goto, dial, transfer, queue) ends the list: anything after it would never
 run, so it is reported as an error rather than silently dropped. Pure: no I/O.
 """
 
@@ -304,10 +304,62 @@ class RecordCall(Action):
                                   metavar="start|stop"))
 
 
+QUEUE_NAME = TextKind(32, r"[A-Za-z0-9_-]{1,32}", "a queue name")
+EXTENSION = TextKind(64, r"[A-Za-z0-9_.+-]{1,64}", "an extension")
+ANNOUNCE: Mapping[str, tuple[str, ...]] = {
+    "position,wait": ("position", "wait"), "position": ("position",), "wait": ("wait",),
+    "none": ()}
+"""The words of `announce=` (action and [[queues]]) and what each announces."""
+AGENT_OPS = ("login", "logout", "pause", "unpause")
+
+
+@dataclass(frozen=True)
+class Queue(Action):
+    """Wait in a call-centre queue until an agent answers; the agent is bridged like `dial`."""
+
+    verb = "queue"
+    has_outcome = True
+    needs_answer = True  # the caller hears hold music and announcements
+    name: str = field(metadata=_p(QUEUE_NAME, "a [[queues]] name of pbx.toml", metavar="NAME"))
+    priority: int = field(default=0, metadata=_p(
+        IntKind(0, 100), "higher is served first (VIP); first come first served within one"))
+    timeout: float | None = field(default=None, metadata=_p(
+        SecondsKind(1, 86400), "seconds to wait at most, then the `queue` event with timeout "
+        "(default: the queue's max_wait)"))
+    exit_key: str | None = field(default=None, metadata=_p(
+        TextKind(12, r"[0-9*#]{1,12}", "DTMF keys 0-9 * #"),
+        "keys that leave the queue (the `queue` event with exit_key, PBX_DIGITS the key)"))
+    announce: str | None = field(default=None, metadata=_p(
+        EnumKind(tuple(ANNOUNCE)), "what the periodic announcement says (default: the "
+        "queue's announce)"))
+    whisper: str | None = field(default=None, metadata=_p(
+        SOUND, "sound played to the agent only before the bridge (default: the queue's)"))
+
+
+@dataclass(frozen=True)
+class Agent(Action):
+    """Log an agent in or out of the queues, pause or unpause them (route `agent_control`)."""
+
+    verb = "agent"
+    op: str = field(metadata=_p(EnumKind(AGENT_OPS), "what to do",
+                                metavar="login|logout|pause|unpause"))
+    extension: str = field(metadata=_p(EXTENSION, "the agent's extension", metavar="EXT"))
+    queue: str | None = field(default=None, metadata=_p(
+        QUEUE_NAME, "only this queue (default: every queue the agent is a member of)"))
+    reason: str | None = field(default=None, metadata=_p(
+        TextKind(32, r"[A-Za-z0-9_-]{1,32}", "a reason name"),
+        "why (pause and unpause only): shown in `pbx agents` and the journal"))
+
+    def check(self) -> str | None:
+        if self.reason is not None and self.op not in ("pause", "unpause"):
+            return f"agent: reason= goes with pause or unpause, not {self.op}"
+        return None
+
+
 ACTION_TYPES: dict[str, type[Action]] = {
     cls.verb: cls
     for cls in (Answer, Ring, Hangup, Play, Say, Gather, Record, Set, Goto, Wait, Reject, Log,
-                Dial, Transfer, RecordCall)
+                Dial, Transfer, RecordCall, Queue, Agent)
 }
 """Every verb of protocol v1, in documentation order."""
 

@@ -6,6 +6,10 @@ same event is rendered twice: :func:`event_env` gives the CGI-style ``PBX_*`` va
 (sanitised, bounded: see sanitize.py) and :func:`event_json` the full, raw data as one JSON line.
 New fields arrive through ``extra`` (``{"dial_status": "busy"}`` becomes ``PBX_DIAL_STATUS`` and a
 top-level JSON key), so adding one touches neither the renderer nor existing scripts. Pure.
+
+Fields that outlive their event (the queue's ``queue``, ``queue_wait``, ``queue_position`` and
+``agent``, QUEUE_FIELDS) travel the same way: the engine keeps them per call and puts them into
+the ``extra`` of every later event, so a script still knows at `hangup` which agent answered.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pbxcore.acd.spec import QUEUE_RESULTS as _QUEUE_RESULTS
 from pbxcore.script.sanitize import env_name, env_value
 
 PROTOCOL_VERSION = 1
 
-EVENT_NAMES = ("incoming", "gather", "record", "dial", "transfer", "redirect", "hangup")
+EVENT_NAMES = ("incoming", "gather", "record", "dial", "transfer", "queue", "redirect", "hangup")
 """Events of protocol v1; the script should treat any other name as "nothing to do"."""
 
 GATHER_RESULTS = ("ok", "short", "timeout")
@@ -30,6 +35,10 @@ RECORD_RESULTS = ("finishkey", "silence", "maxtime", "hangup")
 HANGUP_RESULTS = ("caller", "callee", "script", "switch", "shutdown")
 """Who ended the call: the caller, the connected party (after dial/queue), an action
 (hangup/reject/end of list), the switch itself (a failure, no ACK), or a switch shutdown."""
+QUEUE_RESULTS = _QUEUE_RESULTS
+"""Why a caller left a queue without an agent: timeout, full, empty, exit_key, callback."""
+QUEUE_FIELDS = ("queue", "queue_wait", "queue_position", "agent")
+"""Extra fields of the `queue` event that every later event of the call carries too."""
 
 BASE_ENV: Mapping[str, str] = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -103,6 +112,14 @@ class Event:
         for key in self.extra:
             if not _EXTRA_KEY.fullmatch(key) or key in _RESERVED:
                 raise ValueError(f"bad extra event field {key!r}")  # our bug, not the script's
+
+
+def queue_fields(queue: str, *, wait: float, position: int, agent: str | None) -> dict[str, str]:
+    """The QUEUE_FIELDS of a caller's visit to `queue`: seconds waited (3 decimals, like
+    dial_seconds), the position it entered at (1 = first in line; 0 = it never joined: full,
+    empty) and the agent who answered ("" if nobody did)."""
+    return {"queue": queue, "queue_wait": f"{max(wait, 0.0):.3f}",
+            "queue_position": str(position), "agent": agent or ""}
 
 
 def event_env(ev: Event, route_env: Mapping[str, str]) -> dict[str, str]:

@@ -116,6 +116,8 @@ class SecondsKind(Kind):
         return _num(value)
 
     def to_json(self, value: Any) -> JSON:
+        if value is None:  # an optional duration left unset (queue timeout=): null
+            return None
         return int(value) if float(value).is_integer() else value
 
     def schema(self) -> dict[str, JSON]:
@@ -405,7 +407,8 @@ def build_schema(actions: Sequence[tuple[str, str, Sequence[Param], Mapping[str,
             "or {\"actions\": [...]}. Generated from pbxcore/script/actions.py; do not edit. "
             "Rules checked by the validator only: gather min must not exceed max; say number "
             "takes an integer and say digits only keys 0-9 * #; no action may follow an action "
-            "with an outcome (gather, record, goto); no duplicate keys in an object."
+            "with an outcome (gather, record, goto, dial, transfer, queue); agent reason= only "
+            "with pause or unpause; no duplicate keys in an object."
         ),
         "oneOf": [
             array,

@@ -2,8 +2,8 @@
 
 Theory of operation: the script runs for `incoming` through the real transport; its actions are
 shown; if the list ends with an action that has an outcome, the person supplies that outcome
-(gather: the keys pressed, nothing for a timeout; record: how it ended and how long; goto is
-followed by itself) and it becomes the next event, as the switch would make it. `h` at any
+(gather: the keys pressed, nothing for a timeout; record: how it ended and how long; queue:
+answered by an agent, or why the caller left, how long it waited; goto is followed by itself) and it becomes the next event, as the switch would make it. `h` at any
 question is the caller hanging up. Every call ends with the `hangup` event. The session is kept
 as fixture steps, so `--save` turns it into a regression test.
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pbxcore.script.actions import Action, Gather, Goto, Record, Reject
-from pbxcore.script.events import Event
+from pbxcore.script.actions import Action, Gather, Goto, Queue, Record, Reject
+from pbxcore.script.events import QUEUE_RESULTS, Event, queue_fields
 from pbxcore.script.runner import RunResult
 from pbxcore.script.transports import ProcessTransport, ScriptTransport
 from pbxcore.testing.capture import call_dict, fixture_dict, relative, step_dict
@@ -35,6 +35,8 @@ from pbxcore.testing.state import (
 
 HANG_UP = "h"
 RECORD_RESULTS = ("finishkey", "silence", "maxtime")
+QUEUE_CHOICES = ("answered", *QUEUE_RESULTS)
+"""How a simulated queue ends: an agent answered (then the call ends), or a `queue` event."""
 
 
 class SimIO(Protocol):
@@ -158,6 +160,8 @@ class Simulator:
             return self._record(last)
         if isinstance(last, Goto):
             return self._goto(last)
+        if isinstance(last, Queue):
+            return self._queue(last)
         self.io.show("info", f"{last.verb}: not simulated yet; the switch hangs up")
         return _Next("hangup", "switch", cause=f"{last.verb} not simulated")
 
@@ -191,6 +195,40 @@ class Simulator:
         recording = f"simulated/{self.state.call_id}-{self.recordings}.wav"
         return _Next("record", "hangup" if how == HANG_UP else how, recording=recording,
                      extra={"recording_seconds": f"{length:.1f}"})
+
+    def _number(self, question: str, default: str, low: float, high: float) -> float:
+        try:
+            return min(max(float(self.io.ask(question, default)), low), high)
+        except ValueError:
+            return float(default)
+
+    def _queue(self, q: Queue) -> _Next:
+        how = ""
+        while how not in (*QUEUE_CHOICES, HANG_UP):
+            how = self.io.ask(f"queue {q.name} ended by ({'/'.join(QUEUE_CHOICES)}, "
+                              f"{HANG_UP} = caller hangs up)", "answered")
+        wait = 0.0 if how == "full" else self._number("seconds waited", "10", 0.0, 86400.0)
+        position = int(self._number("position on entry (0 = never joined)",
+                                    "0" if how == "full" else "1", 0, 10000))
+        agent = self.io.ask("agent extension who answered", "1001") if how == "answered" else ""
+        fields = queue_fields(q.name, wait=wait, position=position, agent=agent)
+        if how == HANG_UP:
+            return _Next("hangup", "caller", cause="BYE from caller", extra=fields)
+        if how == "answered":
+            # Bridged like dial: the script hears of the call again only at its end.
+            by = ""
+            while by not in ("caller", "callee"):
+                by = self.io.ask("who hangs up (caller/callee)", "caller")
+            talk = self._number("seconds talked", "30", 0.0, 86400.0)
+            return _Next("hangup", by, cause=f"BYE from {by}",
+                         extra={**fields, "talk_seconds": f"{talk:.3f}"})
+        digits = ""
+        if how == "exit_key":
+            digits = self.io.ask("key pressed", (q.exit_key or "0")[0])[:1]
+            if not q.exit_key or digits not in q.exit_key:
+                self.io.show("info", f"{digits!r} is not one of exit_key={q.exit_key or ''}: "
+                             "the live switch would not have let the caller out")
+        return _Next("queue", how, digits=digits, extra=fields)
 
     def _goto(self, g: Goto) -> _Next | None:
         try:

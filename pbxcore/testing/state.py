@@ -13,6 +13,9 @@ events a live call would:
   actions ended the call. So event N+1 carries event N only if N+1 is a flow event.
 * goto: the target (relative to the scripts directory) takes over for the next events, and the
   `redirect` event's result names the script that did the `goto`.
+* queue: the fields of a caller's visit to a queue (QUEUE_FIELDS: queue, queue_wait,
+  queue_position, agent), once an event has them, are carried by every later event, as the
+  engine carries them; a later event's own values replace them.
 Pure: no I/O.
 """
 
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pbxcore.script.actions import Action, Goto, Set
-from pbxcore.script.events import Event, HistoryEntry
+from pbxcore.script.events import QUEUE_FIELDS, Event, HistoryEntry
 
 ENDS_CALL = frozenset({"hangup", "reject"})
 """Verbs after which the live switch runs no further action of the list."""
@@ -49,6 +52,8 @@ class CallState:
     history: list[HistoryEntry] = field(default_factory=list)
     previous: HistoryEntry | None = None
     """The last event run, not yet in the history."""
+    carried: dict[str, str] = field(default_factory=dict)
+    """QUEUE_FIELDS seen so far: every later event carries them."""
 
     def event(self, name: str, *, result: str = "", digits: str = "", recording: str = "",
               extra: Mapping[str, str] | None = None,
@@ -59,11 +64,13 @@ class CallState:
         self.previous = None
         if vars is not None:
             self.vars = dict(vars)
+        fields = {**self.carried, **(extra or {})}
+        self.carried.update({k: v for k, v in fields.items() if k in QUEUE_FIELDS})
         return Event(
             name=name, call_id=self.call_id, caller=self.caller, caller_name=self.caller_name,
             called=self.called, route=self.route, language=self.language, vars=dict(self.vars),
             headers=dict(self.headers), result=result, digits=digits, recording=recording,
-            extra=dict(extra or {}), history=tuple(self.history))
+            extra=fields, history=tuple(self.history))
 
     def ran(self, event: Event, actions: Sequence[Action]) -> None:
         """Account for the output of `event` (empty if the script failed)."""

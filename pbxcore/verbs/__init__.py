@@ -12,6 +12,7 @@ from typing import Any
 
 from pbxcore.script.actions import Action
 from pbxcore.verbs import (
+    agent,
     answer,
     dial,
     gather,
@@ -19,6 +20,7 @@ from pbxcore.verbs import (
     hangup,
     log,
     play,
+    queue,
     record,
     record_call,
     reject,
@@ -48,11 +50,13 @@ VERBS: dict[str, Verb] = {
     "dial": dial.execute,
     "transfer": transfer.execute,
     "record_call": record_call.execute,
+    "queue": queue.execute,
+    "agent": agent.execute,
 }
 
 
 async def execute(call: CallControl, action: Action) -> Outcome | None:
-    """Run one action on `call`; its Outcome (gather, record, goto) ends the action list."""
+    """Run one action on `call`; its Outcome (gather, record, goto, dial, queue) ends the list."""
     if action.needs_answer and not call.answered:
         await call.answer()
     return await VERBS[action.verb](call, action)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 class Outcome:
     """The result of an action that ends the list; becomes the script's next event."""
 
-    event: str  # next event name: gather, record, redirect
+    event: str  # next event name: gather, record, redirect, dial, queue
     result: str = ""  # PBX_RESULT
     digits: str | None = None  # PBX_DIGITS (gather)
     recording: str | None = None  # PBX_RECORDING (record), relative to the recordings dir
@@ -62,3 +62,11 @@ class CallControl(Protocol):
     def interrupted(self, outcome: Outcome) -> None: ...  # the outcome cut short by a hangup
     async def dial(self, targets: Sequence[str], *, mode: str, timeout: float,
                    caller_id: str | None, ringback: str, record: bool) -> Outcome | None: ...
+    async def enqueue(self, queue: str, *, priority: int, timeout: float | None, exit_key: str,
+                      announce: tuple[str, ...] | None, whisper: str | None) -> Outcome | None:
+        """Wait in `queue` (a [[queues]] name): None once bridged to an agent (the call is
+        over, like dial), else the `queue` Outcome (result in acd.spec.QUEUE_RESULTS).
+        exit_key: keys that leave ("" none); announce/whisper None: the queue's own."""
+    async def agent_control(self, op: str, extension: str, *, queue: str | None,
+                            reason: str | None) -> None:
+        """login|logout|pause|unpause an agent; ValueError when the route does not allow it."""

@@ -124,14 +124,20 @@ class Agent:
 
     def fire(self, event: AgentEvent, now: float) -> AgentState:
         """Apply `event` by the table; return the new state (raises `IllegalTransition`)."""
+        self.check(event)
         nxt = TABLE[self.state, event]
-        if isinstance(nxt, Illegal):
-            raise IllegalTransition(f"agent {self.extension}: {event}: {nxt.why}")
+        assert not isinstance(nxt, Illegal)
         if nxt == SETTLE:
             self.settle(now)
         else:
             self._become(nxt, None, now)
         return self.state
+
+    def check(self, event: AgentEvent) -> None:
+        """Raise `IllegalTransition` if the table forbids `event` now (before any change)."""
+        nxt = TABLE[self.state, event]
+        if isinstance(nxt, Illegal):
+            raise IllegalTransition(f"agent {self.extension}: {event}: {nxt.why}")
 
     def settle(self, now: float) -> None:
         """Take the idle state the memberships say (see the module docstring)."""

@@ -223,7 +223,7 @@ alert = "scripts/ivr.py"
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ("position,wait", ("position", "wait")), ("wait,position", ("position", "wait")),
+    ("position,wait", ("position", "wait")), ("wait,position", None),
     ("position", ("position",)), ("wait", ("wait",)), ("none", ()),
     ("", None), ("position,position", None), ("Position", None), ("position, wait", None),
 ])

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pbxcore.script.actions import (
     ACTION_TYPES,
     ActionError,
+    Agent,
     Answer,
     Dial,
     Gather,
@@ -19,6 +20,7 @@ from pbxcore.script.actions import (
     Hangup,
     Log,
     Play,
+    Queue,
     Record,
     RecordCall,
     Reject,
@@ -74,6 +76,21 @@ FORMS = [
      {"action": "transfer", "target": "84951234567", "timeout": 15},
      Transfer("84951234567", timeout=15.0)),
     ("record_call start", {"action": "record_call", "what": "start"}, RecordCall("start")),
+    ("queue support", {"action": "queue", "name": "support"}, Queue("support")),
+    ("queue vip-line priority=10 timeout=120 exit_key=0* announce=none whisper=shops/a",
+     {"action": "queue", "name": "vip-line", "priority": 10, "timeout": 120, "exit_key": "0*",
+      "announce": "none", "whisper": "shops/a"},
+     Queue("vip-line", priority=10, timeout=120.0, exit_key="0*", announce="none",
+           whisper="shops/a")),
+    ("queue sales announce=position,wait timeout=1.5",
+     {"action": "queue", "name": "sales", "announce": "position,wait", "timeout": 1.5},
+     Queue("sales", announce="position,wait", timeout=1.5)),
+    ("agent login 1001", {"action": "agent", "op": "login", "extension": "1001"},
+     Agent("login", "1001")),
+    ("agent pause 1001 queue=support reason=lunch",
+     {"action": "agent", "op": "pause", "extension": "1001", "queue": "support",
+      "reason": "lunch"},
+     Agent("pause", "1001", queue="support", reason="lunch")),
 ]
 
 
@@ -90,9 +107,9 @@ def test_text_and_json_forms(text: str, obj: dict[str, object], action: object) 
 def test_every_verb_has_a_form_row_and_flags() -> None:
     assert {type(a) for _, _, a in FORMS} == set(ACTION_TYPES.values())
     assert {v for v, c in ACTION_TYPES.items() if c.has_outcome} == {
-        "gather", "record", "goto", "dial", "transfer"}
+        "gather", "record", "goto", "dial", "transfer", "queue"}
     assert {v for v, c in ACTION_TYPES.items() if c.needs_answer} == {
-        "play", "say", "gather", "record"}
+        "play", "say", "gather", "record", "queue"}
 
 
 def test_defaults() -> None:
@@ -175,6 +192,30 @@ gather finish=# max=4
                                 "ends the list"),
     (b"goto x.py\nhangup", "line 2: hangup: would never run: goto has an outcome and ends "
                            "the list"),
+    (b"answer\nqueue support\nplay sorry", "line 3: play: would never run: queue has an "
+                                            "outcome and ends the list"),
+    (b"queue", "line 1: queue: missing NAME"),
+    (b"queue 'sup port'", "line 1: queue: NAME must be a queue name of at most 32 "
+                          "characters, got 'sup port'"),
+    (b"queue support priority=101", "line 1: queue: priority must be an integer 0..100, "
+                                    "got '101'"),
+    (b"queue support timeout=0", "line 1: queue: timeout must be a number of seconds "
+                                 "1..86400, got '0'"),
+    (b"queue support exit_key=9a", "line 1: queue: exit_key must be DTMF keys 0-9 * # of at "
+                                   "most 12 characters, got '9a'"),
+    (b"queue support announce=wait,position", "line 1: queue: announce must be one of "
+                                              "position,wait|position|wait|none, got "
+                                              "'wait,position'"),
+    (b"queue support whisper=../x", "line 1: queue: path must stay inside the sounds "
+                                    "directory, got '../x'"),
+    (b"agent", "line 1: agent: missing login|logout|pause|unpause"),
+    (b"agent pause", "line 1: agent: missing EXT"),
+    (b"agent sleep 1001", "line 1: agent: login|logout|pause|unpause must be one of "
+                          "login|logout|pause|unpause, got 'sleep'"),
+    (b"agent login 1001 reason=lunch", "line 1: agent: reason= goes with pause or unpause, "
+                                       "not login"),
+    (b"agent pause 1001 reason='two words'", "line 1: agent: reason must be a reason name "
+                                             "of at most 32 characters, got 'two words'"),
 ])
 def test_text_errors(out: bytes, error: str) -> None:
     with pytest.raises(ActionError) as info:
@@ -209,6 +250,12 @@ def test_text_errors(out: bytes, error: str) -> None:
      'a JSON object must be one action or {"actions": [...]}'),
     ('[{"action": "gather"}, {"action": "hangup"}]',
      "action 2: hangup: would never run: gather has an outcome and ends the list"),
+    ('[{"action": "queue", "name": "q"}, {"action": "log", "text": "x"}]',
+     "action 2: log: would never run: queue has an outcome and ends the list"),
+    ('{"action": "queue", "name": "q", "timeout": null}',
+     "action 1: queue: timeout must be a number of seconds 1..86400, got null"),
+    ('{"action": "agent", "op": "logout", "extension": "1001", "reason": "x"}',
+     "action 1: agent: reason= goes with pause or unpause, not logout"),
     ('[\n{"action": "answer"},\n{"action" "hangup"}\n]', "line 3: invalid JSON: Expecting "
                                                           "':' delimiter"),
 ])

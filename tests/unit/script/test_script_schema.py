@@ -136,7 +136,8 @@ def valid(value: Any, node: dict[str, Any], root: dict[str, Any]) -> bool:
 
 SCHEMA = actions_schema()
 # Rules the validator checks beyond the schema (listed in the schema's description).
-VALIDATOR_ONLY = ("min must not exceed max", "VALUE must be", "would never run")
+VALIDATOR_ONLY = ("min must not exceed max", "VALUE must be", "would never run",
+                  "goes with pause or unpause")
 
 _scalar = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 800), st.sampled_from([0, 1, 60, 64, 65, 100, 101, 399, 400, 600, 601, 699, 700, 3600, 3601]), st.sampled_from([0.5, 4.0, 1e9, -0.0]),
@@ -153,7 +154,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "set": {"vars": {"a": "1"}}, "goto": {"script": "x"}, "wait": {"seconds": 1},
     "reject": {"reason": "busy"}, "log": {"text": "hi"}, "plya": {},
     "dial": {"targets": ["1002"]}, "transfer": {"target": "1002"},
-    "record_call": {"what": "start"},
+    "record_call": {"what": "start"}, "queue": {"name": "support"},
+    "agent": {"op": "pause", "extension": "1001"},
 }
 
 

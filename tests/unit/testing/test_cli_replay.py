@@ -149,3 +149,63 @@ def test_simulate_follows_goto(script: Writer) -> None:
     assert "goto: a.sh hands the call to b.sh" in res.output
     assert "event  redirect result=a.sh" in res.output and "→ log 'from a.sh'" in res.output
     assert "→ log 'b hangup'" in res.output
+
+
+QUEUE_SCRIPT = '''case "$PBX_EVENT" in
+  incoming) echo "queue support exit_key=0 priority=5";;
+  queue) echo "log left $PBX_RESULT key=$PBX_DIGITS q=$PBX_QUEUE wait=$PBX_QUEUE_WAIT"; echo hangup;;
+  hangup) echo "log end q=$PBX_QUEUE agent=$PBX_AGENT pos=$PBX_QUEUE_POSITION";;
+esac
+'''
+
+
+def test_simulate_queue_left_by_exit_key_and_replay(script: Writer, tmp_path: Path) -> None:
+    s = script("q.sh", QUEUE_SCRIPT)
+    saved = tmp_path / "queue.json"
+    # bogus answer is asked again; exit_key after 42 s at position 3, key 0
+    res = pbx("simulate", s, "--caller", "1", "--called", "2", "--save", saved,
+              input="bogus\nexit_key\n42\n3\n0\n")
+    assert res.exit_code == 0, res.output
+    assert "event  queue result=exit_key digits=0 queue=support queue_wait=42.000 " \
+        "queue_position=3 agent=" in res.output
+    assert "→ log 'left exit_key key=0 q=support wait=42.000'" in res.output
+    assert "→ log 'end q=support agent= pos=3'" in res.output  # carried to the hangup
+    fixture = json.loads(saved.read_text())
+    assert [(st["event"], st.get("result")) for st in fixture["steps"]] == [
+        ("incoming", None), ("queue", "exit_key"), ("hangup", "script")]
+    result = replay_file(saved)
+    assert result.passed, failure_text(result)
+
+
+def test_simulate_queue_answered_by_an_agent(script: Writer) -> None:
+    s = script("q.sh", QUEUE_SCRIPT)
+    res = pbx("simulate", s, "--caller", "1", "--called", "2",
+              input="answered\n7.5\n1\n1004\ncallee\n61\n")
+    assert res.exit_code == 0, res.output
+    assert "event  hangup result=callee" in res.output and "talk_seconds=61.000" in res.output
+    assert "→ log 'end q=support agent=1004 pos=1'" in res.output
+    assert "event  queue" not in res.output  # bridged: no queue event
+
+
+def test_simulate_queue_full_and_caller_hangs_up(script: Writer) -> None:
+    s = script("q.sh", QUEUE_SCRIPT)
+    res = pbx("simulate", s, "--caller", "1", "--called", "2", input="full\n\n")
+    assert res.exit_code == 0, res.output
+    assert "event  queue result=full queue=support queue_wait=0.000 queue_position=0" \
+        in res.output
+    res = pbx("simulate", s, "--caller", "1", "--called", "2", input="h\n20\n2\n")
+    assert "event  hangup result=caller" in res.output and "queue_wait=20.000" in res.output
+
+
+def test_replay_carries_the_queue_fields_of_a_fixture(script: Writer,
+                                                      fixture_file: Writer) -> None:
+    script("q.sh", QUEUE_SCRIPT)
+    visit = {"queue": "support", "queue_wait": "30.000", "queue_position": "2", "agent": ""}
+    f = fixture_file("timeout.json", "q.sh", steps=[
+        {"event": "incoming", "expect": ["queue support priority=5 exit_key=0"]},
+        {"event": "queue", "result": "timeout", "extra": visit,
+         "expect": ["log 'left timeout key= q=support wait=30.000'", "hangup"]},
+        {"event": "hangup", "result": "script",
+         "expect": ["log 'end q=support agent= pos=2'"]}])
+    result = replay_file(f)
+    assert result.passed, failure_text(result)

@@ -79,3 +79,15 @@ def test_goto_target_stays_in_the_scripts_directory(tmp_path: Path) -> None:
         goto_target(Goto("in/../../x.sh"), tmp_path / "in")
     assert script_name(tmp_path / "sales" / "b.sh", tmp_path) == "sales/b.sh"
     assert script_name(Path("/elsewhere/c.sh"), tmp_path) == "c.sh"
+
+
+def test_queue_fields_are_carried_to_every_later_event() -> None:
+    state = CallState("c1")
+    assert state.event("incoming").extra == {}
+    visit = {"queue": "support", "queue_wait": "12.000", "queue_position": "2", "agent": ""}
+    queued = state.event("queue", result="timeout", extra={**visit, "other": "x"})
+    assert queued.extra == {**visit, "other": "x"}
+    later = state.event("gather", result="ok", digits="1")
+    assert later.extra == visit  # only the queue's fields travel on, not other extras
+    again = state.event("hangup", result="caller", extra={"agent": "1001", "queue_wait": "3.5"})
+    assert again.extra == {**visit, "agent": "1001", "queue_wait": "3.5"}

@@ -50,6 +50,8 @@ class FakeCall:
         self.media = FakeMedia()
         self.answered = False
         self.sounds: list[str] = []
+        self.queued: tuple[str, dict[str, Any]] | None = None
+        self.agent_ops: list[tuple[str, str, dict[str, Any]]] = []
 
     async def answer(self) -> None:
         self.answered = True
@@ -73,6 +75,13 @@ class FakeCall:
 
     async def dial(self, targets: Sequence[str], **kw: Any) -> Outcome | None:
         return Outcome("dial", result="busy", extra={"dial_target": targets[-1]})
+
+    async def enqueue(self, queue: str, **kw: Any) -> Outcome | None:
+        self.queued = (queue, kw)
+        return Outcome("queue", result="exit_key", digits="0", extra={"queue": queue})
+
+    async def agent_control(self, op: str, extension: str, **kw: Any) -> None:
+        self.agent_ops.append((op, extension, kw))
 
 
 async def gather(line: str, keys: str, *, later: str = "") -> Outcome:
@@ -136,6 +145,31 @@ async def test_say_digits_names_the_key_prompts() -> None:
     call = FakeCall()
     await execute(call, parse_action_line("say digits 1*#"))  # type: ignore[arg-type]
     assert call.sounds == ["digits/1", "digits/star", "digits/pound"]
+
+
+async def test_queue_verb_answers_and_hands_every_option_over() -> None:
+    call = FakeCall()
+    out = await execute(call, parse_action_line(  # type: ignore[arg-type]
+        "queue support priority=7 timeout=90 exit_key=0* announce=wait whisper=shops/a"))
+    assert call.answered  # hold music needs media: implicit answer
+    assert out == Outcome("queue", result="exit_key", digits="0", extra={"queue": "support"})
+    assert call.queued == ("support", {"priority": 7, "timeout": 90.0, "exit_key": "0*",
+                                       "announce": ("wait",), "whisper": "shops/a"})
+    await execute(call, parse_action_line("queue sales announce=none"))  # type: ignore[arg-type]
+    assert call.queued == ("sales", {"priority": 0, "timeout": None, "exit_key": "",
+                                     "announce": (), "whisper": None})
+    await execute(call, parse_action_line("queue sales"))  # type: ignore[arg-type]
+    assert call.queued[1]["announce"] is None  # the queue's own announcement
+
+
+async def test_agent_verb_has_no_outcome_and_does_not_answer() -> None:
+    call = FakeCall()
+    assert await execute(call, parse_action_line(  # type: ignore[arg-type]
+        "agent pause 1001 queue=support reason=lunch")) is None
+    assert await execute(call, parse_action_line("agent login 1002")) is None  # type: ignore[arg-type]
+    assert not call.answered
+    assert call.agent_ops == [("pause", "1001", {"queue": "support", "reason": "lunch"}),
+                              ("login", "1002", {"queue": None, "reason": None})]
 
 
 def test_every_action_has_a_verb() -> None:
