@@ -69,6 +69,22 @@ closed|We are closed at the moment.
 invalid|Sorry, that is not a valid choice.
 goodbye|Thank you for calling. Goodbye.
 sorry|Sorry, we cannot take your call right now. Please try again later.
+queue-thanks|Thank you for waiting. Your call is important to us.
+queue-next|You are the next caller.
+EOF
+}
+
+# Queue announcements: fragments joined with number words (pbxcore/verbs/say.py announcement),
+# so they get the short pad of the number words.
+queue_en() {
+    cat <<'EOF'
+queue-position|You are caller number
+queue-wait|Your estimated wait time is
+queue-minute|minute
+queue-minutes-few|minutes
+queue-minutes|minutes
+queue-less-than-minute|less than a minute
+queue-callback-offer|To be called back instead of waiting, press
 EOF
 }
 
@@ -107,6 +123,20 @@ closed|Сейчас мы не работаем.
 invalid|Извините, такого варианта нет.
 goodbye|Спасибо за звонок. До свидания.
 sorry|Извините, сейчас мы не можем принять ваш звонок. Пожалуйста, перезвоните позже.
+queue-thanks|Спасибо за ожидание. Ваш звонок очень важен для нас.
+queue-next|Вы следующий в очереди.
+EOF
+}
+
+queue_ru() {
+    cat <<'EOF'
+queue-position|Ваш номер в очереди
+queue-wait|Примерное время ожидания
+queue-minute|минута
+queue-minutes-few|минуты
+queue-minutes|минут
+queue-less-than-minute|меньше минуты
+queue-callback-offer|Чтобы мы вам перезвонили, нажмите
 EOF
 }
 
@@ -153,8 +183,10 @@ done
 
 prompts_en | speak_list en en-us 0.3
 words_en | speak_list en en-us 0.05
+queue_en | speak_list en en-us 0.05
 prompts_ru | speak_list ru ru 0.3
 words_ru | speak_list ru ru 0.05
+queue_ru | speak_list ru ru 0.05
 
 make_moh "$TMP/moh.wav"
 make_beep "$TMP/beep.wav"
