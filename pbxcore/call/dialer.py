@@ -157,6 +157,7 @@ async def _ring_targets(call: Call, targets: list[Target], *, timeout: float,
     deps = call.deps
     legs: list[OutboundLeg] = []
     winner: OutboundLeg | None = None
+    call.doing("dialling", ", ".join(dict.fromkeys(t.label for t in targets)))
     try:
         for target in targets:
             media = await MediaSession.open(deps.media_host, deps.ports, deps.pacer)
@@ -242,6 +243,7 @@ async def _bridge(call: Call, leg: OutboundLeg, record: bool) -> None:
     call.bridge = bridge
     answered = datetime.now(UTC)
     call.note("note", {"bridged": leg.target.label, "callee_uri": leg.target.uri})
+    call.doing("bridged", leg.target.label)
     log.info("call %s bridged to %s", call.info.call_id, leg.target.label)
     try:
         while True:
@@ -271,6 +273,7 @@ async def _bridge(call: Call, leg: OutboundLeg, record: bool) -> None:
                     await _release(call, old)
                     bridge.b = leg.media
                     bridge.start()
+                    call.doing("bridged", leg.target.label)
     finally:
         bridge.stop()
         call.bridge = None
@@ -310,6 +313,7 @@ async def _transfer(call: Call, bridge: Bridge, leg: OutboundLeg) -> OutboundLeg
     call.media.set_background(None)
     if not leg.ended.is_set():
         bridge.start()  # back to the transferring agent
+        call.doing("bridged", leg.target.label)
     return None
 
 
