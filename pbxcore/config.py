@@ -31,6 +31,7 @@ from pbxcore.script.actions import ActionError, parse_action_line
 __all__ = [
     "AgentsConfig", "Config", "ConfigError", "ListenAddress", "MediaConfig", "Paths", "Problem",
     "QueueSpec", "Route", "SipConfig", "Trunk", "User", "check_prompts", "load_config",
+    "read_control_path",
     "read_store_dsn",
 ]
 
@@ -76,6 +77,7 @@ class Paths:
     scripts: Path
     sounds: Path
     recordings: Path
+    control: Path  # the control socket `pbx run` serves and `pbx calls` & co. talk to
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ _SCHEMA: dict[str, set[str]] = {
     "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents"},
     "sip": {"listen", "realm"},
     "media": {"rtp_ports", "host"},
-    "paths": {"scripts", "sounds", "recordings"},
+    "paths": {"scripts", "sounds", "recordings", "control"},
     "store": {"dsn"},
     "users": {"extension", "password", "name"},
     "routes": {"name", "match", "script", "timeout", "fallback", "language", "public", "env",
@@ -310,8 +312,12 @@ def _check_paths(c: _Checker, doc: dict[str, Any]) -> Paths:
     paths = c.table(doc, "paths")
     where = ("paths", "[paths]", 0)
     got = {k: c.resolve(c.get(paths, k, str, d, where))
-           for k, d in (("scripts", "scripts"), ("sounds", "sounds"), ("recordings", "var/recordings"))}
-    return Paths(got["scripts"], got["sounds"], got["recordings"])
+           for k, d in (("scripts", "scripts"), ("sounds", "sounds"), ("recordings", "var/recordings"),
+                        ("control", "var/pbx.sock"))}
+    if len(os.fsencode(got["control"])) > 107:  # sun_path holds 108 bytes with the NUL
+        c.fail("paths", f"control {str(got['control'])!r} is longer than 107 bytes, the limit "
+               "of a Unix socket path: choose a shorter one", "control")
+    return Paths(got["scripts"], got["sounds"], got["recordings"], got["control"])
 
 
 def _check_dsn(c: _Checker, doc: dict[str, Any]) -> str:
@@ -629,6 +635,24 @@ def read_store_dsn(path: str | os.PathLike[str]) -> str:
     if c.problems:
         raise ConfigError(c.problems)
     return dsn
+
+
+def read_control_path(path: str | os.PathLike[str]) -> Path:
+    """Only [paths] control (absolute): `pbx reload` must find the socket of a switch whose
+    config on disk is broken now."""
+    p, text = _read(path)
+    c = _Checker(p, text)
+    try:
+        doc = _parse(p, text)
+    except ConfigError:
+        # A TOML syntax error elsewhere must not hide the socket of the running switch: take
+        # the key from its line (or the default when the file does not set it).
+        m = re.search(r'(?m)^\s*control\s*=\s*"([^"\n]*)"', text)
+        doc = {"paths": {"control": m.group(1)}} if m else {}
+    control = _check_paths(c, doc).control
+    if c.problems:
+        raise ConfigError(c.problems)
+    return control
 
 
 def check_prompts(config: Config) -> list[Problem]:

@@ -11,9 +11,12 @@ logged as needing a restart and the rest of the new config still applies.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.polling import PollingObserver
@@ -99,33 +102,40 @@ class ConfigWatcher:
 
     async def reload(self, changed: str = "") -> bool:
         """Load the config again; True if it was applied."""
+        return (await self.reload_report(changed)).applied
+
+    async def reload_report(self, changed: str = "") -> ReloadReport:
+        """Load the config again and say what happened (`pbx reload` prints this)."""
         try:
             new = load_config(self.config.path)
         except ConfigError as exc:
             self.refusals += 1
             log.error("config change refused (%s); keeping the running config:\n%s",
                       changed or self.config.path, exc)
-            return False
-        for what, old_value, new_value in (
+            return ReloadReport(False, problems=[format_problem(p) for p in exc.problems])
+        restart = [what for what, old_value, new_value in (
             ("[sip] listen", self.config.sip.listen, new.sip.listen),
             ("[store] dsn", self.config.store_dsn, new.store_dsn),
             ("[media] rtp_ports", (self.config.media.rtp_low, self.config.media.rtp_high),
              (new.media.rtp_low, new.media.rtp_high)),
-        ):
-            if old_value != new_value:
-                log.warning("%s changed: takes effect after a restart", what)
+            ("[paths] control", self.config.paths.control, new.paths.control),
+        ) if old_value != new_value]
+        for what in restart:
+            log.warning("%s changed: takes effect after a restart", what)
         for warning in new.warnings:
             log.warning("config: %s", format_problem(warning))
         # Queues change in place: callers waiting keep their place (the ACD service reads
-        # the new QueueSpec); the log says exactly what changed.
-        for line in queue_changes(self.config.queues, new.queues):
+        # the new QueueSpec); the log and `pbx reload` say exactly what changed.
+        queue_lines = queue_changes(self.config.queues, new.queues)
+        for line in queue_lines:
             log.info("%s", line)
+        changes = [*describe_changes(self.config, new), *queue_lines]
         await self.apply(new)
         self.config = new
         self.reloads += 1
         log.info("config reloaded after a change to %s: %d routes, %d users, %d queues",
                  changed or self.config.path, len(new.routes), len(new.users), len(new.queues))
-        return True
+        return ReloadReport(True, changes=changes, restart=restart)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -133,3 +143,87 @@ class ConfigWatcher:
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=2)
+
+
+@dataclass
+class ReloadReport:
+    """The outcome of one reload: applied or refused (with the FILE:LINE problems)."""
+
+    applied: bool
+    changes: list[str] = field(default_factory=list)  # one line per change, for people
+    problems: list[str] = field(default_factory=list)  # FILE:LINE: reason, when refused
+    restart: list[str] = field(default_factory=list)  # changed settings needing a restart
+
+
+# Secrets are never shown, only that they changed.
+_SECRET = frozenset({"password", "secret"})
+_SKIP = frozenset({"index", "path"})
+
+
+def describe_changes(old: Config, new: Config) -> list[str]:
+    """What differs between two configs, one line per thing: "route ^100$: timeout 5 -> 10",
+    "user 1004 added", "trunk provider removed".  Generic over Config's fields, so a section
+    added later (queues) is described without code here."""
+    lines: list[str] = []
+    for f in dataclasses.fields(old):
+        if f.name in _SKIP:
+            continue
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if a == b:
+            continue
+        if isinstance(a, tuple) and isinstance(b, tuple) and all(
+                dataclasses.is_dataclass(x) for x in (*a, *b)):
+            lines += _list_changes(f.name.removesuffix("s"), a, b)
+        elif dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
+            lines += [f"[{f.name}] {d}" for d in _field_changes(a, b)]
+        else:
+            lines.append(f"{f.name}: {_show(f.name, a)} -> {_show(f.name, b)}")
+    return lines
+
+
+def _key(item: Any) -> str:
+    for attr in ("name", "extension"):
+        value = getattr(item, attr, None)
+        if isinstance(value, str):
+            return value
+    match = getattr(item, "match", None)
+    return str(getattr(match, "pattern", match))
+
+
+def _list_changes(kind: str, old: tuple[Any, ...], new: tuple[Any, ...]) -> list[str]:
+    before = {_key(x): x for x in old}
+    after = {_key(x): x for x in new}
+    lines = [f"{kind} {k} added" for k in after if k not in before]
+    lines += [f"{kind} {k} removed" for k in before if k not in after]
+    for k in after:
+        if k in before and before[k] != after[k]:
+            diffs = _field_changes(before[k], after[k])
+            if diffs:
+                lines.append(f"{kind} {k}: {'; '.join(diffs)}")
+    if not lines and [_key(x) for x in old] != [_key(x) for x in new]:
+        lines.append(f"{kind}s reordered")  # routes: the first match wins, so order matters
+    return lines
+
+
+def _field_changes(a: Any, b: Any) -> list[str]:
+    out = []
+    for f in dataclasses.fields(a):
+        if f.name in _SKIP:
+            continue
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if x != y:
+            out.append(f"{f.name} changed" if f.name in _SECRET
+                       else f"{f.name} {_show(f.name, x)} -> {_show(f.name, y)}")
+    return out
+
+
+def _show(name: str, value: Any) -> str:
+    if name in _SECRET:
+        return "***"
+    pattern = getattr(value, "pattern", None)
+    if isinstance(pattern, str):
+        value = pattern
+    elif isinstance(value, tuple):
+        value = [getattr(v, "pattern", v) for v in value]
+    text = str(value) if isinstance(value, str | Path) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

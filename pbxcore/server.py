@@ -11,14 +11,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pbxcore.acd.service import AcdService
 from pbxcore.call.call import CallDeps
 from pbxcore.call.switch import Switch
 from pbxcore.call.trunks import start_trunks
 from pbxcore.config import Config, format_problem
-from pbxcore.config_watch import ConfigWatcher
+from pbxcore.config_watch import ConfigWatcher, ReloadReport
+from pbxcore.control.handlers import SwitchCommands
+from pbxcore.control.server import ControlServer
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.sounds import SoundLibrary
@@ -38,6 +42,9 @@ class RunningSwitch:
     endpoint: SipEndpoint
     pacer: Pacer
     deps: CallDeps
+    # The control commands (register more here: the ACD's queues, agents, agent); listening
+    # on [paths] control only when started with control=True (what `pbx run` does).
+    control: ControlServer
     watcher: ConfigWatcher | None = None
 
     async def apply_config(self, new: Config) -> None:
@@ -48,7 +55,13 @@ class RunningSwitch:
         self.deps.sounds = SoundLibrary(new.paths.sounds, new.paths.recordings)
         await self.deps.transports.update(new.routes)  # new pools started, dropped ones closed
 
+    async def reload(self) -> ReloadReport:
+        """`pbx reload`: re-read pbx.toml now, through the hot-reload path."""
+        watcher = self.watcher or ConfigWatcher(self.deps.config, self.apply_config)
+        return await watcher.reload_report("pbx reload")
+
     async def stop(self, grace: float = 5.0) -> None:
+        await self.control.stop()  # first: no command sees a half-stopped switch
         if self.watcher is not None:
             self.watcher.stop()
         if self.deps.acd is not None:
@@ -62,8 +75,14 @@ class RunningSwitch:
         await self.deps.store.close()
 
 
-async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
-    """Open the store, bind the sockets, start the pacer: ready for calls when this returns."""
+async def start_switch(config: Config, *, watch: bool = False,
+                       control: bool = False) -> RunningSwitch:
+    """Open the store, bind the sockets, start the pacer: ready for calls when this returns.
+    `control`: also serve the control socket at [paths] control (refused with ControlError
+    while another switch answers there)."""
+    commands = ControlServer(config.paths.control)
+    if control:
+        await commands.claim()  # "already running" before any port is bound
     config.paths.recordings.mkdir(parents=True, exist_ok=True)
     store = await open_store(config.store_dsn, base_dir=config.base_dir)
     pacer = Pacer()
@@ -91,7 +110,15 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
     await acd.start()
     await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
     switch.trunks = await start_trunks(endpoint, config)
-    running = RunningSwitch(switch, endpoint, pacer, deps)
+    running = RunningSwitch(switch, endpoint, pacer, deps, commands)
+    SwitchCommands(switch, commands, running.reload, datetime.now(UTC),
+                   time.monotonic()).install()
+    if control:
+        try:
+            await running.control.start()
+        except Exception:
+            await running.stop()
+            raise
     if watch:
         running.watcher = ConfigWatcher(config, running.apply_config)
         running.watcher.start()
@@ -101,7 +128,7 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
 async def serve(config: Config, *, watch: bool = True) -> None:
     for warning in config.warnings:
         log.warning("config: %s", format_problem(warning))
-    running = await start_switch(config, watch=watch)
+    running = await start_switch(config, watch=watch, control=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -74,6 +74,22 @@ agent-logout|You are logged out of your queues.
 agent-pause|You are paused.
 agent-unpause|You are available again.
 agent-refused|Sorry, this phone is not an agent of any queue.
+queue-thanks|Thank you for waiting. Your call is important to us.
+queue-next|You are the next caller.
+EOF
+}
+
+# Queue announcements: fragments joined with number words (pbxcore/verbs/say.py announcement),
+# so they get the short pad of the number words.
+queue_en() {
+    cat <<'EOF'
+queue-position|You are caller number
+queue-wait|Your estimated wait time is
+queue-minute|minute
+queue-minutes-few|minutes
+queue-minutes|minutes
+queue-less-than-minute|less than a minute
+queue-callback-offer|To be called back instead of waiting, press
 EOF
 }
 
@@ -120,6 +136,20 @@ agent-logout|Вы вышли из своих очередей.
 agent-pause|Вы на паузе.
 agent-unpause|Вы снова доступны.
 agent-refused|Извините, этот телефон не является агентом очереди.
+queue-thanks|Спасибо за ожидание. Ваш звонок очень важен для нас.
+queue-next|Вы следующий в очереди.
+EOF
+}
+
+queue_ru() {
+    cat <<'EOF'
+queue-position|Ваш номер в очереди
+queue-wait|Примерное время ожидания
+queue-minute|минута
+queue-minutes-few|минуты
+queue-minutes|минут
+queue-less-than-minute|меньше минуты
+queue-callback-offer|Чтобы мы вам перезвонили, нажмите
 EOF
 }
 
@@ -175,8 +205,10 @@ done
 
 prompts_en | speak_list en en-us 0.3
 words_en | speak_list en en-us 0.05
+queue_en | speak_list en en-us 0.05
 prompts_ru | speak_list ru ru 0.3
 words_ru | speak_list ru ru 0.05
+queue_ru | speak_list ru ru 0.05
 
 make_moh "$TMP/moh.wav"
 make_beep "$TMP/beep.wav"

@@ -100,6 +100,10 @@ class Call:
         # Replaces the script loop for calls the switch answers itself (feature codes).
         self.flow: Callable[[Call], Awaitable[None]] | None = None
         self.carried: dict[str, str] = {}  # event fields every later event carries (PBX_QUEUE*)
+        # What the call does now, for `pbx calls`: "ringing", "in script", "playing",
+        # "dialling", "bridged", "in queue", ...; the detail names the prompt, target or agent.
+        self.activity = "ringing"
+        self.activity_detail = ""
         self._trace: list[TraceEntry] = []
         self._writes: asyncio.Future[None] | None = None  # the tail of the store-write chain
         self._seq = 0
@@ -249,6 +253,23 @@ class Call:
         elif by == "shutdown":
             self.leg.reject(503)
         self._end(by, cause, code)
+
+    def doing(self, activity: str, detail: str = "") -> None:
+        """Report what the call does now (the engine, the dialer and services call this)."""
+        self.activity, self.activity_detail = activity, detail
+
+    def end_by_switch(self, cause: str) -> None:
+        """Hang up from outside the script (`pbx hangup`): BYE when answered, 487 before
+        (RFC 3261 §9.2: a request ended before its final answer is 487 Request Terminated).
+        The engine then runs the hangup event and closes the CDR with hangup_by "switch"."""
+        if self.ended.is_set():
+            return
+        if self.answered:
+            self.leg.bye()
+            self._end("switch", cause, None)
+        else:
+            self.leg.reject(487)
+            self._end("switch", cause, 487)
 
     def _end(self, by: str, cause: str, code: int | None) -> None:
         if self.ended.is_set():

@@ -162,6 +162,7 @@ async def _ring_targets(call: Call, targets: list[Target], *, timeout: float,
     deps = call.deps
     legs: list[OutboundLeg] = []
     winner: OutboundLeg | None = None
+    call.doing("dialling", ", ".join(dict.fromkeys(t.label for t in targets)))
     try:
         for target in targets:
             media = await MediaSession.open(deps.media_host, deps.ports, deps.pacer)
@@ -249,6 +250,7 @@ async def bridge_call(call: Call, leg: OutboundLeg, record: bool,
     call.bridge = bridge
     answered = datetime.now(UTC)
     call.note("note", {"bridged": leg.target.label, "callee_uri": leg.target.uri})
+    call.doing("bridged", leg.target.label)
     log.info("call %s bridged to %s", call.info.call_id, leg.target.label)
     try:
         while True:
@@ -281,6 +283,7 @@ async def bridge_call(call: Call, leg: OutboundLeg, record: bool,
                     await release_leg(call, old)
                     bridge.b = leg.media
                     bridge.start()
+                    call.doing("bridged", leg.target.label)
     finally:
         bridge.stop()
         call.bridge = None
@@ -320,6 +323,7 @@ async def _transfer(call: Call, bridge: Bridge, leg: OutboundLeg) -> OutboundLeg
     call.media.set_background(None)
     if not leg.ended.is_set():
         bridge.start()  # back to the transferring agent
+        call.doing("bridged", leg.target.label)
     return None
 
 

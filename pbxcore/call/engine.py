@@ -34,6 +34,10 @@ log = logging.getLogger("pbxcore.call")
 
 MAX_STEPS = 1000  # a script that loops forever through gather still ends, some day
 AFTER_HANGUP = frozenset({"log", "set"})  # the only actions a hangup event's output may run
+# How an action that takes time shows in `pbx calls` (instant ones leave the state as it was).
+ACTIVITY = {"play": "playing", "say": "playing", "gather": "gathering digits",
+            "record": "recording", "wait": "waiting", "dial": "dialling",
+            "transfer": "dialling", "queue": "in queue"}
 
 
 async def run_call(call: Call) -> None:
@@ -91,6 +95,7 @@ async def _run(call: Call, script: Path, event: Event) -> RunResult:
     if call.answered:
         with contextlib.suppress(Exception):  # no moh prompt: the caller hears silence
             call.media.set_background(call.sound(call.route.hold_music or "moh"))
+    call.doing("in script", script.name)
     try:
         # A goto leaves the route's transport: the target script runs as a process per event.
         transport = (call.deps.transports.for_route(call.route) if script == call.route.script
@@ -135,6 +140,8 @@ async def execute_all(call: Call, actions: list[Action]) -> Outcome | None:
         if call.ended.is_set():
             return None
         call.note("action", {"action": action.to_text()})
+        if action.verb in ACTIVITY:
+            call.doing(ACTIVITY[action.verb], action.to_text().partition(" ")[2][:120])
         try:
             outcome = await execute(call, action)
         except (ActionError, ValueError, OSError) as exc:

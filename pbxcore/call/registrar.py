@@ -30,6 +30,7 @@ class Binding:
     source: Peer  # where the REGISTER came from (reach the phone here)
     call_id: str
     cseq: int
+    user_agent: str = ""  # the REGISTER's User-Agent, as sent (escape before showing it)
 
 
 class Registrar:
@@ -73,7 +74,8 @@ class Registrar:
                     table.pop(addr.uri, None)
                 else:
                     table[addr.uri] = Binding(addr.uri, now + expires, source,
-                                              request.call_id, _number)
+                                              request.call_id, _number,
+                                              (request.headers.get("User-Agent") or "")[:200])
         return 200, [("Contact", _contact_value(b, now)) for b in self.bindings(extension)]
 
 

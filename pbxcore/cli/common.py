@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from pbxcore.config import Config, ConfigError, Problem, format_problem, load_config, read_store_dsn
-from pbxcore.store import Store, open_store, sqlite_path
+from pbxcore.store import Store, open_store, redact_dsn, sqlite_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,9 +62,7 @@ async def open_config_store(config_path: Path) -> Store:
         raise click.ClickException(f"cannot open the store {redact(dsn)}: {e}") from None
 
 
-def redact(dsn: str) -> str:
-    """The DSN without a password (postgresql://user:secret@host -> postgresql://user:***@host)."""
-    return re.sub(r"(//[^/:@]+):[^@/]*@", r"\1:***@", dsn)
+redact = redact_dsn  # the store's own: `pbx status` shows the DSN the same way
 
 
 def parse_since(text: str, now: datetime) -> datetime:

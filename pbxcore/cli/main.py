@@ -5,11 +5,15 @@ from __future__ import annotations
 import click
 
 from pbxcore import __version__
+from pbxcore.cli.calls_cmd import calls, hangup
 from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
+from pbxcore.cli.queues_cmd import agent, agents, queues
+from pbxcore.cli.registrations_cmd import registrations
 from pbxcore.cli.replay_cmd import replay
 from pbxcore.cli.run_cmd import run
 from pbxcore.cli.simulate_cmd import simulate
+from pbxcore.cli.switch_cmd import reload, status
 from pbxcore.cli.trace_cmd import trace
 
 
@@ -19,5 +23,6 @@ def main() -> None:
     """pbxcore: a SIP switching core that runs a script per call event."""
 
 
-for command in (check, run, cdr, trace, replay, simulate):
+for command in (check, run, cdr, trace, replay, simulate, status, calls, hangup,
+                registrations, reload, queues, agents, agent):
     main.add_command(command)

@@ -21,6 +21,11 @@ from pbxcore.cli.common import config_option, load_or_exit
 def run(config_path: Path, watch: bool, loop: str) -> None:
     """Run the switch until interrupted (SIGINT/SIGTERM hang up live calls with BYE)."""
     config = load_or_exit(config_path)
+    from pbxcore.control.server import ControlError
     from pbxcore.server import run_forever  # lazy: the other commands never load the switch
 
-    run_forever(config, watch=watch, loop=loop)
+    try:
+        run_forever(config, watch=watch, loop=loop)
+    except ControlError as exc:  # e.g. another switch already serves this control socket
+        click.echo(f"pbx: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pbxcore.store.base import (
@@ -30,8 +31,13 @@ from pbxcore.store.base import (
 __all__ = [
     "DISPOSITIONS", "HANGUP_BY", "LEG_DISPOSITIONS", "TRACE_KINDS", "Cdr", "CdrEnd", "CdrStart",
     "Disposition", "HangupBy", "LegDisposition", "Store", "TraceEntry", "TraceKind",
-    "UnknownCallError", "new_call_id", "open_store", "sqlite_path",
+    "UnknownCallError", "new_call_id", "open_store", "redact_dsn", "sqlite_path",
 ]
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without a password (postgresql://user:secret@host -> postgresql://user:***@host)."""
+    return re.sub(r"(//[^/:@]+):[^@/]*@", r"\1:***@", dsn)
 
 
 def sqlite_path(dsn: str, base_dir: Path) -> Path:

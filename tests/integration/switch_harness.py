@@ -101,11 +101,12 @@ def write_config(dir: Path, *, port: int, routes: str, rtp: tuple[int, int] | No
     return path
 
 
-def start_switch(dir: Path, config: Path, port: int, timeout: float = 20) -> SwitchProcess:
+def start_switch(dir: Path, config: Path, port: int, timeout: float = 20,
+                 args: tuple[str, ...] = ()) -> SwitchProcess:
     log = dir / "pbx.log"
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pbxcore", "run", "--config", str(config)],
+            [sys.executable, "-m", "pbxcore", "run", "--config", str(config), *args],
             stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
         )
     sw = SwitchProcess(dir, config, port, proc, log)

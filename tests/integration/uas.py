@@ -64,7 +64,8 @@ class Phone(threading.Thread):
 
     # -- registration (before the thread starts) -------------------------------------------
 
-    def register(self, timeout: float = 5.0, expires: int = 300) -> int:
+    def register(self, timeout: float = 5.0, expires: int = 300,
+                 user_agent: str | None = None) -> int:
         call_id = secrets.token_hex(8)
         auth = None
         for cseq in (1, 2):
@@ -76,6 +77,8 @@ class Phone(threading.Thread):
                 f"CSeq: {cseq} REGISTER", f"Contact: <sip:{self.ext}@127.0.0.1:{self.port}>",
                 f"Expires: {expires}", "Max-Forwards: 70",
             ]
+            if user_agent is not None:
+                lines.append(f"User-Agent: {user_agent}")
             if auth:
                 lines.append(f"Authorization: {auth}")
             self.sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(),

@@ -13,12 +13,12 @@ ROOT = Path(__file__).resolve().parents[3] / "pbxcore"
 # rank: a module may import modules of its own rank or lower.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (3, ("pbxcore.cli", "pbxcore.server", "pbxcore.testing", "pbxcore.__main__")),
-    (2, ("pbxcore.verbs", "pbxcore.acd", "pbxcore.call")),
+    (2, ("pbxcore.verbs", "pbxcore.acd", "pbxcore.call", "pbxcore.control.handlers")),
     (1, ("pbxcore.transport", "pbxcore.media", "pbxcore.store", "pbxcore.script.runner",
          "pbxcore.script.transports", "pbxcore.script.worker", "pbxcore.script.webhook",
-         "pbxcore.config", "pbxcore.config_queues", "pbxcore.config_watch")),
+         "pbxcore.config", "pbxcore.config_queues", "pbxcore.config_watch", "pbxcore.control")),
     (0, ("pbxcore.sip", "pbxcore.rtp", "pbxcore.script", "pbxcore.acd.spec",
-         "pbxcore.acd.model")),
+         "pbxcore.acd.model", "pbxcore.control.protocol")),
 ]
 PURE_FORBIDDEN = {"asyncio", "socket", "subprocess", "sqlite3", "psycopg", "threading",
                   "selectors", "multiprocessing"}

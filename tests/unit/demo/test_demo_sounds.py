@@ -27,6 +27,9 @@ ALL_WAVS = sorted(SOUNDS.rglob("*.wav"))
 COMMON = ["welcome", "menu", "your-number-is", "record-after-beep", "you-said", "hours",
           "closed", "invalid", "goodbye", "sorry", "moh", "beep",
           *(f"digits/{d}" for d in [*"0123456789", "star", "pound"])]
+# What queue announcements play (pbxcore.verbs.say.announcement), and the callback offer.
+QUEUE = ["queue-position", "queue-next", "queue-wait", "queue-minute", "queue-minutes-few",
+         "queue-minutes", "queue-less-than-minute", "queue-thanks", "queue-callback-offer"]
 
 
 def words_en(n: int) -> list[str]:
@@ -146,7 +149,21 @@ def test_sounds_are_modest_in_size() -> None:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_common_files_exist(lang: str) -> None:
-    missing = [f for f in COMMON if not (SOUNDS / lang / f"{f}.wav").is_file()]
+    missing = [f for f in [*COMMON, *QUEUE] if not (SOUNDS / lang / f"{f}.wav").is_file()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_queue_announcement_has_its_prompts(lang: str) -> None:
+    from pbxcore.verbs.say import ANNOUNCE_PARTS, announcement
+
+    needed: set[str] = set()
+    for position in range(1, 1100):
+        needed.update(announcement(position, position * 7.5, lang, ANNOUNCE_PARTS))
+    # English never needs the 2-4 form; Russian needs all three.
+    unused = {"queue-callback-offer"} | ({"queue-minutes-few"} if lang == "en" else set())
+    assert {n for n in needed if not n.startswith("numbers/")} == set(QUEUE) - unused
+    missing = sorted(n for n in needed if not (SOUNDS / lang / f"{n}.wav").is_file())
     assert missing == []
 
 
