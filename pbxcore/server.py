@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pbxcore.acd.commands import install as install_acd_commands
 from pbxcore.acd.service import AcdService
 from pbxcore.call.call import CallDeps
 from pbxcore.call.switch import Switch
@@ -52,6 +53,8 @@ class RunningSwitch:
         self.deps.config = new
         if self.deps.acd is not None:
             self.deps.acd.reconfigure(new.queues)  # waiting callers keep their place
+            if new.queues:
+                install_acd_commands(self.control, self.deps.acd)
         self.deps.sounds = SoundLibrary(new.paths.sounds, new.paths.recordings)
         await self.deps.transports.update(new.routes)  # new pools started, dropped ones closed
 
@@ -113,6 +116,8 @@ async def start_switch(config: Config, *, watch: bool = False,
     running = RunningSwitch(switch, endpoint, pacer, deps, commands)
     SwitchCommands(switch, commands, running.reload, datetime.now(UTC),
                    time.monotonic()).install()
+    if config.queues:
+        install_acd_commands(commands, acd)
     if control:
         try:
             await running.control.start()
