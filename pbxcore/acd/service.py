@@ -46,7 +46,7 @@ from pbxcore.acd.offers import ModelInput, OfferRun
 from pbxcore.acd.spec import QueueSpec
 from pbxcore.acd.waiting import Waiter, wait_in_queue
 from pbxcore.script.events import Event
-from pbxcore.store.base import JournalEntry
+from pbxcore.store.journal import AgentEvent, JournalEntry, QueueSegment
 from pbxcore.verbs.base import Outcome
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Call records and traces: ``open_store(dsn)`` picks the backend from the DSN's scheme.
+"""Call records, traces, the queue journal and agent events: ``open_store(dsn)`` picks the
+backend from the DSN's scheme.
 
 - ``sqlite:///relative/file.db`` (relative to ``base_dir``), ``sqlite:////absolute/file.db``
 - ``postgresql://user@host/db`` (also ``postgres://``; psycopg is imported only then)
@@ -27,11 +28,21 @@ from pbxcore.store.base import (
     UnknownCallError,
     new_call_id,
 )
+from pbxcore.store.journal import (
+    AGENT_EVENT_STATES,
+    NONE,
+    QUEUE_OUTCOMES,
+    AgentEvent,
+    JournalEntry,
+    QueueSegment,
+)
 
 __all__ = [
-    "DISPOSITIONS", "HANGUP_BY", "LEG_DISPOSITIONS", "TRACE_KINDS", "Cdr", "CdrEnd", "CdrStart",
-    "Disposition", "HangupBy", "LegDisposition", "Store", "TraceEntry", "TraceKind",
-    "UnknownCallError", "new_call_id", "open_store", "redact_dsn", "sqlite_path",
+    "AGENT_EVENT_STATES", "DISPOSITIONS", "HANGUP_BY", "LEG_DISPOSITIONS", "NONE",
+    "QUEUE_OUTCOMES", "TRACE_KINDS", "AgentEvent", "Cdr", "CdrEnd", "CdrStart", "Disposition",
+    "HangupBy", "JournalEntry", "LegDisposition", "QueueSegment", "Store", "TraceEntry",
+    "TraceKind", "UnknownCallError", "new_call_id", "open_store", "redact_dsn",
+    "sqlite_path",
 ]
 
 

@@ -1,4 +1,5 @@
-"""The store seam: call records (CDRs) and per-call traces, and the Protocol every backend meets.
+"""The store seam: call records (CDRs), per-call traces, the ACD's queue journal and agent
+events (store/journal.py), and the Protocol every backend meets.
 
 One CDR per call, never one row per leg: the legs the switch dialled for it (B2BUA) are nested in
 ``Cdr.legs``, stored in the child table ``cdr_legs`` and written with ``cdr_leg`` (insert or replace
@@ -8,7 +9,8 @@ times so every backend agrees. Times are timezone-aware UTC datetimes in these d
 in ``to_json()``; a naive datetime is our own bug and raises ValueError.
 
 Text that came from a peer (caller name, script output) may hold NUL, which PostgreSQL refuses in
-text and jsonb; every backend replaces it with U+FFFD so all three store the same thing.
+text and jsonb; every backend replaces it with U+FFFD so all three store the same thing
+(store/values.py).
 """
 
 from __future__ import annotations
@@ -19,8 +21,16 @@ import time
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol, get_args
+
+from pbxcore.store.journal import AgentEvent, JournalEntry, QueueSegment
+
+# Re-exported (backends and other code import them from here, as before they moved).
+from pbxcore.store.values import from_iso as from_iso
+from pbxcore.store.values import iso as iso
+from pbxcore.store.values import scrub as scrub
+from pbxcore.store.values import utc as utc
 
 Disposition = Literal["answered", "no answer", "busy", "failed", "rejected", "abandoned"]
 HangupBy = Literal["caller", "callee", "switch", "script", "shutdown"]  # callee: the dialled party
@@ -90,6 +100,8 @@ class Cdr:
     vars: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     # Dialled legs ordered by leg number: {"leg": N, **data given to cdr_leg} (see checked_leg).
     legs: tuple[Mapping[str, Any], ...] = ()
+    # Queue visits ordered by number (cdr_queue); every agent rung is a leg above.
+    queues: tuple[QueueSegment, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (times as ISO 8601 UTC strings) for `pbx cdr --json` and exports."""
@@ -102,6 +114,7 @@ class Cdr:
             "hangup_cause": self.hangup_cause, "hangup_code": self.hangup_code,
             "recordings": list(self.recordings), "script_errors": list(self.script_errors),
             "vars": dict(self.vars), "legs": [dict(leg) for leg in self.legs],
+            "queues": [q.to_json() for q in self.queues],
         }
 
 
@@ -141,9 +154,13 @@ class Store(Protocol):
         LEG_DISPOSITIONS), sip_code (int or None), reason, talk_seconds (float or None),
         recordings (list). Allowed after cdr_close too (a leg may be finished last)."""
 
+    async def cdr_queue(self, call_id: str, segment: QueueSegment) -> None:
+        """Insert or replace queue segment ``segment.number`` of the call (Cdr.queues).
+        Allowed after cdr_close too."""
+
     async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
         """CDRs that started at or after ``since``, newest first, at most ``limit``, each with its
-        legs (read in one query for all of them, not one per CDR)."""
+        legs and queue segments (read in one query each for all of them, not one per CDR)."""
         ...
 
     async def cdr(self, call_id: str) -> Cdr | None: ...
@@ -155,6 +172,25 @@ class Store(Protocol):
 
     async def trace(self, call_id: str) -> list[TraceEntry]:
         """The call's trace ordered by seq (then insertion); [] for an unknown call."""
+        ...
+
+    async def journal_append(self, entries: Sequence[JournalEntry]) -> None:
+        """Queue journal rows, in one write (one transaction where the backend has them)."""
+
+    async def journal(self, *, queue: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None, call_id: str | None = None,
+                      limit: int = 100) -> list[JournalEntry]:
+        """The newest ``limit`` rows matching (since inclusive, until exclusive), returned
+        oldest first as a log reads; ties in time keep the order they were appended in."""
+        ...
+
+    async def agent_event_append(self, events: Sequence[AgentEvent]) -> None:
+        """Agent state changes, in one write."""
+
+    async def agent_events(self, *, agent: str | None = None, since: datetime | None = None,
+                           until: datetime | None = None, node: str | None = None,
+                           limit: int = 1000) -> list[AgentEvent]:
+        """The newest ``limit`` agent events matching, oldest first (as journal())."""
         ...
 
     async def close(self) -> None: ...
@@ -169,9 +205,11 @@ FIELD_COLUMN = {"answer": "answer_time", "caller": "caller", "caller_name": "cal
                 "called": "called", "route": "route", "vars": "vars"}  # cdr_update name -> column
 
 
-def cdr_from_row(row: Sequence[Any], legs: tuple[Mapping[str, Any], ...] = ()) -> Cdr:
+def cdr_from_row(row: Sequence[Any], legs: tuple[Mapping[str, Any], ...] = (),
+                 queues: tuple[QueueSegment, ...] = ()) -> Cdr:
     """A Cdr from an SQL row in CDR_COLUMNS order: JSON as text (SQLite) or decoded (jsonb),
-    times as ISO text (SQLite) or datetime (timestamptz); ``legs`` from group_legs."""
+    times as ISO text (SQLite) or datetime (timestamptz); ``legs`` from group_legs, ``queues``
+    from journal.group_segments."""
 
     def when(v: Any) -> datetime | None:
         return utc(v) if isinstance(v, datetime) else from_iso(v)
@@ -185,7 +223,7 @@ def cdr_from_row(row: Sequence[Any], legs: tuple[Mapping[str, Any], ...] = ()) -
                end=when(row[4]), caller=row[5], caller_name=row[6], called=row[7], route=row[8],
                disposition=row[9], duration=row[10], billsec=row[11], hangup_by=row[12],
                hangup_cause=row[13], hangup_code=row[14], recordings=tuple(js(row[15])),
-               script_errors=tuple(js(row[16])), vars=js(row[17]), legs=legs)
+               script_errors=tuple(js(row[16])), vars=js(row[17]), legs=legs, queues=queues)
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -196,31 +234,6 @@ def new_call_id(now: float | None = None) -> str:
     ms = int((time.time() if now is None else now) * 1000)
     n = (ms << 80) | int.from_bytes(os.urandom(10), "big")
     return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
-
-
-def utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware UTC times")
-    return value.astimezone(UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else utc(value).isoformat(timespec="microseconds")
-
-
-def from_iso(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
-
-
-def scrub(value: Any) -> Any:
-    """``value`` with NUL characters in every string (keys too) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, Mapping):
-        return {scrub(k): scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [scrub(v) for v in value]
-    return value
 
 
 def check_update(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,12 +23,23 @@ from pbxcore.store.base import (
     utc,
     with_leg,
 )
+from pbxcore.store.journal import (
+    AgentEvent,
+    JournalEntry,
+    QueueSegment,
+    checked_agent_event,
+    checked_journal,
+    checked_segment,
+    in_window,
+)
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._cdrs: dict[str, Cdr] = {}
         self._traces: dict[str, list[TraceEntry]] = {}
+        self._journal: list[JournalEntry] = []
+        self._agent_events: list[AgentEvent] = []
 
     def _get(self, call_id: str) -> Cdr:
         try:
@@ -59,6 +70,12 @@ class MemoryStore:
         legs = [x for x in cdr.legs if x["leg"] != leg] + [row]
         self._cdrs[call_id] = replace(cdr, legs=tuple(sorted(legs, key=lambda x: x["leg"])))
 
+    async def cdr_queue(self, call_id: str, segment: QueueSegment) -> None:
+        row = checked_segment(segment)
+        cdr = self._get(call_id)
+        queues = [q for q in cdr.queues if q.number != row.number] + [row]
+        self._cdrs[call_id] = replace(cdr, queues=tuple(sorted(queues, key=lambda q: q.number)))
+
     async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
         rows = [c for c in self._cdrs.values() if since is None or c.start >= utc(since)]
         rows.sort(key=lambda c: (c.start, c.call_id), reverse=True)
@@ -75,6 +92,28 @@ class MemoryStore:
 
     async def trace(self, call_id: str) -> list[TraceEntry]:
         return sorted(self._traces.get(call_id, []), key=lambda e: e.seq)  # stable: ties keep order
+
+    async def journal_append(self, entries: Sequence[JournalEntry]) -> None:
+        self._journal.extend([checked_journal(e) for e in entries])  # all checked, then added
+
+    async def journal(self, *, queue: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None, call_id: str | None = None,
+                      limit: int = 100) -> list[JournalEntry]:
+        rows = [e for e in self._journal if in_window(e.time, since, until)
+                and queue in (None, e.queue) and call_id in (None, e.call_id)]
+        rows.sort(key=lambda e: e.time)  # stable: ties keep the order of appending
+        return rows[-limit:] if limit > 0 else []
+
+    async def agent_event_append(self, events: Sequence[AgentEvent]) -> None:
+        self._agent_events.extend([checked_agent_event(e) for e in events])
+
+    async def agent_events(self, *, agent: str | None = None, since: datetime | None = None,
+                           until: datetime | None = None, node: str | None = None,
+                           limit: int = 1000) -> list[AgentEvent]:
+        rows = [e for e in self._agent_events if in_window(e.time, since, until)
+                and agent in (None, e.agent) and node in (None, e.node)]
+        rows.sort(key=lambda e: e.time)
+        return rows[-limit:] if limit > 0 else []
 
     async def close(self) -> None:
         pass

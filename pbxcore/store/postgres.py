@@ -36,6 +36,26 @@ from pbxcore.store.base import (
     scrub,
     utc,
 )
+from pbxcore.store.journal import (
+    AGENT_EVENT_COLUMNS,
+    JOURNAL_COLUMNS,
+    SEGMENT_COLUMNS,
+    SEGMENTS_OF,
+    AgentEvent,
+    JournalEntry,
+    QueueSegment,
+    agent_event_filter,
+    agent_event_from_row,
+    agent_event_row,
+    checked_agent_event,
+    checked_journal,
+    checked_segment,
+    group_segments,
+    journal_filter,
+    journal_from_row,
+    journal_row,
+    segment_row,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -147,6 +167,20 @@ class PostgresStore:
                                    (leg, Jsonb(checked_leg(leg, data)), call_id)):
             raise UnknownCallError(call_id)
 
+    async def cdr_queue(self, call_id: str, segment: QueueSegment) -> None:
+        row = segment_row(call_id, checked_segment(segment), text_times=False)
+        # Typed placeholders: in a SELECT list PostgreSQL cannot infer a parameter's type.
+        if not await self._execute(
+                f"INSERT INTO cdr_queue ({SEGMENT_COLUMNS}) "
+                "SELECT %s::text, %s::integer, %s::text, %s::timestamptz, %s::integer, "
+                "%s::integer, %s::double precision, %s::text, %s::text FROM cdr "
+                "WHERE call_id = %s ON CONFLICT (call_id, number) DO UPDATE SET "
+                "queue = EXCLUDED.queue, entered = EXCLUDED.entered, "
+                "position = EXCLUDED.position, priority = EXCLUDED.priority, "
+                "wait = EXCLUDED.wait, agent = EXCLUDED.agent, outcome = EXCLUDED.outcome",
+                (*row, call_id)):
+            raise UnknownCallError(call_id)
+
     async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
         where, args = ("WHERE start_time >= %s", (utc(since),)) if since else ("", ())
         return await self._read_cdrs(f"SELECT {CDR_COLUMNS} FROM cdr {where} "
@@ -164,11 +198,14 @@ class PostgresStore:
         async with self._lock:
             rows = await (await self._conn.execute(sql, args)).fetchall()
             legs: dict[str, tuple[dict[str, Any], ...]] = {}
+            queues: dict[str, tuple[QueueSegment, ...]] = {}
             if rows:
-                cur = await self._conn.execute(LEGS_OF.format(ids="SELECT unnest(%s::text[])"),
-                                               ([r[0] for r in rows],))
+                ids, each = [r[0] for r in rows], "SELECT unnest(%s::text[])"
+                cur = await self._conn.execute(LEGS_OF.format(ids=each), (ids,))
                 legs = group_legs(await cur.fetchall())
-        return [cdr_from_row(r, legs.get(r[0], ())) for r in rows]
+                cur = await self._conn.execute(SEGMENTS_OF.format(ids=each), (ids,))
+                queues = group_segments(await cur.fetchall())
+        return [cdr_from_row(r, legs.get(r[0], ()), queues.get(r[0], ())) for r in rows]
 
     # -- traces
 
@@ -193,6 +230,39 @@ class PostgresStore:
         rows = await self._fetch("SELECT seq, ts, kind, data FROM trace WHERE call_id = %s "
                                  "ORDER BY seq, id", (call_id,))
         return [TraceEntry(seq, utc(ts), kind, data) for seq, ts, kind, data in rows]
+
+    # -- queue journal and agent events
+
+    async def journal_append(self, entries: Sequence[JournalEntry]) -> None:
+        rows = [journal_row(checked_journal(e), text_times=False) for e in entries]
+        if rows:
+            await self._executemany(f"INSERT INTO queue_journal ({JOURNAL_COLUMNS}) VALUES "
+                                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+                                    rows)
+
+    async def journal(self, *, queue: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None, call_id: str | None = None,
+                      limit: int = 100) -> list[JournalEntry]:
+        where, args = journal_filter(queue=queue, since=since, until=until, call_id=call_id,
+                                     mark="%s", text_times=False)
+        rows = await self._fetch(f"SELECT {JOURNAL_COLUMNS} FROM queue_journal {where} "
+                                 "ORDER BY time DESC, id DESC LIMIT %s", (*args, limit))
+        return [journal_from_row(r) for r in reversed(rows)]
+
+    async def agent_event_append(self, events: Sequence[AgentEvent]) -> None:
+        rows = [agent_event_row(checked_agent_event(e), text_times=False) for e in events]
+        if rows:
+            await self._executemany(f"INSERT INTO agent_events ({AGENT_EVENT_COLUMNS}) "
+                                    "VALUES (%s, %s, %s, %s, %s, %s)", rows)
+
+    async def agent_events(self, *, agent: str | None = None, since: datetime | None = None,
+                           until: datetime | None = None, node: str | None = None,
+                           limit: int = 1000) -> list[AgentEvent]:
+        where, args = agent_event_filter(agent=agent, since=since, until=until, node=node,
+                                         mark="%s", text_times=False)
+        rows = await self._fetch(f"SELECT {AGENT_EVENT_COLUMNS} FROM agent_events {where} "
+                                 "ORDER BY time DESC, id DESC LIMIT %s", (*args, limit))
+        return [agent_event_from_row(r) for r in reversed(rows)]
 
     async def close(self) -> None:
         await self._conn.close()

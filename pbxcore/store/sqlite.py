@@ -40,6 +40,26 @@ from pbxcore.store.base import (
     opened,
     scrub,
 )
+from pbxcore.store.journal import (
+    AGENT_EVENT_COLUMNS,
+    JOURNAL_COLUMNS,
+    SEGMENT_COLUMNS,
+    SEGMENTS_OF,
+    AgentEvent,
+    JournalEntry,
+    QueueSegment,
+    agent_event_filter,
+    agent_event_from_row,
+    agent_event_row,
+    checked_agent_event,
+    checked_journal,
+    checked_segment,
+    group_segments,
+    journal_filter,
+    journal_from_row,
+    journal_row,
+    segment_row,
+)
 
 T = TypeVar("T")
 
@@ -164,6 +184,20 @@ class SqliteStore:
         if cur.rowcount == 0:
             raise UnknownCallError(call_id)
 
+    async def cdr_queue(self, call_id: str, segment: QueueSegment) -> None:
+        row = segment_row(call_id, checked_segment(segment), text_times=True)
+        marks = ", ".join("?" * len(row))
+        cur = await self._run(self._conn().execute,
+                              f"INSERT INTO cdr_queue ({SEGMENT_COLUMNS}) "
+                              f"SELECT {marks} FROM cdr WHERE call_id = ? "
+                              "ON CONFLICT (call_id, number) DO UPDATE SET queue = excluded.queue, "
+                              "entered = excluded.entered, position = excluded.position, "
+                              "priority = excluded.priority, wait = excluded.wait, "
+                              "agent = excluded.agent, outcome = excluded.outcome",
+                              (*row, call_id))
+        if cur.rowcount == 0:
+            raise UnknownCallError(call_id)
+
     async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
         where, args = ("WHERE start_time >= ?", (iso(since),)) if since else ("", ())
         return await self._run(self._read_cdrs, f"SELECT {CDR_COLUMNS} FROM cdr {where} "
@@ -181,11 +215,13 @@ class SqliteStore:
         try:
             rows = db.execute(sql, args).fetchall()
             ids = json.dumps([r[0] for r in rows], ensure_ascii=False)
-            legs = group_legs(db.execute(LEGS_OF.format(ids="SELECT value FROM json_each(?)"),
-                                         (ids,)) if rows else ())
+            each = "SELECT value FROM json_each(?)"
+            legs = group_legs(db.execute(LEGS_OF.format(ids=each), (ids,)) if rows else ())
+            queues = group_segments(db.execute(SEGMENTS_OF.format(ids=each), (ids,)).fetchall()
+                                    if rows else [])
         finally:
             db.execute("COMMIT")
-        return [cdr_from_row(r, legs.get(r[0], ())) for r in rows]
+        return [cdr_from_row(r, legs.get(r[0], ()), queues.get(r[0], ())) for r in rows]
 
     def _fetch(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         return self._conn().execute(sql, args).fetchall()
@@ -214,6 +250,42 @@ class SqliteStore:
                                "WHERE call_id = ? ORDER BY seq, id", (call_id,))
         return [TraceEntry(seq, datetime.fromisoformat(ts), kind, json.loads(data))
                 for seq, ts, kind, data in rows]
+
+    # -- queue journal and agent events
+
+    async def journal_append(self, entries: Sequence[JournalEntry]) -> None:
+        rows = [journal_row(checked_journal(e), text_times=True) for e in entries]
+        marks = ", ".join("?" * len(JOURNAL_COLUMNS.split(",")))
+        await self._run(self._insert_many, f"INSERT INTO queue_journal ({JOURNAL_COLUMNS}) "
+                        f"VALUES ({marks})", rows)
+
+    async def journal(self, *, queue: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None, call_id: str | None = None,
+                      limit: int = 100) -> list[JournalEntry]:
+        where, args = journal_filter(queue=queue, since=since, until=until, call_id=call_id,
+                                     mark="?", text_times=True)
+        rows = await self._run(self._fetch, f"SELECT {JOURNAL_COLUMNS} FROM queue_journal "
+                               f"{where} ORDER BY time DESC, id DESC LIMIT ?", (*args, limit))
+        return [journal_from_row(r) for r in reversed(rows)]
+
+    async def agent_event_append(self, events: Sequence[AgentEvent]) -> None:
+        rows = [agent_event_row(checked_agent_event(e), text_times=True) for e in events]
+        await self._run(self._insert_many, f"INSERT INTO agent_events ({AGENT_EVENT_COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    async def agent_events(self, *, agent: str | None = None, since: datetime | None = None,
+                           until: datetime | None = None, node: str | None = None,
+                           limit: int = 1000) -> list[AgentEvent]:
+        where, args = agent_event_filter(agent=agent, since=since, until=until, node=node,
+                                         mark="?", text_times=True)
+        rows = await self._run(self._fetch, f"SELECT {AGENT_EVENT_COLUMNS} FROM agent_events "
+                               f"{where} ORDER BY time DESC, id DESC LIMIT ?", (*args, limit))
+        return [agent_event_from_row(r) for r in reversed(rows)]
+
+    def _insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            with self._tx() as tx:  # one commit for the batch
+                tx.executemany(sql, rows)
 
     async def close(self) -> None:
         if self._db is not None:
