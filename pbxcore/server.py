@@ -47,14 +47,15 @@ class RunningSwitch:
     # on [paths] control only when started with control=True (what `pbx run` does).
     control: ControlServer
     watcher: ConfigWatcher | None = None
+    acd: AcdService | None = None  # queues and agents (also deps.acd, for the calls)
 
     async def apply_config(self, new: Config) -> None:
         """Use `new` for calls that arrive from now on (hot reload)."""
         self.deps.config = new
-        if self.deps.acd is not None:
-            self.deps.acd.reconfigure(new.queues)  # waiting callers keep their place
+        if self.acd is not None:
+            self.acd.reconfigure(new.queues)  # waiting callers keep their place
             if new.queues:
-                install_acd_commands(self.control, self.deps.acd)
+                install_acd_commands(self.control, self.acd)
         self.deps.sounds = SoundLibrary(new.paths.sounds, new.paths.recordings)
         await self.deps.transports.update(new.routes)  # new pools started, dropped ones closed
 
@@ -67,8 +68,8 @@ class RunningSwitch:
         await self.control.stop()  # first: no command sees a half-stopped switch
         if self.watcher is not None:
             self.watcher.stop()
-        if self.deps.acd is not None:
-            await self.deps.acd.stop()  # SHUTDOWN in the journal before the calls end
+        if self.acd is not None:
+            await self.acd.stop()  # SHUTDOWN in the journal before the calls end
         await self.switch.shutdown(grace)
         if self.switch.trunks is not None:
             await self.switch.trunks.stop()  # un-REGISTER while the sockets are still open
@@ -113,7 +114,7 @@ async def start_switch(config: Config, *, watch: bool = False,
     await acd.start()
     await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
     switch.trunks = await start_trunks(endpoint, config)
-    running = RunningSwitch(switch, endpoint, pacer, deps, commands)
+    running = RunningSwitch(switch, endpoint, pacer, deps, commands, acd=acd)
     SwitchCommands(switch, commands, running.reload, datetime.now(UTC),
                    time.monotonic()).install()
     if config.queues:

@@ -47,6 +47,10 @@ class AcdControl(Protocol):
         """Change an agent's state in `queue`, or in every queue they are a member of;
         AgentError when it cannot be done."""
 
+    def direct_call(self, extension: str, active: bool) -> None:
+        """An agent's phone started (True) or ended (False) a call the ACD did not offer; it is
+        not offered queue calls meanwhile.  Ignored for extensions that are no agent."""
+
     def queue_status(self) -> Sequence[Mapping[str, Any]]:
         """Per queue, JSON-able: what `pbx queues --json` prints (waiting, longest wait, agents
         by state, SL today, alert state)."""

@@ -46,13 +46,17 @@ from pbxcore.acd.offers import ModelInput, OfferRun
 from pbxcore.acd.spec import QueueSpec
 from pbxcore.acd.waiting import Waiter, wait_in_queue
 from pbxcore.script.events import Event
-from pbxcore.store.journal import AgentEvent, JournalEntry, QueueSegment
+from pbxcore.store.journal import JournalEntry
 from pbxcore.verbs.base import Outcome
 
 if TYPE_CHECKING:
     from pbxcore.call.call import Call, CallDeps
 
 log = logging.getLogger("pbxcore.acd")
+
+def _failed(offer_id: int, agent: str) -> ModelInput:
+    return lambda acd, now: acd.offer_failed(offer_id, agent, now)
+
 
 REGISTRATION_POLL = 1.0  # seconds between looks at the registrar for agents' phones
 ALERT_TIMEOUT = 10.0  # seconds an alert program may run
@@ -119,6 +123,8 @@ class AcdService:
         for d in decisions:
             if isinstance(d, Journal):
                 rows.append(d)
+                if d.event == "ENTERQUEUE" and d.call_id in self.waiters and len(d.data) > 2:
+                    self.waiters[d.call_id].position = int(d.data[2])
             elif isinstance(d, Offer):
                 self._offer(d)
             elif isinstance(d, CancelOffer):
@@ -141,7 +147,7 @@ class AcdService:
         waiter = self.waiters.get(d.call_id)
         if waiter is None:  # the model and the calls disagree: tell the model nobody rang
             for agent in d.agents:
-                self.feed(lambda acd, now, a=agent: acd.offer_failed(d.offer_id, a, now))
+                self.feed(_failed(d.offer_id, agent))
             return
         run = OfferRun(d, waiter.call, self.feed)
         self.offers[d.offer_id] = run

@@ -18,13 +18,16 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from pbxcore.acd.model import Announce, Connect, Leave
+from pbxcore.acd.model import Announce, Connect, EndedBy, Leave
 from pbxcore.acd.spec import QueueSpec
+from pbxcore.acd.offers import ModelInput
 from pbxcore.call.dialer import bridge_call
 from pbxcore.call.outbound import OutboundLeg
 from pbxcore.script.events import queue_fields
+from pbxcore.store.journal import QueueSegment
 from pbxcore.verbs.base import Outcome
 from pbxcore.verbs.say import announcement
 
@@ -41,8 +44,22 @@ class Waiter:
 
     call: Call
     spec: QueueSpec
+    priority: int = 0
     inbox: asyncio.Queue[Announce | Connect | Leave | str] = field(
         default_factory=asyncio.Queue)  # str: an exit key the caller pressed
+    position: int = 0  # on entry (the model's ENTERQUEUE row)
+    number: int = 1  # the call's Nth queue visit (its CDR queue segment)
+    entered: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def segment(self, *, wait: float | None = None, agent: str | None = None,
+                outcome: str | None = None) -> None:
+        """Write (or rewrite) this visit's CDR queue segment, behind the call's CDR writes."""
+        segment = QueueSegment(number=self.number, queue=self.spec.name, entered=self.entered,
+                               position=self.position, priority=self.priority,
+                               wait=None if wait is None else round(wait, 3), agent=agent,
+                               outcome=outcome)
+        store, call_id = self.call.deps.store, self.call.info.call_id
+        self.call.persist(lambda: store.cdr_queue(call_id, segment))
 
 
 async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priority: int,
@@ -52,7 +69,8 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
     `queue` event's Outcome (timeout, full, empty, exit_key, callback)."""
     queue, call_id = spec.name, call.info.call_id
     parts = tuple(spec.announce if announce is None else announce)
-    waiter = Waiter(call, spec)
+    call.queue_visits += 1
+    waiter = Waiter(call, spec, priority, number=call.queue_visits)
     acd.waiters[call_id] = waiter
     hold = _hold_music(call, spec.hold_music)
     call.media.set_background(hold)
@@ -64,11 +82,13 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
         acd.feed(lambda model, now: model.join(call_id, queue, now, priority=priority,
                                                timeout=timeout, announce=bool(parts),
                                                caller=call.info.caller))
+        if not waiter.inbox.qsize():  # joined (not refused at the door): the segment opens
+            waiter.segment()
         while decision is None:
             item = await waiter.inbox.get()
             if isinstance(item, str):
                 key = item
-                acd.feed(lambda model, now: model.leave(call_id, now, "exit_key", key=key))
+                acd.feed(_exit_key(call_id, key))
             elif isinstance(item, Announce):
                 if playing is not None:
                     playing.cancel()
@@ -77,6 +97,9 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
                 decision = item
     except asyncio.CancelledError:
         _abandoned(acd, waiter)
+        waited = (datetime.now(UTC) - waiter.entered).total_seconds()
+        waiter.segment(wait=waited, outcome="shutdown" if call.hangup_by == "shutdown"
+                       else "abandoned")
         raise
     finally:
         acd.waiters.pop(call_id, None)
@@ -88,9 +111,12 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
         fields = queue_fields(queue, wait=decision.wait, position=decision.position, agent=None)
         call.carry(fields)
         call.note("note", {"queue": queue, "left": decision.result, "wait": decision.wait})
+        waiter.position = decision.position
+        waiter.segment(wait=decision.wait, outcome=decision.result)
         return Outcome("queue", result=decision.result,
                        digits=key if decision.result == "exit_key" else None, extra=fields)
-    return await _connected(acd, waiter, decision, whisper or spec.whisper)
+    await _connected(acd, waiter, decision, whisper or spec.whisper)
+    return None
 
 
 async def _connected(acd: AcdService, waiter: Waiter, connect: Connect,
@@ -104,11 +130,13 @@ async def _connected(acd: AcdService, waiter: Waiter, connect: Connect,
     call.carry(queue_fields(connect.queue, wait=connect.wait, position=connect.position,
                             agent=connect.agent))
     call.note("note", {"queue": connect.queue, "agent": connect.agent, "wait": connect.wait})
+    waiter.position = connect.position
+    waiter.segment(wait=connect.wait, agent=connect.agent, outcome="answered")
     if leg is None or leg.ended.is_set():  # the agent hung up as it answered
         acd.feed(lambda model, now: model.call_ended(call_id, now, "agent"))
         call.media.set_background(None)
         await call.hangup()
-        return None
+        return
     if whisper:
         with contextlib.suppress(ValueError):  # a missing prompt: no whisper, not no call
             await leg.media.play(call.sound(whisper))  # the caller still hears hold music
@@ -122,9 +150,12 @@ async def _connected(acd: AcdService, waiter: Waiter, connect: Connect,
         await bridge_call(call, leg, record=call.record_calls, on_transfer=on_transfer)
     finally:
         if not transferred:
-            by = "agent" if call.hangup_by == "callee" else "caller"
+            by: EndedBy = "agent" if call.hangup_by == "callee" else "caller"
             acd.feed(lambda model, now: model.call_ended(call_id, now, by))
-    return None
+
+
+def _exit_key(call_id: str, key: str) -> ModelInput:
+    return lambda model, now: model.leave(call_id, now, "exit_key", key=key)
 
 
 def _abandoned(acd: AcdService, waiter: Waiter) -> None:

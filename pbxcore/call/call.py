@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,7 +98,8 @@ class Call:
         self.background: list[asyncio.Future[Any]] = []  # e.g. recordings being written
         self.transfers: list[tuple[str, str]] = []  # (who transferred, to where)
         # Replaces the script loop for calls the switch answers itself (feature codes).
-        self.flow: Callable[[Call], Awaitable[None]] | None = None
+        self.flow: Callable[[Call], Coroutine[Any, Any, None]] | None = None
+        self.queue_visits = 0  # queue actions so far (numbers the CDR's queue segments)
         self.carried: dict[str, str] = {}  # event fields every later event carries (PBX_QUEUE*)
         # What the call does now, for `pbx calls`: "ringing", "in script", "playing",
         # "dialling", "bridged", "in queue", ...; the detail names the prompt, target or agent.

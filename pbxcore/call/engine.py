@@ -44,7 +44,7 @@ async def run_call(call: Call) -> None:
     """Drive `call` from its INVITE to its closed CDR.  Never raises for script faults."""
     # A call the switch answers itself (an agent's feature code) brings its own flow.
     body = call.flow(call) if call.flow is not None else _flow(call)
-    flow = asyncio.create_task(body, name=f"call-{call.info.call_id}")
+    flow: asyncio.Task[None] = asyncio.create_task(body, name=f"call-{call.info.call_id}")
     ended = asyncio.create_task(call.ended.wait())
     try:
         await asyncio.wait({flow, ended}, return_when=asyncio.FIRST_COMPLETED)

@@ -292,14 +292,14 @@ class Switch:
             store = self.deps.store
             call.persist(lambda: store.cdr_open(start))  # not awaited: the caller is ringing
             # An agent calling out is busy: no queue call is offered meanwhile.
-            agent = info.user if self.deps.acd is not None and call.flow is None else None
-            if agent is not None:
-                self.deps.acd.direct_call(agent, True)
+            acd = self.deps.acd if call.flow is None else None
+            if acd is not None and info.user is not None:
+                acd.direct_call(info.user, True)
             try:
                 await run_call(call)
             finally:
-                if agent is not None:
-                    self.deps.acd.direct_call(agent, False)
+                if acd is not None and info.user is not None:
+                    acd.direct_call(info.user, False)
         except Exception:
             log.exception("call %s: internal error", info.call_id)
         finally:
