@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pbxcore.acd.model import Announce, Connect, EndedBy, Leave
-from pbxcore.acd.spec import QueueSpec
 from pbxcore.acd.offers import ModelInput
+from pbxcore.acd.spec import QueueSpec
 from pbxcore.call.dialer import bridge_call
 from pbxcore.call.outbound import OutboundLeg
 from pbxcore.script.events import queue_fields

@@ -192,7 +192,7 @@ class SippCallee:
 
     def __init__(self, scenario: str, switch_port: int, ext: str | None, work: Path, *,
                  keys: dict[str, str] | None = None, echo: bool = False,
-                 timeout: float = 30) -> None:
+                 timeout: float = 30, calls: int = 1) -> None:
         from tests.sipp.sipp_peer import SCENARIOS, SIPP
 
         self.ext, self.work, self.timeout = ext, work, timeout
@@ -214,7 +214,7 @@ class SippCallee:
             cmd = [SIPP, "-sf", str(SCENARIOS / scenario), "-t", "u1",
                    "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(self.port),
                    "-mp", str(media),
-                   "-m", "1", "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin",
+                   "-m", str(calls), "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin",
                    "-max_recv_loops", "100", "-key", "switch_port", str(switch_port),
                    "-trace_err", "-error_file", str(work / "errors.log"),
                    "-trace_screen", "-screen_file", str(work / "screen.log"),
