@@ -7,6 +7,7 @@ import click
 from pbxcore import __version__
 from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
+from pbxcore.cli.journal_cmd import journal
 from pbxcore.cli.replay_cmd import replay
 from pbxcore.cli.run_cmd import run
 from pbxcore.cli.simulate_cmd import simulate
@@ -19,5 +20,5 @@ def main() -> None:
     """pbxcore: a SIP switching core that runs a script per call event."""
 
 
-for command in (check, run, cdr, trace, replay, simulate):
+for command in (check, run, cdr, trace, journal, replay, simulate):
     main.add_command(command)
