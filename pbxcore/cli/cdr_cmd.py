@@ -14,7 +14,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pbxcore.cli.common import config_option, open_config_store, parse_since, utc_text
+from pbxcore.cli.common import (
+    config_option,
+    open_config_store,
+    parse_since,
+    terminal_safe,
+    utc_text,
+)
 from pbxcore.store import Cdr
 
 
@@ -52,8 +58,9 @@ def render(cdrs: list[Cdr]) -> Table:
         caller = f"{c.caller} ({c.caller_name})" if c.caller_name else c.caller
         hangup = " ".join(x for x in (c.hangup_by or "", c.hangup_cause,
                                       str(c.hangup_code or "")) if x)
-        # Text cells: caller names and causes come from peers and must not be read as markup.
-        table.add_row(*(Text(x) for x in (
+        # Text cells: caller names and causes come from peers and must not be read as markup
+        # (Text) nor drive the terminal (terminal_safe: an ESC in a display name).
+        table.add_row(*(Text(terminal_safe(x)) for x in (
             utc_text(c.start), c.call_id, caller, c.called, c.route or "",
             c.disposition or "in progress", legs_text(c.legs), _seconds(c.duration),
             _seconds(c.billsec), hangup)))
@@ -62,8 +69,8 @@ def render(cdrs: list[Cdr]) -> Table:
 
 @click.command("cdr")
 @config_option
-@click.option("--since", help="Only calls that started after this: an age (15m, 1h, 2d, 1w) "
-              "or an ISO time (no zone means UTC).")
+@click.option("--since", help="Only calls that started after this: an age (15m, 1h, 2d, 1w), "
+              "today, yesterday (from 00:00 UTC) or an ISO time (no zone means UTC).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def cdr(config_path: Path, since: str | None, limit: int, as_json: bool) -> None:

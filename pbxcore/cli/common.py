@@ -66,16 +66,32 @@ redact = redact_dsn  # the store's own: `pbx status` shows the DSN the same way
 
 
 def parse_since(text: str, now: datetime) -> datetime:
-    """'90s', '15m', '1h', '2d', '1w' before ``now``, or an ISO 8601 time (no zone means UTC)."""
+    """'90s', '15m', '1h', '2d', '1w' before ``now``; 'today' or 'yesterday' (from 00:00 UTC,
+    the zone every time is shown in); or an ISO 8601 time (no zone means UTC)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
     if m:
         return now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    day = {"today": 0, "yesterday": 1}.get(text.strip().lower())
+    if day is not None:
+        midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight - timedelta(days=day)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise click.BadParameter(f"{text!r}: use an age like 1h or 2d, or an ISO time "
-                                 "like 2024-05-01T09:00") from None
+        raise click.BadParameter(f"{text!r}: use an age like 1h or 2d, today, yesterday, or an "
+                                 "ISO time like 2024-05-01T09:00") from None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control and format characters (ESC, CR, LF, NUL, C1, bidi controls, line
+    separators) shown as visible escapes (``\\x1b``): text a caller made (a display name, an
+    exit key) may reach the terminal only as text. Pair it with rich's Text, which keeps
+    ``[red]`` from being read as markup."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode()
+                   for c in text)
 
 
 def utc_text(when: datetime | None) -> str:

@@ -8,6 +8,7 @@ from pbxcore import __version__
 from pbxcore.cli.calls_cmd import calls, hangup
 from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
+from pbxcore.cli.journal_cmd import journal
 from pbxcore.cli.queues_cmd import agent, agents, queues
 from pbxcore.cli.registrations_cmd import registrations
 from pbxcore.cli.replay_cmd import replay
@@ -23,6 +24,6 @@ def main() -> None:
     """pbxcore: a SIP switching core that runs a script per call event."""
 
 
-for command in (check, run, cdr, trace, replay, simulate, status, calls, hangup,
+for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
                 registrations, reload, queues, agents, agent):
     main.add_command(command)
