@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,10 +43,11 @@ from pbxcore.acd.model import (
     Offer,
 )
 from pbxcore.acd.offers import ModelInput, OfferRun
+from pbxcore.acd.recovery import interrupted_rows, last_agent_states
 from pbxcore.acd.spec import QueueSpec
 from pbxcore.acd.waiting import Waiter, wait_in_queue
 from pbxcore.script.events import Event
-from pbxcore.store.journal import JournalEntry
+from pbxcore.store.journal import AgentEvent, JournalEntry
 from pbxcore.verbs.base import Outcome
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ def _failed(offer_id: int, agent: str) -> ModelInput:
     return lambda acd, now: acd.offer_failed(offer_id, agent, now)
 
 
+RECOVERY_WINDOW = timedelta(days=2)  # how far back a restart looks for what it left open
+RECOVERY_ROWS = 100_000
 REGISTRATION_POLL = 1.0  # seconds between looks at the registrar for agents' phones
 ALERT_TIMEOUT = 10.0  # seconds an alert program may run
 
@@ -81,11 +84,34 @@ class AcdService:
         self._background: set[asyncio.Future[Any]] = set()
         self._day = date.today()
         self._direct: dict[str, int] = {}  # agent -> direct calls in progress
+        self._agent_seen: dict[str, tuple[str, str | None]] = {}  # last state journalled
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._recover()
         self._task = asyncio.create_task(self._timer(), name="acd-timer")
+
+    async def _recover(self) -> None:
+        """After a stop or a crash: queue visits the journal shows open (ENTERQUEUE without
+        its end) get an INTERRUPTED row, and agents logged in before come back logged in
+        (paused with their reason), as Asterisk's persistentmembers does."""
+        store, now = self.deps.store, self.wall()
+        rows = await store.journal(since=now - RECOVERY_WINDOW, limit=RECOVERY_ROWS)
+        closing = interrupted_rows(rows)
+        if closing:
+            log.warning("queue journal: %d queue visits left open by the last run closed as "
+                        "INTERRUPTED", len(closing))
+            self._chain(lambda: store.journal_append(closing), "INTERRUPTED rows")
+        for agent, state, reason in last_agent_states(
+                await store.agent_events(since=now - RECOVERY_WINDOW, limit=RECOVERY_ROWS)):
+            if state == "logged_out" or not self.is_agent(agent):
+                continue
+            with contextlib.suppress(AcdError):
+                self.apply(self.model.login(agent, self.clock()))
+                if state == "paused":
+                    self.apply(self.model.pause(agent, self.clock(), None, reason or ""))
+        await self.drain()
 
     async def stop(self) -> None:
         """The switch stops: SHUTDOWN rows for every waiting or connected caller, offers
@@ -141,6 +167,7 @@ class AcdService:
                 self._alert(d)
         if rows:
             self._journal(rows)
+        self._agent_changes()
         self._forget_finished_offers()
 
     def _offer(self, d: Offer) -> None:
@@ -266,20 +293,37 @@ class AcdService:
 
     # -- the journal ----------------------------------------------------------------------------
 
+    def _agent_changes(self) -> None:
+        """Every agent state change becomes an agent_events row (reports, restarts)."""
+        states = self.model.agent_states()
+        changed = [(ext, st) for ext, st in states.items() if self._agent_seen.get(ext) != st]
+        if not changed:
+            return
+        self._agent_seen.update(changed)
+        stamp, store = self.wall(), self.deps.store
+        events = [AgentEvent(time=stamp, agent=ext, state=state, reason=reason or "")
+                  for ext, (state, reason) in changed]
+        self._chain(lambda: store.agent_event_append(events), f"{len(events)} agent events")
+
     def _journal(self, rows: list[Journal]) -> None:
         stamp = self.wall()
         entries = [JournalEntry(time=stamp, queue=r.queue, event=r.event,
                                 call_id=r.call_id or "NONE", agent=r.agent or "NONE",
                                 data=tuple(r.data)) for r in rows]
-        previous, store = self._writes, self.deps.store
+        store = self.deps.store
+        self._chain(lambda: store.journal_append(entries), f"{len(entries)} journal rows")
+
+    def _chain(self, op: Callable[[], Awaitable[None]], what: str) -> None:
+        """Store writes in the order they were made, never awaited by a decision."""
+        previous = self._writes
 
         async def write() -> None:
             if previous is not None:
                 await previous
             try:
-                await store.journal_append(entries)
+                await op()
             except Exception:  # logged; the calls go on
-                log.exception("queue journal: %d rows not written", len(entries))
+                log.exception("queue journal: %s not written", what)
 
         self._writes = asyncio.ensure_future(write())
 

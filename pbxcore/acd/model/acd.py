@@ -20,7 +20,7 @@ from pbxcore.acd.model.queue import Caller
 from pbxcore.acd.model.snapshot import Snapshot
 from pbxcore.acd.model.state import Connected, QueueState
 from pbxcore.acd.model.view import snapshot_of
-from pbxcore.acd.spec import JournalEvent, QueueResult, QueueSpec
+from pbxcore.acd.spec import AgentState, JournalEvent, QueueResult, QueueSpec
 
 LeaveReason = Literal["abandon", "exit_key", "callback", "timeout"]
 EndedBy = Literal["caller", "agent"]
@@ -339,6 +339,11 @@ class Acd(Core):
     def snapshot(self, now: float) -> Snapshot:
         """Every queue and agent as `pbx queues` / `pbx agents` show them."""
         return snapshot_of(self, now)
+
+    def agent_states(self) -> dict[str, tuple[AgentState, str | None]]:
+        """Every agent's (state, pause reason), cheaper than a snapshot: the service compares
+        it after each input to journal every state change (agent_events)."""
+        return {ext: (a.state, a.reason) for ext, a in self._agents.items()}
 
     def reset_counters(self) -> None:
         """Start a new day: zero answered/abandoned/SL counters and agents' call counts (the

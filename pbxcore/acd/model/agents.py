@@ -129,8 +129,8 @@ class Agent:
         assert not isinstance(nxt, Illegal)
         if nxt == SETTLE:
             self.settle(now)
-        else:
-            self._become(nxt, None, now)
+        else:  # a flag event (registered, direct call) keeps the state and its pause reason
+            self._become(nxt, self.reason if nxt == self.state else None, now)
         return self.state
 
     def check(self, event: AgentEvent) -> None:
