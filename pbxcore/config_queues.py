@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,7 +319,7 @@ def check_agents(c: _Checker, doc: dict[str, Any]) -> AgentsConfig:
                    "values reason names (letters, digits, _ or -)", "pause_reasons")
     got = {op: codes.get(f"{op}_code", "") for op in AGENT_OPS}
     return AgentsConfig(got["login"], got["logout"], got["pause"], got["unpause"],
-                        {str(k): str(v) for k, v in reasons.items()})
+                        types.MappingProxyType({str(k): str(v) for k, v in reasons.items()}))
 
 
 def queue_changes(old: tuple[QueueSpec, ...], new: tuple[QueueSpec, ...]) -> list[str]:

@@ -2,8 +2,9 @@
 
 Theory of operation (docs/protocol.md is the contract this implements):
 1. The call arrives: the caller hears ringing (180) and the route's script runs for `incoming`.
-2. Its actions run in order.  An action with an outcome (gather, record, goto, dial, queue) ends the list;
-   the outcome becomes the next event, for the same script (or the `goto` target).
+2. Its actions run in order.  An action with an outcome (gather, record, goto, dial, queue)
+   ends the list; the outcome becomes the next event, for the same script (or the `goto`
+   target).  Fields a queue visit leaves (PBX_QUEUE*) are carried by every later event.
 3. A list that ends without an outcome ends the call (like a dialplan running off its end).
 4. A failed run (timeout, bad output, exit status, missing script) is traced and recorded in the
    CDR, and the route's fallback actions run instead: the call is never silently dropped.

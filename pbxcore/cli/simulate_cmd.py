@@ -72,8 +72,9 @@ def simulate(script: Path, caller: str, called: str, caller_name: str, language:
              save: Path | None) -> None:
     """Run SCRIPT as one call in the terminal: see its actions, type the outcomes.
 
-    A gather asks for the keys (Enter = timeout), a record for how it ended; goto is followed;
-    `h` at any question, or the end of input, hangs up (the script gets its hangup event).
+    A gather asks for the keys (Enter = timeout), a record for how it ended, a queue whether an
+    agent answered or why the caller left (timeout, full, empty, exit_key, callback); goto is
+    followed; `h` at any question, or the end of input, hangs up (the script gets its hangup event).
     """
     console = Console(highlight=False)
     env = _env(env_pairs)

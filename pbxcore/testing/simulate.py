@@ -219,12 +219,15 @@ class Simulator:
             by = ""
             while by not in ("caller", "callee"):
                 by = self.io.ask("who hangs up (caller/callee)", "caller")
+                by = "caller" if by == HANG_UP else by  # h (or the end of input): the caller
             talk = self._number("seconds talked", "30", 0.0, 86400.0)
             return _Next("hangup", by, cause=f"BYE from {by}",
                          extra={**fields, "talk_seconds": f"{talk:.3f}"})
         digits = ""
         if how == "exit_key":
             digits = self.io.ask("key pressed", (q.exit_key or "0")[0])[:1]
+            if digits == HANG_UP:
+                return _Next("hangup", "caller", cause="BYE from caller", extra=fields)
             if not q.exit_key or digits not in q.exit_key:
                 self.io.show("info", f"{digits!r} is not one of exit_key={q.exit_key or ''}: "
                              "the live switch would not have let the caller out")

@@ -96,3 +96,42 @@ def test_unknown_queue_is_a_script_error_and_empty(site) -> None:  # type: ignor
     lines, cdr = call(sw, dir, "602")
     assert lines[1] == "602 queue empty q=nosuch wait=0.000 pos=0 agent="
     assert cdr["script_errors"][0] == "queue nosuch: no such [[queues]] name"
+
+
+def test_hot_reload_reports_queue_changes_and_new_calls_use_them(tmp_path: Path) -> None:
+    s = tmp_path / "s"
+    s.mkdir()
+    path = s / "q.sh"
+    path.write_text(SCRIPT)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    port = free_port()
+    routes = f'[[routes]]\nmatch = "^600$"\nscript = "{path}"\npublic = true\n' \
+             'env = { QUEUE = "vip" }\n'
+    extra = '[[queues]]\nname = "support"\nmembers = ["1001"]\n'
+    config = write_config(tmp_path, port=port, routes=routes, scripts=s, extra=extra)
+    sw = start_switch(tmp_path, config, port)
+    try:
+        lines, cdr = call(sw, s, "600")
+        assert cdr["script_errors"][0] == "queue vip: no such [[queues]] name"
+        text = config.read_text()
+        config.write_text(text.replace('members = ["1001"]', 'members = ["1001", "1002:2"]\n'
+                                       '\n[[queues]]\nname = "vip"\nstrategy = "ringall"'))
+        deadline = time.monotonic() + 15
+        while "config reloaded" not in sw.log_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log = sw.log_text()
+        assert "queue vip: added" in log and "queue support: changed +1002" in log
+        assert "1 routes, 2 users, 2 queues" in log
+        lines, cdr = call(sw, s, "600")  # the new queue serves new calls
+        assert lines[1] == "600 queue empty q=vip wait=0.000 pos=0 agent="
+        assert not any("no such" in e for e in cdr["script_errors"])
+        bad = config.read_text().replace('strategy = "ringall"', 'strategy = "ring-all"')
+        config.write_text(bad)
+        deadline = time.monotonic() + 15
+        while "config change refused" not in sw.log_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        line = next(n for n, x in enumerate(bad.splitlines(), 1) if "ring-all" in x)
+        assert f"pbx.toml:{line}: strategy 'ring-all' in [[queues]] #2 must be one of" \
+            in sw.log_text()
+    finally:
+        sw.stop()

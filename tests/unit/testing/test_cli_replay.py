@@ -195,6 +195,13 @@ def test_simulate_queue_full_and_caller_hangs_up(script: Writer) -> None:
         in res.output
     res = pbx("simulate", s, "--caller", "1", "--called", "2", input="h\n20\n2\n")
     assert "event  hangup result=caller" in res.output and "queue_wait=20.000" in res.output
+    # h at the later questions is the caller hanging up too (never a question asked forever)
+    res = pbx("simulate", s, "--caller", "1", "--called", "2",
+              input="answered\n5\n1\n1002\nh\n3\n")
+    assert res.exit_code == 0 and "event  hangup result=caller" in res.output
+    res = pbx("simulate", s, "--caller", "1", "--called", "2", input="exit_key\n5\n1\nh\n")
+    assert res.exit_code == 0 and "event  queue" not in res.output
+    assert "event  hangup result=caller" in res.output
 
 
 def test_replay_carries_the_queue_fields_of_a_fixture(script: Writer,
