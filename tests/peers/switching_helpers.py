@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-USERS = {f"10{n:02d}": f"pw10{n:02d}" for n in range(1, 8)}  # 1001..1007
+USERS = {f"10{n:02d}": f"pw10{n:02d}" for n in range(1, 10)}  # 1001..1009
 
 
 # ---------------------------------------------------------------- tones and their frequency

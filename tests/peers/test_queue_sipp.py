@@ -31,7 +31,16 @@ from tests.integration.switch_harness import (
 )
 from tests.integration.uac import Uac, rms
 from tests.peers.helpers import closed_cdr, poll, read_lines, write_script
-from tests.peers.switching_helpers import USERS, Callees, SippCallee, wait_rtp
+from tests.peers.switching_helpers import (
+    USERS,
+    Agent,
+    Callees,
+    SippCallee,
+    frame_hz,
+    near,
+    pcm16,
+    wait_rtp,
+)
 
 pytestmark = pytest.mark.peer
 
@@ -47,6 +56,9 @@ incoming)
     73) echo "queue lonely exit_key=9";;
     74) echo "queue closed";;
     75) echo "queue quiet";;
+    76) echo "queue whispered";;
+    77) echo "queue sleepy timeout=6";;
+    78) echo "queue tiers";;
     esac;;
 queue) echo "log left the queue: $PBX_RESULT"; echo hangup;;
 esac
@@ -105,6 +117,24 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SwitchProces
         members = ["1006"]
         hold_music = "silence"
         announce_every = 2
+
+        [[queues]]
+        name = "whispered"
+        members = ["1007"]
+        hold_music = "silence"
+        whisper = "goodbye"
+
+        [[queues]]
+        name = "sleepy"
+        members = ["1001"]
+        ring_timeout = 2
+        autopause_after = 1
+
+        [[queues]]
+        name = "tiers"
+        strategy = "linear"
+        members = ["1008", "1009:2"]
+        overflow = [{{after = 2, tier = 2}}]
         """
     dir = base / "switch"
     dir.mkdir()
@@ -295,3 +325,69 @@ def test_announcements_are_heard_over_the_hold_music(env: tuple[SwitchProcess, P
     loud = [math.sqrt(sum(s * s for s in f) / len(f)) > 300 for f in frames]
     assert sum(loud) >= 10, loud  # at least a second of speech ...
     assert sum(not x for x in loud) >= 10, loud  # ... between silences (the music)
+
+
+def test_whisper_is_heard_by_the_agent_only(env: tuple[SwitchProcess, Path],
+                                            tmp_path: Path) -> None:
+    sw, _ = env
+    phone = Agent(sw.port, "1007", tmp_path / "a1007", tone_hz=1000, tone_seconds=6)
+    try:
+        assert phone.wait_registered(), phone.log_text()
+        assert sw.pbx("agent", "login", "1007").returncode == 0
+        poll(lambda: agent(sw, "1007")["registered"], timeout=5)
+        uac = caller(sw, "76", user="5550601")
+        try:
+            uac.rtp.drain(7)  # whisper (~2 s) to the agent, then the agent's tone to us
+            uac.bye()
+        finally:
+            uac.close()
+        report = phone.finish()
+    finally:
+        phone.finish()
+    heard_by_agent = report["calls"][0]["hz"]
+    assert len([hz for hz in heard_by_agent if not near([hz], 1000)]) >= 20, report  # speech
+    samples = pcm16(uac.rtp.audio())
+    heard_by_caller = frame_hz(samples)
+    assert near(heard_by_caller, 1000) >= 50  # the agent's tone reached the caller ...
+    assert len(heard_by_caller) - near(heard_by_caller, 1000) <= 5  # ... the whisper did not
+
+
+def test_an_agent_who_does_not_answer_is_paused(env: tuple[SwitchProcess, Path],
+                                                tmp_path: Path) -> None:
+    sw, events = env
+    with Callees() as callees:
+        phone = callees.start(SippCallee("switching_uas_ring.xml", sw.port, "1001",
+                                         tmp_path / "a1001"))
+        assert sw.pbx("agent", "login", "1001", "--queue", "sleepy").returncode == 0
+        uac = caller(sw, "77", user="5550701")
+        try:
+            paused = poll(lambda: agent(sw, "1001")["state"] == "paused", timeout=8)
+            assert paused, agent(sw, "1001")
+            assert agent(sw, "1001")["reason"] == "no-answer"
+            assert uac.wait_bye(10) is not None  # then nobody is left: timeout after 6 s
+        finally:
+            uac.close()
+        assert phone.wait() == 0, phone.logs()  # the switch CANCELled the ringing phone
+    cdr = closed_cdr(sw, uac.call_id)
+    assert [(leg["target"], leg["disposition"]) for leg in cdr["legs"]] == [("1001", "no answer")]
+    rows = [(r["event"], r["data1"]) for r in journal(sw, "sleepy")]
+    assert ("PAUSE", "no-answer") in rows and any(e == "RINGNOANSWER" for e, _ in rows)
+
+
+def test_overflow_offers_the_next_tier_after_its_wait(env: tuple[SwitchProcess, Path],
+                                                      tmp_path: Path) -> None:
+    sw, _ = env
+    with Callees() as callees:
+        callees.start(SippCallee("queue_agent.xml", sw.port, "1009", tmp_path / "a1009"))
+        assert sw.pbx("agent", "login", "1009").returncode == 0  # the reserve, tier 2
+        assert sw.pbx("agent", "login", "1008").returncode == 0  # tier 1, but no phone
+        uac = caller(sw, "78", user="5550801")
+        try:
+            assert uac.wait_bye(15) is not None
+        finally:
+            uac.close()
+    cdr = closed_cdr(sw, uac.call_id)
+    assert cdr["queues"][0]["agent"] == "1009"
+    connect = next(r for r in journal(sw, "tiers") if r["event"] == "CONNECT"
+                   and r["callid"] == cdr["call_id"])
+    assert int(connect["data1"]) >= 2  # not before the overflow rule's 2 s
