@@ -95,5 +95,22 @@ def test_reload_with_callers_waiting_then_kill_and_restart(tmp_path: Path) -> No
         back = agents(sw)
         assert back["1002"]["state"] == "paused" and back["1002"]["reason"] == "lunch"
         assert back["1003"]["state"] == "available"
+        # A clean stop with a caller waiting: BYE to the caller, SHUTDOWN in the journal.
+        last = Uac(sw.port, user="5550502")
+        resp = last.call("80")
+        assert resp is not None and resp.status == 200
+        poll(lambda: sum(r["event"] == "ENTERQUEUE" for r in journal(sw)) == 3, timeout=5)
+        sw.proc.send_signal(signal.SIGTERM)
+        assert last.wait_bye(10) is not None
+        last.close()
+        sw.proc.wait(10)
+    finally:
+        sw.stop()
+    sw = start_switch(dir, config, port)
+    try:
+        cdr = closed_cdr(sw, last.call_id)
+        assert cdr["hangup_by"] == "shutdown" and cdr["queues"][0]["outcome"] == "shutdown"
+        rows = [r["event"] for r in journal(sw) if r["callid"] == cdr["call_id"]]
+        assert rows == ["ENTERQUEUE", "SHUTDOWN"]  # closed by the stop, not by the restart
     finally:
         sw.stop()
