@@ -103,9 +103,11 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
         raise
     finally:
         acd.waiters.pop(call_id, None)
-        for task in (pump, playing):
-            if task is not None:
-                task.cancel()
+        tasks = [t for t in (pump, playing) if t is not None]
+        for task in tasks:
+            task.cancel()
+        # Let an announcement put the music back before the caller's next step takes over.
+        await asyncio.gather(*tasks, return_exceptions=True)
     if isinstance(decision, Leave):
         call.media.set_background(None)
         fields = queue_fields(queue, wait=decision.wait, position=decision.position, agent=None)
