@@ -93,7 +93,7 @@ def announcement(position: int | None, wait_seconds: float | None, language: str
     `queue-thanks` at the end), always in the order position, wait, thanks:
     * position 1 is `queue-next` ("you are the next caller"), N > 1 is `queue-position` then
       N as a cardinal number ("Ваш номер в очереди: три" needs no ordinal forms);
-    * the wait is rounded to whole minutes (half up): under 60 s (or rounding to 0) it is
+    * the wait is rounded to whole minutes (half up): under 30 s (0 minutes) it is
       `queue-less-than-minute`; else `queue-wait`, the number and the minute word in the form
       the number takes (en: minute / minutes; ru: минута / минуты / минут, and минута is
       feminine: одна минута, две минуты).
