@@ -15,7 +15,7 @@ from pbxcore.cli.control import ask, cell, control_options, dumps, duration, lin
 
 def render_calls(calls: list[dict[str, Any]]) -> Table:
     count = "1 live call" if len(calls) == 1 else f"{len(calls)} live calls"
-    table = Table(title=count, title_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(title=count, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
                   pad_edge=False)
     table.add_column("call id", no_wrap=True)
     table.add_column("caller", overflow="fold", min_width=12)  # a whole E.164 number

@@ -39,7 +39,7 @@ def _alert(alert: dict[str, Any] | None) -> str:
 
 
 def render_queues(queues: list[dict[str, Any]]) -> Table:
-    table = Table(title="queues (today since 00:00 UTC)", title_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(title="queues", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
                   pad_edge=False)
     table.add_column("queue", overflow="fold")
     table.add_column("wait", justify="right", no_wrap=True)
@@ -59,7 +59,7 @@ def render_queues(queues: list[dict[str, Any]]) -> Table:
 
 
 def render_agents(agents: list[dict[str, Any]]) -> Table:
-    table = Table(title="agents", title_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(title="agents", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
                   pad_edge=False)
     table.add_column("agent", overflow="fold")
     table.add_column("state", overflow="fold")

@@ -15,7 +15,7 @@ from pbxcore.cli.control import ask, cell, control_options, dumps, duration, lin
 
 def render_registrations(rows: list[dict[str, Any]]) -> Table:
     count = "1 registration" if len(rows) == 1 else f"{len(rows)} registrations"
-    table = Table(title=count, title_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(title=count, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
                   pad_edge=False)
     table.add_column("ext", overflow="fold")
     table.add_column("contact", overflow="fold")
