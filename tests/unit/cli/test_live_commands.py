@@ -123,7 +123,7 @@ def test_queues_table_at_80_columns(served: tuple[Path, Acd]) -> None:
     sales = next(i for i, line in enumerate(lines) if "sales" in line)
     assert lines[sales].split()[:6] == ["sales", "3", "1:35", "1", "avail", "40/2"]
     assert "88%/20s" in lines[sales] and "1 pause" in lines[sales + 1]
-    assert "longest_wait 1:35 >=" in lines[sales] and "1:00" in lines[sales + 1]
+    assert "longest_wait 1:35 >= 1:00" in lines[sales]
     support = next(line for line in lines if "support" in line)
     assert support.split() == ["support", "0", "0", "s", "none", "in", "0/0"]
 
