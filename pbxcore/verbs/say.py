@@ -101,7 +101,8 @@ def announcement(position: int | None, wait_seconds: float | None, language: str
     """
     unknown = [p for p in parts if p not in ANNOUNCE_PARTS]
     if unknown:
-        raise ValueError(f"announcement: unknown part {unknown[0]!r} (use {', '.join(ANNOUNCE_PARTS)})")
+        raise ValueError(f"announcement: unknown part {unknown[0]!r} "
+                         f"(use {', '.join(ANNOUNCE_PARTS)})")
     names: list[str] = []
     if "position" in parts and position is not None and position >= 1:
         names += (["queue-next"] if position == 1 else

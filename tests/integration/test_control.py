@@ -210,6 +210,26 @@ def test_a_bridged_call_shows_its_agent_and_hangup_ends_both_legs(site: SwitchPr
     assert cdr["hangup_by"] == "switch" and cdr["legs"][0]["target"] == "1002"
 
 
+def test_hangup_while_dialling_cancels_the_ringing_phone(site: SwitchProcess) -> None:
+    phone = Phone(site.port, "1002", USERS["1002"], "ring")  # rings, never answers
+    uac = Uac(site.port)
+    try:
+        assert phone.register() == 200
+        phone.start()
+        uac.start_invite("2")
+        call = live(site, "2", "dialling")
+        assert call["detail"] == "1002" and call["answered"] is False
+        assert asked(site, "hangup", call["call_id"])["sent"] == "487"
+        final = uac.final(5)
+        assert final is not None and final.status == 487
+        until(lambda: phone.seen.cancels >= 1)  # the agent's phone stops ringing
+    finally:
+        uac.close()
+        phone.close()
+    cdr = cdr_of(site, call["call_id"])
+    assert cdr["hangup_by"] == "switch" and cdr["legs"][0]["disposition"] == "canceled"
+
+
 def test_hangup_of_an_unknown_call(site: SwitchProcess) -> None:
     result = cli(site, "hangup", "NOSUCHCALL")
     assert (result.exit_code, result.stdout) == (1, "")
@@ -272,8 +292,8 @@ match = "^1$"
 script = "{s}/wait.sh"
 public = true
 """)
-    text = config_path.read_text().replace('recordings = "var/recordings"',
-                                           'recordings = "var/recordings"\ncontrol = "run/ctl.sock"')
+    recordings = 'recordings = "var/recordings"'
+    text = config_path.read_text().replace(recordings, recordings + '\ncontrol = "run/ctl.sock"')
     config_path.write_text(text)
     config = load_config(config_path)
     assert config.paths.control == tmp_path / "run" / "ctl.sock"
