@@ -74,7 +74,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwitchProcess]:
     # Decides slowly: the caller hears ringing all the while (the call is not answered).
     script(s, "slow.sh", 'case "$PBX_EVENT" in incoming) sleep 15; echo hangup;; esac\n')
     port = free_port()
-    config = write_config(dir, port=port, routes=ROUTES.format(s=s), scripts=s, users=USERS)
+    # A trunk that does not register (127.0.0.2: our callers on 127.0.0.1 are not trunk traffic).
+    trunk = '[[trunks]]\nname = "provider"\nhost = "127.0.0.2"\nregister = false\n'
+    config = write_config(dir, port=port, routes=ROUTES.format(s=s), scripts=s, users=USERS,
+                          extra=trunk)
     # --no-watch: the reload test must see `pbx reload` do the reloading, not the watcher.
     sw = start_switch(dir, config, port, args=("--no-watch",))
     yield sw
@@ -124,10 +127,12 @@ def test_status_from_a_real_pbx_process(site: SwitchProcess) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("pbxcore 0.1.0, pid ")
     assert f"control  {sock}" in done.stdout and "queues   none" in done.stdout
+    assert "trunks   provider: not registering" in done.stdout
     status = json.loads(site.pbx("status", "--json").stdout)
     assert status["pid"] == site.proc.pid and status["control"] == str(sock)
     assert status["store"]["ok"] is True and status["queues"] is None
     assert f"udp:127.0.0.1:{site.port}" in status["listen"]
+    assert status["trunks"] == [{"name": "provider", "status": "not registering"}]
 
 
 def test_queues_without_an_acd_say_so(site: SwitchProcess) -> None:
