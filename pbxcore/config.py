@@ -312,8 +312,8 @@ def _check_paths(c: _Checker, doc: dict[str, Any]) -> Paths:
     paths = c.table(doc, "paths")
     where = ("paths", "[paths]", 0)
     got = {k: c.resolve(c.get(paths, k, str, d, where))
-           for k, d in (("scripts", "scripts"), ("sounds", "sounds"), ("recordings", "var/recordings"),
-                        ("control", "var/pbx.sock"))}
+           for k, d in (("scripts", "scripts"), ("sounds", "sounds"),
+                        ("recordings", "var/recordings"), ("control", "var/pbx.sock"))}
     if len(os.fsencode(got["control"])) > 107:  # sun_path holds 108 bytes with the NUL
         c.fail("paths", f"control {str(got['control'])!r} is longer than 107 bytes, the limit "
                "of a Unix socket path: choose a shorter one", "control")

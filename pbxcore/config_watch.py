@@ -182,7 +182,7 @@ def describe_changes(old: Config, new: Config) -> list[str]:
 
 
 def _key(item: Any) -> str:
-    for attr in ("name", "extension"):
+    for attr in ("extension", "name"):  # a user's name is a display name, not its key
         value = getattr(item, attr, None)
         if isinstance(value, str):
             return value

@@ -10,26 +10,26 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pbxcore.cli.control import ask, cell, control_options, dumps, duration
+from pbxcore.cli.control import ask, cell, control_options, dumps, duration, lines
 
 
 def render_calls(calls: list[dict[str, Any]]) -> Table:
     count = "1 live call" if len(calls) == 1 else f"{len(calls)} live calls"
-    table = Table(title=count, title_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(title=count, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
                   pad_edge=False)
     table.add_column("call id", no_wrap=True)
-    table.add_column("caller", overflow="fold")
-    table.add_column("called", overflow="fold")
+    table.add_column("caller", overflow="fold", min_width=12)  # a whole E.164 number
+    table.add_column("called", overflow="fold", min_width=6)
     table.add_column("state", overflow="fold")
     table.add_column("time", justify="right", no_wrap=True)
-    table.add_column("handler", overflow="fold")
+    table.add_column("handler", overflow="fold", min_width=7)
     for c in calls:
-        caller = f"{c['caller']} ({c['caller_name']})" if c.get("caller_name") else c["caller"]
         state = c["state"]
         if c.get("detail") and state not in ("ringing", "in script"):
             state = f"{state}: {c['detail']}" if state != "bridged" else f"bridged to {c['detail']}"
         handler = c.get("agent") or c.get("script") or ""
-        table.add_row(cell(c["call_id"]), cell(caller), cell(c["called"]), cell(state),
+        table.add_row(cell(c["call_id"]), lines(c["caller"], c.get("caller_name")),
+                      cell(c["called"]), cell(state),
                       cell(duration(c.get("duration"))), cell(handler))
     return table
 

@@ -159,6 +159,11 @@ def cell(value: object, style: str = "") -> Text:
     return Text(printable("" if value is None else value), style=style)
 
 
+def lines(*parts: object, style: str = "") -> Text:
+    """A cell of several lines, each part escaped on its own (so only we break lines)."""
+    return Text("\n".join(printable(p) for p in parts if p not in (None, "")), style=style)
+
+
 def dumps(value: Any) -> str:
     """JSON for stdout: indented, UTF-8 letters kept, but C1 controls and DEL (which JSON may
     leave raw) escaped too, so `--json` is as safe in a terminal as the tables."""

@@ -13,18 +13,20 @@ import click
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pbxcore.acd.spec import AGENT_STATES
-from pbxcore.cli.control import ask, cell, control_options, dumps, duration
+from pbxcore.cli.control import ask, cell, control_options, dumps, duration, lines
 
 # Column-saving labels for agent states in `pbx queues` (the full names are in --json).
 SHORT = {"logged_out": "out", "available": "avail", "ringing": "ring", "talking": "talk",
          "wrapup": "wrap", "paused": "pause"}
 
 
-def _agents(counts: dict[str, int]) -> str:
-    return " ".join(f"{counts[s]} {SHORT.get(s, s)}" for s in AGENT_STATES
-                    if counts.get(s) and s != "logged_out") or "none in"
+def _agents(counts: dict[str, int]) -> Text:
+    # One state per line: the cell stays narrow at 80 columns.
+    return lines(*(f"{counts[s]} {SHORT.get(s, s)}" for s in AGENT_STATES
+                   if counts.get(s) and s != "logged_out")) or Text("none in")
 
 
 def _alert(alert: dict[str, Any] | None) -> str:
@@ -37,7 +39,7 @@ def _alert(alert: dict[str, Any] | None) -> str:
 
 
 def render_queues(queues: list[dict[str, Any]]) -> Table:
-    table = Table(title="queues (today since 00:00 UTC)", title_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(title="queues", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
                   pad_edge=False)
     table.add_column("queue", overflow="fold")
     table.add_column("wait", justify="right", no_wrap=True)
@@ -50,14 +52,14 @@ def render_queues(queues: list[dict[str, Any]]) -> Table:
         sl = q.get("sl_today")
         sl_text = "" if sl is None else f"{sl:.0f}%/{q['service_level']:g}s"
         table.add_row(cell(q["name"]), cell(q["waiting"]), cell(duration(q.get("longest_wait"))),
-                      cell(_agents(q.get("agents") or {})),
+                      _agents(q.get("agents") or {}),
                       cell(f"{q['answered_today']}/{q['abandoned_today']}"), cell(sl_text),
                       cell(_alert(q.get("alert"))))
     return table
 
 
 def render_agents(agents: list[dict[str, Any]]) -> Table:
-    table = Table(title="agents", title_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(title="agents", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
                   pad_edge=False)
     table.add_column("agent", overflow="fold")
     table.add_column("state", overflow="fold")

@@ -103,7 +103,7 @@ def announcement(position: int | None, wait_seconds: float | None, language: str
     `queue-thanks` at the end), always in the order position, wait, thanks:
     * position 1 is `queue-next` ("you are the next caller"), N > 1 is `queue-position` then
       N as a cardinal number ("Ваш номер в очереди: три" needs no ordinal forms);
-    * the wait is rounded to whole minutes (half up): under 60 s (or rounding to 0) it is
+    * the wait is rounded to whole minutes (half up): under 30 s (0 minutes) it is
       `queue-less-than-minute`; else `queue-wait`, the number and the minute word in the form
       the number takes (en: minute / minutes; ru: минута / минуты / минут, and минута is
       feminine: одна минута, две минуты).
@@ -111,7 +111,8 @@ def announcement(position: int | None, wait_seconds: float | None, language: str
     """
     unknown = [p for p in parts if p not in ANNOUNCE_PARTS]
     if unknown:
-        raise ValueError(f"announcement: unknown part {unknown[0]!r} (use {', '.join(ANNOUNCE_PARTS)})")
+        raise ValueError(f"announcement: unknown part {unknown[0]!r} "
+                         f"(use {', '.join(ANNOUNCE_PARTS)})")
     names: list[str] = []
     if "position" in parts and position is not None and position >= 1:
         names += (["queue-next"] if position == 1 else
