@@ -47,16 +47,17 @@ class Acd(Core):
         queue) when the agent is logged in elsewhere."""
         out: list[Decision] = []
         new = {spec.name: spec for spec in specs}
+        removed: list[tuple[str, str]] = []  # (queue, member): after the additions, so an
+        # agent moved from one queue to another keeps its login
         for name in [n for n in self._queues if n not in new]:
-            q = self._queues[name]
+            q = self._queues.pop(name)
+            self._queues[name] = q  # still reachable while its callers leave
             for c in list(q.line):
                 self._remove(c, now, out, "empty")
-            for m in q.spec.members:
-                self._member_removed(name, m.extension, now, out, journal_members)
-            del self._queues[name]
+            removed += [(name, m.extension) for m in q.spec.members]
         for name, spec in new.items():
             existing = self._queues.get(name)
-            old = {m.extension: m for m in existing.spec.members} if existing else {}
+            old = {m.extension for m in existing.spec.members} if existing else set()
             if existing is None:
                 q = self._queues[name] = QueueState(spec)
             else:
@@ -74,12 +75,14 @@ class Acd(Core):
                         out.append(journal.member(name, "ADDMEMBER", m.extension, str(m.tier)))
                 else:
                     a.memberships[name].tier = m.tier
-            for ext in old:
-                if spec.member(ext) is None:
-                    self._member_removed(name, ext, now, out, journal_members)
+            removed += [(name, ext) for ext in sorted(old) if spec.member(ext) is None]
             for c in q.line:
                 self._schedule_caller(q, c, now)
             self._dirty.add(name)
+        for name, ext in removed:
+            self._member_removed(name, ext, now, out, journal_members)
+        for name in [n for n in self._queues if n not in new]:
+            del self._queues[name]
         return self._finish(now, out)
 
     # -- callers -----------------------------------------------------------------------------
