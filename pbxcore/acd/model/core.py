@@ -107,6 +107,8 @@ class Core:
         oldest = q.line.oldest()
         longest = now - oldest.joined_at if oldest else 0.0
         th = q.spec.alert
+        if oldest and th.longest_wait is not None and now >= oldest.joined_at + th.longest_wait:
+            longest = max(longest, th.longest_wait)  # reached at its timer, whatever the float
         out.extend(q.alerts.evaluate(q.spec.name, th, len(q.line), longest))
         q.alert_at = None
         if oldest and th.longest_wait is not None and "longest_wait" not in q.alerts.raised:
@@ -267,11 +269,12 @@ class Core:
             self._timers.push(c.next_announce, "announce", c.call_id)
 
     def _set_level(self, q: QueueState, c: Caller, now: float) -> None:
-        waited = now - c.joined_at
+        # Absolute times, not `now - joined_at`: the timer fires at exactly joined_at + after,
+        # and the float subtraction can land just short of `after` (a timer that never ends).
         rules = q.spec.overflow
-        c.level = max([1] + [r.tier for r in rules if r.after <= waited])
-        later = [r.after for r in rules if r.after > waited]
-        c.next_level_at = c.joined_at + min(later) if later else None
+        c.level = max([1] + [r.tier for r in rules if c.joined_at + r.after <= now])
+        later = [c.joined_at + r.after for r in rules if c.joined_at + r.after > now]
+        c.next_level_at = min(later) if later else None
         if c.next_level_at is not None:
             self._timers.push(c.next_level_at, "overflow", c.call_id)
 

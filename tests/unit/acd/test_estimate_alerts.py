@@ -122,3 +122,11 @@ def test_snapshot_counts_agents_by_their_state_in_each_queue() -> None:
     assert b.agents["available"] == 1
     agent = snap.agents[0]
     assert (agent.state, agent.logged_in, agent.paused_in) == ("available", ("a", "b"), ("a",))
+
+
+def test_longest_wait_alert_at_a_float_unfriendly_time_is_raised_once() -> None:
+    acd = model(spec(members=("1001",), alert=AlertThresholds(longest_wait=0.1)), login=False)
+    acd.join("c1", "q", 0.7)
+    ds = acd.tick(0.7 + 0.1)
+    assert [a.raised for a in of(ds, Alert)] == [True]
+    assert acd.next_deadline() is None

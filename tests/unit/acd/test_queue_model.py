@@ -272,3 +272,15 @@ def test_shutdown_journals_every_waiting_and_connected_call() -> None:
     assert of(ds, Leave) == []
     assert acd.next_deadline() is None
     assert [a.state for a in acd.snapshot(10.0).agents] == ["available", "available"]
+
+
+def test_overflow_timer_at_a_float_unfriendly_time_ends() -> None:
+    # 0.7 + 0.1 - 0.7 < 0.1 in floats: the level must still rise at the timer, once.
+    acd = model(spec(members=("1001:1", "1002:2"), overflow=(OverflowRule(0.1, 2),)))
+    acd.pause("1001", 0.0)
+    acd.pause("1002", 0.0)
+    acd.join("c1", "q", 0.7)
+    assert acd.next_deadline() == 0.7 + 0.1
+    acd.tick(0.7 + 0.1)
+    assert acd.next_deadline() is None
+    assert acd._callers["c1"].level == 2
