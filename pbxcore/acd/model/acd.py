@@ -311,6 +311,8 @@ class Acd(Core):
         out: list[Decision] = []
         while (due := self._timers.pop_due(now, self._valid)) is not None:
             self._fire_timer(due[0], due[1], now, out)
+        live = 4 * len(self._callers) + len(self._offers) + len(self._agents) + len(self._queues)
+        self._timers.compact(live, self._valid)
         return self._finish(now, out)
 
     def next_deadline(self) -> float | None:

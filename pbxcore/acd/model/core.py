@@ -110,10 +110,13 @@ class Core:
         if oldest and th.longest_wait is not None and now >= oldest.joined_at + th.longest_wait:
             longest = max(longest, th.longest_wait)  # reached at its timer, whatever the float
         out.extend(q.alerts.evaluate(q.spec.name, th, len(q.line), longest))
-        q.alert_at = None
+        at = None
         if oldest and th.longest_wait is not None and "longest_wait" not in q.alerts.raised:
-            q.alert_at = oldest.joined_at + th.longest_wait
-            self._timers.push(q.alert_at, "alert", q.spec.name)
+            at = oldest.joined_at + th.longest_wait
+        if at != q.alert_at:  # push once per change, not once per input
+            q.alert_at = at
+            if at is not None:
+                self._timers.push(at, "alert", q.spec.name)
 
     # -- dispatch ----------------------------------------------------------------------------
 

@@ -130,3 +130,11 @@ def test_longest_wait_alert_at_a_float_unfriendly_time_is_raised_once() -> None:
     ds = acd.tick(0.7 + 0.1)
     assert [a.raised for a in of(ds, Alert)] == [True]
     assert acd.next_deadline() is None
+
+
+def test_the_longest_wait_timer_is_scheduled_once_not_once_per_input() -> None:
+    acd = model(spec(members=("1001",), alert=AlertThresholds(longest_wait=600)), login=False)
+    acd.join("c1", "q", 0.0)
+    for i in range(50):
+        acd.join(f"x{i}", "q", 1.0 + i)
+    assert len(acd._timers) == 1

@@ -284,3 +284,14 @@ def test_overflow_timer_at_a_float_unfriendly_time_ends() -> None:
     acd.tick(0.7 + 0.1)
     assert acd.next_deadline() is None
     assert acd._callers["c1"].level == 2
+
+
+def test_stale_timers_of_answered_callers_are_compacted() -> None:
+    acd = model(spec(members=("1001",), max_wait=3600, announce_every=600))
+    for i in range(6000):  # a timeout an hour ahead stays behind for each answered caller
+        [o] = of(acd.join(f"c{i}", "q", float(i)), Offer)
+        acd.answered(o.offer_id, "1001", float(i))
+        acd.call_ended(f"c{i}", i + 0.5, "caller")
+        acd.tick(i + 0.5)
+    assert len(acd._timers) <= 4097
+    assert acd.next_deadline() is None
