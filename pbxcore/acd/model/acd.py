@@ -68,7 +68,8 @@ class Acd(Core):
                 if a is None:
                     a = self._agents[m.extension] = Agent(
                         m.extension, since=now, idle_since=now,
-                        registered=self._registration.get(m.extension, True))
+                        registered=self._registration.get(m.extension, True),
+                        direct_calls=self._direct.get(m.extension, 0))
                 if m.extension not in old:
                     self._member_added(a, spec, m.tier, now, out)
                     if journal_members:
@@ -295,10 +296,17 @@ class Acd(Core):
     def direct_call(self, agent: str, now: float, active: bool) -> list[Decision]:
         """The agent started (True) or ended (False) a direct, non-queue call; while on one it
         is not offered queue calls.  Calls nest (two direct calls need two ends)."""
-        a = self._agents.get(agent)
-        if a is None or (not active and a.direct_calls == 0):
+        # Counted for every extension, so one that becomes a member by a reload mid-call is
+        # known to be on a call.
+        count = self._direct.get(agent, 0)
+        if not active and count == 0:
             return []
-        a.direct_calls += 1 if active else -1
+        count += 1 if active else -1
+        self._direct[agent] = count
+        a = self._agents.get(agent)
+        if a is None:
+            return []
+        a.direct_calls = count
         a.fire("direct_call_start" if active else "direct_call_end", now)
         self._touch_agent(a)
         return self._finish(now, [])
@@ -378,7 +386,10 @@ class Acd(Core):
             if logged_in and not m.logged_in:
                 raise AcdError(f"{a.extension} is not logged in to queue {queue!r}")
             return [queue]
-        return [n for n, m in a.memberships.items() if m.logged_in or not logged_in]
+        names = [n for n, m in a.memberships.items() if m.logged_in or not logged_in]
+        if not names:  # e.g. a busy agent that already logged out of every queue
+            raise AcdError(f"{a.extension} is not logged in to any queue")
+        return names
 
     def _end_call(self, conn: Connected, now: float, wrapup: bool = True) -> None:
         """The agent's part of a connected call is over: wrap-up or available."""

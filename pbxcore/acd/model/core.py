@@ -6,7 +6,8 @@ turn offered by its queue's strategy to eligible members (Asterisk's autofill: e
 can be served now is offered, not only the head).  A queue stops when it has no eligible
 member left; within a priority, a caller that found no agent of its tier ends that priority
 (the callers behind it have waited no longer).  So one input costs O(members of the touched
-queues + offers made + callers ringing ahead), whatever the length of the line.
+queues + offers made + callers ahead that ring or wait out a retry), whatever the length of the
+line.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class Core:
         self._offers: dict[int, OfferState] = {}
         self._connected: dict[str, Connected] = {}
         self._timers = Timers()
-        self._registration: dict[str, bool] = {}
+        self._registration: dict[str, bool] = {}  # every extension reported, agent or not
+        self._direct: dict[str, int] = {}  # direct calls in progress per extension
         self._next_offer = 0
         self._seq = 0
         self._dirty: set[str] = set()  # queues to dispatch and re-evaluate at the end of an input

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pbxcore.acd.model import CancelOffer, Connect, Leave, Offer
+import pytest
+
+from pbxcore.acd.model import AcdError, CancelOffer, Connect, Leave, Offer
 from pbxcore.acd.spec import OverflowRule
 from tests.unit.acd.helpers import model, of, offered, rows, run_until, spec
 
@@ -295,3 +297,25 @@ def test_stale_timers_of_answered_callers_are_compacted() -> None:
         acd.tick(i + 0.5)
     assert len(acd._timers) <= 4097
     assert acd.next_deadline() is None
+
+
+def test_a_direct_call_is_remembered_for_an_extension_that_becomes_a_member() -> None:
+    acd = model(spec(members=("1001",)))
+    acd.direct_call("1002", 0.0, True)
+    acd.reconfigure([spec(members=("1001", "1002"))], 1.0)
+    acd.login("1002", 1.0)
+    acd.pause("1001", 1.0)
+    assert offered(acd.join("c1", "q", 2.0)) == []
+    assert offered(acd.direct_call("1002", 3.0, False)) == [("c1", ("1002",))]
+
+
+def test_pausing_an_agent_logged_out_of_every_queue_is_an_error() -> None:
+    acd = model(spec(members=("1001",)))
+    [o] = of(acd.join("c1", "q", 0.0), Offer)
+    acd.answered(o.offer_id, "1001", 1.0)
+    acd.logout("1001", 2.0)  # talking: logged out after the call
+    assert acd.snapshot(2.0).agents[0].state == "talking"
+    with pytest.raises(AcdError):
+        acd.pause("1001", 3.0, reason="x")
+    acd.call_ended("c1", 4.0, "caller")
+    assert acd.snapshot(4.0).agents[0].state == "logged_out"
