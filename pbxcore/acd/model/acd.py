@@ -14,8 +14,8 @@ from typing import Literal
 
 from pbxcore.acd.model import journal
 from pbxcore.acd.model.agents import AcdError, Agent
-from pbxcore.acd.model.core import Core
 from pbxcore.acd.model.decisions import CancelOffer, Connect, Decision, Journal, Leave
+from pbxcore.acd.model.members import Members
 from pbxcore.acd.model.queue import Caller
 from pbxcore.acd.model.snapshot import Snapshot
 from pbxcore.acd.model.state import Connected, QueueState
@@ -26,7 +26,7 @@ LeaveReason = Literal["abandon", "exit_key", "callback", "timeout"]
 EndedBy = Literal["caller", "agent"]
 
 
-class Acd(Core):
+class Acd(Members):
     """Every queue and agent of the switch."""
 
     def __init__(self, specs: Iterable[QueueSpec], now: float,
@@ -362,58 +362,3 @@ class Acd(Core):
             a.calls_today = 0
             for m in a.memberships.values():
                 m.calls = 0
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    def _queue(self, name: str) -> QueueState:
-        q = self._queues.get(name)
-        if q is None:
-            raise AcdError(f"no queue {name!r}")
-        return q
-
-    def _agent(self, extension: str) -> Agent:
-        a = self._agents.get(extension)
-        if a is None or not a.memberships:
-            raise AcdError(f"{extension!r} is not a member of any queue")
-        return a
-
-    def _scope(self, a: Agent, queue: str | None, logged_in: bool = False) -> list[str]:
-        """The agent's queues an input applies to: `queue`, or all (the logged-in ones)."""
-        if queue is not None:
-            m = a.memberships.get(queue)
-            if m is None:
-                raise AcdError(f"{a.extension} is not a member of queue {queue!r}")
-            if logged_in and not m.logged_in:
-                raise AcdError(f"{a.extension} is not logged in to queue {queue!r}")
-            return [queue]
-        names = [n for n, m in a.memberships.items() if m.logged_in or not logged_in]
-        if not names:  # e.g. a busy agent that already logged out of every queue
-            raise AcdError(f"{a.extension} is not logged in to any queue")
-        return names
-
-    def _end_call(self, conn: Connected, now: float, wrapup: bool = True) -> None:
-        """The agent's part of a connected call is over: wrap-up or available."""
-        a = self._agents[conn.agent]
-        q = self._queues.get(conn.queue)
-        if q is not None:
-            q.talk.add(now - conn.answered_at)
-        a.fire("call_end", now)
-        a.idle_since = now
-        seconds = q.spec.wrapup if q is not None and wrapup else 0.0
-        if seconds > 0:
-            a.wrapup_until = now + seconds
-            self._timers.push(a.wrapup_until, "wrapup", a.extension)
-        else:
-            a.call_id = a.call_queue = None
-            a.fire("wrapup_done", now)
-        self._touch_agent(a)
-
-    def _member_removed(self, queue: str, ext: str, now: float, out: list[Decision],
-                        journal_members: bool) -> None:
-        a = self._agents[ext]
-        a.memberships.pop(queue, None)
-        if journal_members:
-            out.append(journal.member(queue, "REMOVEMEMBER", ext, ""))
-        self._touch_agent(a)
-        if not a.busy:
-            a.settle(now)

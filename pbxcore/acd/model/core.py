@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pbxcore.acd.model import journal
-from pbxcore.acd.model.agents import NO_ANSWER_REASON, Agent, AgentEvent, Membership
+from pbxcore.acd.model.agents import NO_ANSWER_REASON, Agent, AgentEvent
 from pbxcore.acd.model.decisions import Announce, CancelOffer, Decision, Journal, Leave, Offer
 from pbxcore.acd.model.estimate import estimated_wait, free_in
 from pbxcore.acd.model.queue import Caller, Cursor
 from pbxcore.acd.model.state import Connected, OfferState, QueueState, TimerKind, Timers
 from pbxcore.acd.model.strategies import Candidate, choose
-from pbxcore.acd.spec import JournalEvent, QueueSpec
+from pbxcore.acd.spec import JournalEvent
 
 INFINITE_LEVEL = 1 << 30
 
@@ -363,15 +363,3 @@ class Core:
                 out.append(journal.member(name, "PAUSE", a.extension, reason))
         a.last_pause_reason = reason
         self._touch_agent(a)
-
-    def _member_added(self, a: Agent, spec: QueueSpec, tier: int, now: float,
-                      out: list[Decision]) -> None:
-        """An agent joins a queue by reload: it follows its login (logged in elsewhere ->
-        logged in here, paused here if paused everywhere it is logged in)."""
-        logged = [m for m in a.memberships.values() if m.logged_in]
-        m = a.memberships[spec.name] = Membership(tier=tier, since=0.0)
-        if logged:
-            m.logged_in, m.since = True, now
-            if all(x.paused is not None for x in logged):
-                m.paused = a.last_pause_reason or logged[0].paused
-        self._dirty.add(spec.name)
