@@ -50,8 +50,7 @@ class Acd(Members):
         removed: list[tuple[str, str]] = []  # (queue, member): after the additions, so an
         # agent moved from one queue to another keeps its login
         for name in [n for n in self._queues if n not in new]:
-            q = self._queues.pop(name)
-            self._queues[name] = q  # still reachable while its callers leave
+            q = self._queues[name]  # still reachable while its callers leave
             for c in list(q.line):
                 self._remove(c, now, out, "empty")
             removed += [(name, m.extension) for m in q.spec.members]
@@ -82,8 +81,7 @@ class Acd(Members):
             self._dirty.add(name)
         for name, ext in removed:
             self._member_removed(name, ext, now, out, journal_members)
-        for name in [n for n in self._queues if n not in new]:
-            del self._queues[name]
+        self._queues = {name: self._queues[name] for name in new}  # config order
         return self._finish(now, out)
 
     # -- callers -----------------------------------------------------------------------------

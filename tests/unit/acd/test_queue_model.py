@@ -319,3 +319,10 @@ def test_pausing_an_agent_logged_out_of_every_queue_is_an_error() -> None:
         acd.pause("1001", 3.0, reason="x")
     acd.call_ended("c1", 4.0, "caller")
     assert acd.snapshot(4.0).agents[0].state == "logged_out"
+
+
+def test_reconfigure_follows_the_new_config_order() -> None:
+    acd = model(spec("a"), spec("b"))
+    acd.reconfigure([spec("c"), spec("b"), spec("a")], 1.0)
+    assert [q.name for q in acd.snapshot(1.0).queues] == ["c", "b", "a"]
+    assert acd.snapshot(1.0).agents[0].queues == ("c", "b", "a")
