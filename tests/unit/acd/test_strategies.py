@@ -102,3 +102,9 @@ def test_unregistered_and_direct_call_agents_are_not_offered() -> None:
     acd.registered("1001", 4.0, True)
     assert offered(acd.join("c3", "q", 5.0)) == [("c3", ("1001",))]
     run_until(acd, 6.0)
+
+
+def test_ringall_rings_only_the_lowest_tier_with_an_available_agent() -> None:
+    acd = model(spec(members=("1001:1", "1002:2", "1003:2"), strategy="ringall"))
+    assert offered(acd.join("c1", "q", 0.0)) == [("c1", ("1001",))]
+    assert offered(acd.join("c2", "q", 1.0)) == [("c2", ("1002", "1003"))]
