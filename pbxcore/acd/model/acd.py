@@ -14,8 +14,8 @@ from typing import Literal
 
 from pbxcore.acd.model import journal
 from pbxcore.acd.model.agents import AcdError, Agent
-from pbxcore.acd.model.core import Core
 from pbxcore.acd.model.decisions import CancelOffer, Connect, Decision, Journal, Leave
+from pbxcore.acd.model.members import Members
 from pbxcore.acd.model.queue import Caller
 from pbxcore.acd.model.snapshot import Snapshot
 from pbxcore.acd.model.state import Connected, QueueState
@@ -26,7 +26,7 @@ LeaveReason = Literal["abandon", "exit_key", "callback", "timeout"]
 EndedBy = Literal["caller", "agent"]
 
 
-class Acd(Core):
+class Acd(Members):
     """Every queue and agent of the switch."""
 
     def __init__(self, specs: Iterable[QueueSpec], now: float,
@@ -47,16 +47,16 @@ class Acd(Core):
         queue) when the agent is logged in elsewhere."""
         out: list[Decision] = []
         new = {spec.name: spec for spec in specs}
+        removed: list[tuple[str, str]] = []  # (queue, member): after the additions, so an
+        # agent moved from one queue to another keeps its login
         for name in [n for n in self._queues if n not in new]:
-            q = self._queues[name]
+            q = self._queues[name]  # still reachable while its callers leave
             for c in list(q.line):
                 self._remove(c, now, out, "empty")
-            for m in q.spec.members:
-                self._member_removed(name, m.extension, now, out, journal_members)
-            del self._queues[name]
+            removed += [(name, m.extension) for m in q.spec.members]
         for name, spec in new.items():
             existing = self._queues.get(name)
-            old = {m.extension: m for m in existing.spec.members} if existing else {}
+            old = {m.extension for m in existing.spec.members} if existing else set()
             if existing is None:
                 q = self._queues[name] = QueueState(spec)
             else:
@@ -67,19 +67,21 @@ class Acd(Core):
                 if a is None:
                     a = self._agents[m.extension] = Agent(
                         m.extension, since=now, idle_since=now,
-                        registered=self._registration.get(m.extension, True))
+                        registered=self._registration.get(m.extension, True),
+                        direct_calls=self._direct.get(m.extension, 0))
                 if m.extension not in old:
                     self._member_added(a, spec, m.tier, now, out)
                     if journal_members:
                         out.append(journal.member(name, "ADDMEMBER", m.extension, str(m.tier)))
                 else:
                     a.memberships[name].tier = m.tier
-            for ext in old:
-                if spec.member(ext) is None:
-                    self._member_removed(name, ext, now, out, journal_members)
+            removed += [(name, ext) for ext in sorted(old) if spec.member(ext) is None]
             for c in q.line:
                 self._schedule_caller(q, c, now)
             self._dirty.add(name)
+        for name, ext in removed:
+            self._member_removed(name, ext, now, out, journal_members)
+        self._queues = {name: self._queues[name] for name in new}  # config order
         return self._finish(now, out)
 
     # -- callers -----------------------------------------------------------------------------
@@ -292,10 +294,17 @@ class Acd(Core):
     def direct_call(self, agent: str, now: float, active: bool) -> list[Decision]:
         """The agent started (True) or ended (False) a direct, non-queue call; while on one it
         is not offered queue calls.  Calls nest (two direct calls need two ends)."""
-        a = self._agents.get(agent)
-        if a is None or (not active and a.direct_calls == 0):
+        # Counted for every extension, so one that becomes a member by a reload mid-call is
+        # known to be on a call.
+        count = self._direct.get(agent, 0)
+        if not active and count == 0:
             return []
-        a.direct_calls += 1 if active else -1
+        count += 1 if active else -1
+        self._direct[agent] = count
+        a = self._agents.get(agent)
+        if a is None:
+            return []
+        a.direct_calls = count
         a.fire("direct_call_start" if active else "direct_call_end", now)
         self._touch_agent(a)
         return self._finish(now, [])
@@ -308,6 +317,8 @@ class Acd(Core):
         out: list[Decision] = []
         while (due := self._timers.pop_due(now, self._valid)) is not None:
             self._fire_timer(due[0], due[1], now, out)
+        live = 4 * len(self._callers) + len(self._offers) + len(self._agents) + len(self._queues)
+        self._timers.compact(live, self._valid)
         return self._finish(now, out)
 
     def next_deadline(self) -> float | None:
@@ -354,55 +365,3 @@ class Acd(Core):
             a.calls_today = 0
             for m in a.memberships.values():
                 m.calls = 0
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    def _queue(self, name: str) -> QueueState:
-        q = self._queues.get(name)
-        if q is None:
-            raise AcdError(f"no queue {name!r}")
-        return q
-
-    def _agent(self, extension: str) -> Agent:
-        a = self._agents.get(extension)
-        if a is None or not a.memberships:
-            raise AcdError(f"{extension!r} is not a member of any queue")
-        return a
-
-    def _scope(self, a: Agent, queue: str | None, logged_in: bool = False) -> list[str]:
-        """The agent's queues an input applies to: `queue`, or all (the logged-in ones)."""
-        if queue is not None:
-            m = a.memberships.get(queue)
-            if m is None:
-                raise AcdError(f"{a.extension} is not a member of queue {queue!r}")
-            if logged_in and not m.logged_in:
-                raise AcdError(f"{a.extension} is not logged in to queue {queue!r}")
-            return [queue]
-        return [n for n, m in a.memberships.items() if m.logged_in or not logged_in]
-
-    def _end_call(self, conn: Connected, now: float, wrapup: bool = True) -> None:
-        """The agent's part of a connected call is over: wrap-up or available."""
-        a = self._agents[conn.agent]
-        q = self._queues.get(conn.queue)
-        if q is not None:
-            q.talk.add(now - conn.answered_at)
-        a.fire("call_end", now)
-        a.idle_since = now
-        seconds = q.spec.wrapup if q is not None and wrapup else 0.0
-        if seconds > 0:
-            a.wrapup_until = now + seconds
-            self._timers.push(a.wrapup_until, "wrapup", a.extension)
-        else:
-            a.call_id = a.call_queue = None
-            a.fire("wrapup_done", now)
-        self._touch_agent(a)
-
-    def _member_removed(self, queue: str, ext: str, now: float, out: list[Decision],
-                        journal_members: bool) -> None:
-        a = self._agents[ext]
-        a.memberships.pop(queue, None)
-        if journal_members:
-            out.append(journal.member(queue, "REMOVEMEMBER", ext, ""))
-        self._touch_agent(a)
-        if not a.busy:
-            a.settle(now)

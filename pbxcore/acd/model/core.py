@@ -6,7 +6,8 @@ turn offered by its queue's strategy to eligible members (Asterisk's autofill: e
 can be served now is offered, not only the head).  A queue stops when it has no eligible
 member left; within a priority, a caller that found no agent of its tier ends that priority
 (the callers behind it have waited no longer).  So one input costs O(members of the touched
-queues + offers made + callers ringing ahead), whatever the length of the line.
+queues + offers made + callers ahead that ring or wait out a retry), whatever the length of the
+line.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pbxcore.acd.model import journal
-from pbxcore.acd.model.agents import NO_ANSWER_REASON, Agent, AgentEvent, Membership
+from pbxcore.acd.model.agents import NO_ANSWER_REASON, Agent, AgentEvent
 from pbxcore.acd.model.decisions import Announce, CancelOffer, Decision, Journal, Leave, Offer
 from pbxcore.acd.model.estimate import estimated_wait, free_in
 from pbxcore.acd.model.queue import Caller, Cursor
 from pbxcore.acd.model.state import Connected, OfferState, QueueState, TimerKind, Timers
 from pbxcore.acd.model.strategies import Candidate, choose
-from pbxcore.acd.spec import JournalEvent, QueueSpec
+from pbxcore.acd.spec import JournalEvent
 
 INFINITE_LEVEL = 1 << 30
 
@@ -56,7 +57,8 @@ class Core:
         self._offers: dict[int, OfferState] = {}
         self._connected: dict[str, Connected] = {}
         self._timers = Timers()
-        self._registration: dict[str, bool] = {}
+        self._registration: dict[str, bool] = {}  # every extension reported, agent or not
+        self._direct: dict[str, int] = {}  # direct calls in progress per extension
         self._next_offer = 0
         self._seq = 0
         self._dirty: set[str] = set()  # queues to dispatch and re-evaluate at the end of an input
@@ -107,11 +109,16 @@ class Core:
         oldest = q.line.oldest()
         longest = now - oldest.joined_at if oldest else 0.0
         th = q.spec.alert
+        if oldest and th.longest_wait is not None and now >= oldest.joined_at + th.longest_wait:
+            longest = max(longest, th.longest_wait)  # reached at its timer, whatever the float
         out.extend(q.alerts.evaluate(q.spec.name, th, len(q.line), longest))
-        q.alert_at = None
+        at = None
         if oldest and th.longest_wait is not None and "longest_wait" not in q.alerts.raised:
-            q.alert_at = oldest.joined_at + th.longest_wait
-            self._timers.push(q.alert_at, "alert", q.spec.name)
+            at = oldest.joined_at + th.longest_wait
+        if at != q.alert_at:  # push once per change, not once per input
+            q.alert_at = at
+            if at is not None:
+                self._timers.push(at, "alert", q.spec.name)
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -267,11 +274,12 @@ class Core:
             self._timers.push(c.next_announce, "announce", c.call_id)
 
     def _set_level(self, q: QueueState, c: Caller, now: float) -> None:
-        waited = now - c.joined_at
+        # Absolute times, not `now - joined_at`: the timer fires at exactly joined_at + after,
+        # and the float subtraction can land just short of `after` (a timer that never ends).
         rules = q.spec.overflow
-        c.level = max([1] + [r.tier for r in rules if r.after <= waited])
-        later = [r.after for r in rules if r.after > waited]
-        c.next_level_at = c.joined_at + min(later) if later else None
+        c.level = max([1] + [r.tier for r in rules if c.joined_at + r.after <= now])
+        later = [c.joined_at + r.after for r in rules if c.joined_at + r.after > now]
+        c.next_level_at = min(later) if later else None
         if c.next_level_at is not None:
             self._timers.push(c.next_level_at, "overflow", c.call_id)
 
@@ -355,15 +363,3 @@ class Core:
                 out.append(journal.member(name, "PAUSE", a.extension, reason))
         a.last_pause_reason = reason
         self._touch_agent(a)
-
-    def _member_added(self, a: Agent, spec: QueueSpec, tier: int, now: float,
-                      out: list[Decision]) -> None:
-        """An agent joins a queue by reload: it follows its login (logged in elsewhere ->
-        logged in here, paused here if paused everywhere it is logged in)."""
-        logged = [m for m in a.memberships.values() if m.logged_in]
-        m = a.memberships[spec.name] = Membership(tier=tier, since=0.0)
-        if logged:
-            m.logged_in, m.since = True, now
-            if all(x.paused is not None for x in logged):
-                m.paused = a.last_pause_reason or logged[0].paused
-        self._dirty.add(spec.name)

@@ -116,7 +116,7 @@ class Journal:
     """One queue journal row (Asterisk queue_log): the service writes it as it is."""
 
     queue: str
-    """The queue name ("NONE" for agent facts that concern no one queue)."""
+    """The queue name (an agent fact that spans queues is one row per queue, as Asterisk)."""
     event: JournalEvent
     """The Asterisk queue_log event name."""
     call_id: str | None

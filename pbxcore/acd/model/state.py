@@ -91,5 +91,15 @@ class Timers:
                 return kind, key
         return None
 
+    def compact(self, live: int, valid: Callable[[float, TimerKind, str], bool]) -> None:
+        """Drop stale entries once they outnumber the live records (`live`) eightfold: a
+        caller answered long before its timeout leaves one behind until that time."""
+        if len(self._heap) > max(4096, 8 * live):
+            self._heap = [e for e in self._heap if valid(e[0], e[2], e[3])]
+            heapq.heapify(self._heap)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
     def clear(self) -> None:
         self._heap.clear()
