@@ -7,14 +7,20 @@ closed once with a ``CdrEnd``; ``duration`` and ``billsec`` are computed at clos
 times so every backend agrees. Times are timezone-aware UTC datetimes in these dataclasses and ISO 8601 strings
 in ``to_json()``; a naive datetime is our own bug and raises ValueError.
 
-Text that came from a peer (caller name, script output) may hold NUL, which PostgreSQL refuses in
-text and jsonb; every backend replaces it with U+FFFD so all three store the same thing.
+Text that came from a peer (caller name, script output) may hold what no backend can store: NUL,
+which PostgreSQL refuses in text and jsonb, and lone surrogates, which are how the SIP parser
+(UTF-8 with ``surrogateescape``) carries bytes that are not UTF-8 (``12%FF%FE34``, a display name
+``\\xff\\xfe``) and which neither SQLite nor PostgreSQL can encode. Every string the store writes,
+dict keys too, goes through ``store_text`` (via ``scrub``), the same on every backend: NUL becomes
+U+FFFD, an escaped byte (U+DC80..U+DCFF) becomes the four characters ``\\xNN`` (so the byte's value
+is kept and readable), any other lone surrogate becomes ``\\uDNNN``. Valid text is unchanged.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -212,10 +218,28 @@ def from_iso(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _stored_char(match: re.Match[str]) -> str:
+    c = ord(match.group())
+    if c == 0:
+        return "\ufffd"
+    if 0xDC80 <= c <= 0xDCFF:  # a byte surrogateescape could not decode: keep its value
+        return f"\\x{c - 0xDC00:02x}"
+    return f"\\u{c:04x}"
+
+
+def store_text(text: str) -> str:
+    """``text`` as every backend stores it: NUL -> U+FFFD, a surrogateescape'd byte -> ``\\xNN``,
+    another lone surrogate -> ``\\uDNNN`` (see the module docstring); valid text unchanged."""
+    return _UNSTORABLE.sub(_stored_char, text)
+
+
 def scrub(value: Any) -> Any:
-    """``value`` with NUL characters in every string (keys too) replaced by U+FFFD."""
+    """``value`` with every string in it (keys too) passed through ``store_text``."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return store_text(value)
     if isinstance(value, Mapping):
         return {scrub(k): scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -232,7 +256,7 @@ def check_update(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "answer" in out and out["answer"] is not None:
         out["answer"] = utc(out["answer"])
     if "vars" in out:
-        out["vars"] = {str(k): str(v) for k, v in out["vars"].items()}
+        out["vars"] = scrub({str(k): str(v) for k, v in out["vars"].items()})
     return out
 
 
