@@ -21,6 +21,7 @@ from pbxcore.config_watch import ConfigWatcher
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.sounds import SoundLibrary
+from pbxcore.script.sanitize import SafeFormatter
 from pbxcore.script.transports import build_transports
 from pbxcore.sip.transaction import TransactionLayer
 from pbxcore.store import open_store
@@ -112,7 +113,9 @@ def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") ->
     cheapest), "uvloop" (libuv: per-packet RTP relaying costs about a third of the standard
     loop's, but libuv spawns with fork() and waits for the exec on the loop: bench/README.md),
     or "auto" (uvloop when installed)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)  # caller text escaped
     runner = asyncio.run
     if loop in ("auto", "uvloop"):
         try:

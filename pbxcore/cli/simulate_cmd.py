@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from pbxcore.cli.common import cell
 from pbxcore.testing.simulate import Session, Simulator
 
 _STYLE = {"event": "bold cyan", "action": "green", "error": "bold red", "stderr": "red",
@@ -25,7 +26,8 @@ class ClickIO:
         self.console = console
 
     def show(self, kind: str, text: str) -> None:
-        self.console.print(Text(_PREFIX.get(kind, "") + text, style=_STYLE.get(kind, "")))
+        self.console.print(cell(_PREFIX.get(kind, "") + text, _STYLE.get(kind, ""),
+                                keep_lines=kind == "stderr"))
 
     def ask(self, question: str, default: str = "") -> str:
         answer: str = click.prompt(f"  ? {question}", default=default,
