@@ -277,7 +277,7 @@ class Switch:
             start = CdrStart(
                 call_id=info.call_id, sip_call_id=info.sip_call_id, start=info.started,
                 caller=info.caller, called=info.called, caller_name=info.caller_name,
-                route=str(call.route.script))
+                route=str(call.route.script), node=self.deps.config.node)
             call.open_cdr(start)  # not awaited: the caller is ringing
             await run_call(call)
         except Exception:

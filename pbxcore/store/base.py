@@ -29,7 +29,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, get_args
 
 Disposition = Literal["answered", "no answer", "busy", "failed", "rejected", "abandoned"]
-HangupBy = Literal["caller", "callee", "switch", "script", "shutdown"]  # callee: the dialled party
+# callee: the dialled party; interrupted: the switch died mid-call (closed at its next start)
+HangupBy = Literal["caller", "callee", "switch", "script", "shutdown", "interrupted"]
 LegDisposition = Literal["answered", "busy", "no answer", "declined", "failed", "canceled"]
 TraceKind = Literal["event", "script", "action", "sip", "error", "note"]
 
@@ -56,6 +57,7 @@ class CdrStart:
     called: str  # user part of the Request-URI
     caller_name: str = ""  # display name of From, as sent by the peer
     route: str | None = None  # which route handled it (e.g. script path), None if none matched
+    node: str = ""  # [node] id of the switch that handles it (see close_interrupted)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Cdr:
     vars: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     # Dialled legs ordered by leg number: {"leg": N, **data given to cdr_leg} (see checked_leg).
     legs: tuple[Mapping[str, Any], ...] = ()
+    node: str = ""  # [node] id of the switch that opened it
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (times as ISO 8601 UTC strings) for `pbx cdr --json` and exports."""
@@ -107,7 +110,7 @@ class Cdr:
             "billsec": self.billsec, "hangup_by": self.hangup_by,
             "hangup_cause": self.hangup_cause, "hangup_code": self.hangup_code,
             "recordings": list(self.recordings), "script_errors": list(self.script_errors),
-            "vars": dict(self.vars), "legs": [dict(leg) for leg in self.legs],
+            "vars": dict(self.vars), "legs": [dict(leg) for leg in self.legs], "node": self.node,
         }
 
 
@@ -163,6 +166,13 @@ class Store(Protocol):
         """The call's trace ordered by seq (then insertion); [] for an unknown call."""
         ...
 
+    async def close_interrupted(self, node: str, now: datetime) -> int:
+        """Close every CDR that ``node`` (or a version before node ids, node '') left open and
+        that started at or before ``now``: the switch died mid-call. Called once at start-up,
+        before any call is accepted. Each is closed as ``interrupted`` (see ``interrupted``) at
+        its last known time; returns how many were closed."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -170,7 +180,7 @@ class Store(Protocol):
 
 CDR_COLUMNS = ("call_id, sip_call_id, start_time, answer_time, end_time, caller, caller_name, "
                "called, route, disposition, duration, billsec, hangup_by, hangup_cause, "
-               "hangup_code, recordings, script_errors, vars")
+               "hangup_code, recordings, script_errors, vars, node")
 FIELD_COLUMN = {"answer": "answer_time", "caller": "caller", "caller_name": "caller_name",
                 "called": "called", "route": "route", "vars": "vars"}  # cdr_update name -> column
 
@@ -191,7 +201,7 @@ def cdr_from_row(row: Sequence[Any], legs: tuple[Mapping[str, Any], ...] = ()) -
                end=when(row[4]), caller=row[5], caller_name=row[6], called=row[7], route=row[8],
                disposition=row[9], duration=row[10], billsec=row[11], hangup_by=row[12],
                hangup_cause=row[13], hangup_code=row[14], recordings=tuple(js(row[15])),
-               script_errors=tuple(js(row[16])), vars=js(row[17]), legs=legs)
+               script_errors=tuple(js(row[16])), vars=js(row[17]), legs=legs, node=row[18])
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -324,7 +334,29 @@ def opened(start: CdrStart) -> Cdr:
     """The Cdr row for a freshly opened call (scrubbed, UTC)."""
     return Cdr(call_id=start.call_id, sip_call_id=scrub(start.sip_call_id), start=utc(start.start),
                caller=scrub(start.caller), called=scrub(start.called),
-               caller_name=scrub(start.caller_name), route=scrub(start.route))
+               caller_name=scrub(start.caller_name), route=scrub(start.route),
+               node=scrub(start.node))
+
+
+INTERRUPTED_CAUSE = "interrupted: the switch stopped before the call ended"
+
+
+def interrupted(cdr: Cdr, last_trace: datetime | None) -> Cdr:
+    """``cdr`` closed by start-up recovery: ended at the last time anything was known of it
+    (its latest trace entry, answer, leg time or start), disposition ``answered`` if it was
+    answered else ``failed``, hangup_by ``interrupted``."""
+    times = [cdr.start, cdr.answer, last_trace]
+    for leg in cdr.legs:
+        for key in ("ring_start", "answer", "end"):
+            value = leg.get(key)
+            if isinstance(value, str):
+                try:
+                    times.append(from_iso(value))
+                except ValueError:  # a leg's data is free-form JSON: ignore what is no time
+                    pass
+    last = max(utc(t) for t in times if t is not None and t.tzinfo is not None)
+    return closed(cdr, CdrEnd(end=last, disposition="answered" if cdr.answer else "failed",
+                              hangup_by="interrupted", hangup_cause=INTERRUPTED_CAUSE))
 
 
 def checked_entry(entry: TraceEntry) -> TraceEntry:
