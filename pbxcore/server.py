@@ -23,6 +23,7 @@ from pbxcore.config_watch import ConfigWatcher
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.sounds import SoundLibrary
+from pbxcore.script import contain
 from pbxcore.script.sanitize import SafeFormatter
 from pbxcore.script.transports import build_transports
 from pbxcore.sip.transaction import TransactionLayer
@@ -82,6 +83,7 @@ class RunningSwitch:
 async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
     """Open the store, bind the sockets, start the pacer: ready for calls when this returns."""
     config.paths.recordings.mkdir(parents=True, exist_ok=True)
+    contain.configure(config.scripts.uid, config.scripts.gid)  # [scripts] user
     store = await open_store(config.store_dsn, base_dir=config.base_dir)
     try:
         await recover(store, config.node, datetime.now(UTC))
@@ -118,6 +120,8 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
 
 
 async def serve(config: Config, *, watch: bool = True) -> None:
+    # Orphaned descendants of scripts come to us, so a run's leftovers can be killed (contain).
+    contain.enable()
     for path, line, reason in config.warnings:
         log.warning("%s:%d: warning: %s; calls to that route get its fallback", path, line, reason)
     running = await start_switch(config, watch=watch)

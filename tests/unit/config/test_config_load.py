@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 from pathlib import Path
 
@@ -248,3 +249,22 @@ def test_hold_music_must_exist_like_the_player_looks_it_up(site: Path) -> None:
         (5, f"hold_music 'jazz': no {site}/sounds/en/jazz.wav or {site}/sounds/jazz.wav")]
     shutil.copy(site / "sounds" / "en" / "moh.wav", site / "sounds" / "jazz.wav")
     assert load_config(site / "pbx.toml").routes[0].hold_music == "jazz"
+
+
+def test_node_id_and_scripts_user(site: Path) -> None:
+    me = pwd.getpwuid(os.geteuid())  # always allowed: running scripts as ourselves
+    cfg = load_config(write(site, f'[node]\nid = "pbx-a.1"\n[scripts]\nuser = "{me.pw_name}"\n'
+                            + ROUTE))
+    assert cfg.node == "pbx-a.1"
+    assert (cfg.scripts.user, cfg.scripts.uid, cfg.scripts.gid) == (me.pw_name, me.pw_uid,
+                                                                    me.pw_gid)
+    default = load_config(write(site, ROUTE))
+    assert default.node and default.scripts.user is None  # host name; run as the switch
+
+
+def test_scripts_user_must_exist_and_node_id_be_a_name(site: Path) -> None:
+    text = '[node]\nid = "a b"\n[scripts]\nuser = "no-such-user-pbx"\n' + ROUTE
+    assert problems(write(site, text)) == [
+        (2, "id 'a b' in [node] must be 1-64 of A-Z a-z 0-9 _ . -"),
+        (4, "user 'no-such-user-pbx' in [scripts] does not exist on this system"),
+    ]
