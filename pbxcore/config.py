@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import difflib
 import os
+import pwd
 import re
+import socket
 import tomllib
 import types
 from collections.abc import Mapping
@@ -28,7 +30,7 @@ from pbxcore.script.actions import ActionError, parse_action_line
 
 __all__ = [
     "Config", "ConfigError", "ListenAddress", "MediaConfig", "Paths", "Problem", "Route",
-    "SipConfig", "Trunk", "User", "check_prompts", "load_config", "read_store_dsn",
+    "ScriptsConfig", "SipConfig", "Trunk", "User", "check_prompts", "load_config", "read_store_dsn",
 ]
 
 Problem = tuple[Path, int, str]
@@ -73,6 +75,13 @@ class Paths:
     scripts: Path
     sounds: Path
     recordings: Path
+
+
+@dataclass(frozen=True)
+class ScriptsConfig:
+    user: str | None = None  # run scripts and workers as this user (None: as the switch)
+    uid: int | None = None  # the user's uid and primary gid, resolved at load
+    gid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,11 @@ class Config:
     users: tuple[User, ...]
     routes: tuple[Route, ...]
     trunks: tuple[Trunk, ...] = ()
+    node: str = ""  # [node] id: written on every CDR; start-up closes this node's open ones
+    scripts: ScriptsConfig = field(default_factory=ScriptsConfig)
+    # Problems that do not stop the switch (a route's script missing or not executable: its
+    # calls get the route's fallback); `pbx check` prints them as warnings, `pbx run` logs them.
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -194,7 +208,9 @@ class _Locator:
 # ---------------------------------------------------------------- validation
 
 _SCHEMA: dict[str, set[str]] = {
-    "": {"sip", "media", "paths", "store", "users", "routes", "trunks"},
+    "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "node", "scripts"},
+    "node": {"id"},
+    "scripts": {"user"},
     "sip": {"listen", "realm"},
     "media": {"rtp_ports", "host"},
     "paths": {"scripts", "sounds", "recordings"},
@@ -216,9 +232,13 @@ class _Checker:
         self.path, self.base = path, path.parent
         self.loc = _Locator(text)
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def fail(self, table: str, reason: str, key: str | None = None, occurrence: int = 0) -> None:
         self.problems.append((self.path, self.loc.line(table, occurrence, key), reason))
+
+    def warn(self, table: str, reason: str, key: str | None = None, occurrence: int = 0) -> None:
+        self.warnings.append((self.path, self.loc.line(table, occurrence, key), reason))
 
     def table(self, doc: dict[str, Any], name: str) -> dict[str, Any]:
         value = doc.get(name, {})
@@ -310,6 +330,34 @@ def _check_dsn(c: _Checker, doc: dict[str, Any]) -> str:
     if not dsn.startswith(("postgresql://", "postgres://", "memory://")):
         c.fail("store", f"dsn {dsn!r} must start with sqlite:/// or postgresql://", "dsn")
     return dsn
+
+
+_NODE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def _check_node(c: _Checker, doc: dict[str, Any]) -> str:
+    node = c.table(doc, "node")
+    default = re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname())[:64] or "pbx"
+    value: str = c.get(node, "id", str, default, ("node", "[node]", 0))
+    if not _NODE_ID.match(value):
+        c.fail("node", f"id {value!r} in [node] must be 1-64 of A-Z a-z 0-9 _ . -", "id")
+    return value
+
+
+def _check_scripts(c: _Checker, doc: dict[str, Any]) -> ScriptsConfig:
+    table = c.table(doc, "scripts")
+    name = c.get(table, "user", str, None, ("scripts", "[scripts]", 0))
+    if name is None:
+        return ScriptsConfig()
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        c.fail("scripts", f"user {name!r} in [scripts] does not exist on this system", "user")
+        return ScriptsConfig()
+    if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+        c.fail("scripts", f"user {name!r} in [scripts]: only a switch started as root can run "
+               "scripts as another user", "user")
+    return ScriptsConfig(name, entry.pw_uid, entry.pw_gid)
 
 
 def _check_users(c: _Checker, doc: dict[str, Any]) -> tuple[User, ...]:
@@ -459,10 +507,12 @@ def _check_handler(c: _Checker, r: dict[str, Any], i: int) -> tuple[Path | None,
             return None, transport
         return Path(value), transport
     path = c.resolve(value)
+    # Only a warning: the program may appear later, and one broken route must not keep the
+    # switch from serving the others (its calls get the route's fallback, as at run time).
     if not path.is_file():
-        c.fail("routes", f"{key} {value} does not exist", key, i)
+        c.warn("routes", f"{key} {value} does not exist", key, i)
     elif not os.access(path, os.X_OK):
-        c.fail("routes", f"{key} {value} is not executable (chmod +x)", key, i)
+        c.warn("routes", f"{key} {value} is not executable (chmod +x)", key, i)
     return path, transport
 
 
@@ -582,9 +632,12 @@ def _check(path: Path, text: str) -> Config:
                 names.add(route.name)
                 routes.append(route)
     trunks = _check_trunks(c, doc)
+    node = _check_node(c, doc)
+    scripts = _check_scripts(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
-    return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks)
+    return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, node, scripts,
+                  tuple(c.warnings))
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

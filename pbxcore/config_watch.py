@@ -105,9 +105,18 @@ class ConfigWatcher:
             log.error("config change refused (%s); keeping the running config:\n%s",
                       changed or self.config.path, exc)
             return False
+        if new.warnings:
+            # A change that breaks a route's program is refused (the running config stays and
+            # reports it); at start the same config runs, with that route on its fallback.
+            self.refusals += 1
+            log.error("config change refused (%s); keeping the running config:\n%s",
+                      changed or self.config.path, ConfigError(list(new.warnings)))
+            return False
         for what, old_value, new_value in (
             ("[sip] listen", self.config.sip.listen, new.sip.listen),
             ("[store] dsn", self.config.store_dsn, new.store_dsn),
+            ("[node] id", self.config.node, new.node),
+            ("[scripts] user", self.config.scripts.user, new.scripts.user),
             ("[media] rtp_ports", (self.config.media.rtp_low, self.config.media.rtp_high),
              (new.media.rtp_low, new.media.rtp_high)),
         ):

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pbxcore.call.call import CallDeps
 from pbxcore.call.switch import Switch
@@ -21,12 +23,33 @@ from pbxcore.config_watch import ConfigWatcher
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.sounds import SoundLibrary
+from pbxcore.script import contain
+from pbxcore.script.sanitize import SafeFormatter
 from pbxcore.script.transports import build_transports
 from pbxcore.sip.transaction import TransactionLayer
-from pbxcore.store import open_store
+from pbxcore.store import Store, open_store
 from pbxcore.transport.sip_endpoint import ListenSpec, SipEndpoint
 
 log = logging.getLogger("pbxcore")
+
+Recovery = Callable[[Store, str, datetime], Awaitable[int]]
+RECOVERY: list[tuple[str, Recovery]] = [
+    ("CDRs", lambda store, node, now: store.close_interrupted(node, now)),
+]
+"""What start-up closes that a previous run of this node left open (it was killed, the machine
+lost power): (what, step), each step given the store, the [node] id and the start time and
+returning how many it closed. Queue entries and agent sessions add their own step here."""
+
+
+async def recover(store: Store, node: str, now: datetime) -> dict[str, int]:
+    """Run every RECOVERY step, before the first call is accepted; log what each closed."""
+    closed: dict[str, int] = {}
+    for what, step in RECOVERY:
+        closed[what] = count = await step(store, node, now)
+        if count:
+            log.warning("closed %d %s left open by a previous run of node %s (interrupted)",
+                        count, what, node)
+    return closed
 
 
 @dataclass
@@ -60,7 +83,13 @@ class RunningSwitch:
 async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
     """Open the store, bind the sockets, start the pacer: ready for calls when this returns."""
     config.paths.recordings.mkdir(parents=True, exist_ok=True)
+    contain.configure(config.scripts.uid, config.scripts.gid)  # [scripts] user
     store = await open_store(config.store_dsn, base_dir=config.base_dir)
+    try:
+        await recover(store, config.node, datetime.now(UTC))
+    except BaseException:
+        await store.close()
+        raise
     pacer = Pacer()
     await pacer.start()
     holder: dict[str, Switch] = {}
@@ -91,6 +120,10 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
 
 
 async def serve(config: Config, *, watch: bool = True) -> None:
+    # Orphaned descendants of scripts come to us, so a run's leftovers can be killed (contain).
+    contain.enable()
+    for path, line, reason in config.warnings:
+        log.warning("%s:%d: warning: %s; calls to that route get its fallback", path, line, reason)
     running = await start_switch(config, watch=watch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -112,7 +145,9 @@ def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") ->
     cheapest), "uvloop" (libuv: per-packet RTP relaying costs about a third of the standard
     loop's, but libuv spawns with fork() and waits for the exec on the loop: bench/README.md),
     or "auto" (uvloop when installed)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)  # caller text escaped
     runner = asyncio.run
     if loop in ("auto", "uvloop"):
         try:

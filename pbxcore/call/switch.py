@@ -277,9 +277,8 @@ class Switch:
             start = CdrStart(
                 call_id=info.call_id, sip_call_id=info.sip_call_id, start=info.started,
                 caller=info.caller, called=info.called, caller_name=info.caller_name,
-                route=str(call.route.script))
-            store = self.deps.store
-            call.persist(lambda: store.cdr_open(start))  # not awaited: the caller is ringing
+                route=str(call.route.script), node=self.deps.config.node)
+            call.open_cdr(start)  # not awaited: the caller is ringing
             await run_call(call)
         except Exception:
             log.exception("call %s: internal error", info.call_id)

@@ -7,17 +7,28 @@ from pathlib import Path
 import click
 
 from pbxcore.cli.common import config_option, load_or_exit, shown
-from pbxcore.config import check_prompts
+from pbxcore.config import Problem, check_prompts
+
+
+def warning(problem: Problem) -> Problem:
+    path, line, reason = problem
+    return path, line, f"warning: {reason}"
 
 
 @click.command("check")
 @config_option
 def check(config_path: Path) -> None:
-    """Validate the config (and every .wav under sounds/); print FILE:LINE: reason per problem."""
+    """Validate the config (and every .wav under sounds/); print FILE:LINE: reason per problem.
+
+    A route whose program is missing or not executable is a warning (exit status 0): `pbx run`
+    starts anyway and that route's calls get its fallback."""
     cfg = load_or_exit(config_path)
+    for problem in cfg.warnings:
+        click.echo(shown(warning(problem)), err=True)
     problems = check_prompts(cfg)
     for problem in problems:
         click.echo(shown(problem), err=True)
     if problems:
         raise SystemExit(1)
-    click.echo(f"config OK: {len(cfg.routes)} routes, {len(cfg.users)} users")
+    note = f", {len(cfg.warnings)} warnings" if cfg.warnings else ""
+    click.echo(f"config OK: {len(cfg.routes)} routes, {len(cfg.users)} users{note}")

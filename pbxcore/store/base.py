@@ -7,14 +7,20 @@ closed once with a ``CdrEnd``; ``duration`` and ``billsec`` are computed at clos
 times so every backend agrees. Times are timezone-aware UTC datetimes in these dataclasses and ISO 8601 strings
 in ``to_json()``; a naive datetime is our own bug and raises ValueError.
 
-Text that came from a peer (caller name, script output) may hold NUL, which PostgreSQL refuses in
-text and jsonb; every backend replaces it with U+FFFD so all three store the same thing.
+Text that came from a peer (caller name, script output) may hold what no backend can store: NUL,
+which PostgreSQL refuses in text and jsonb, and lone surrogates, which are how the SIP parser
+(UTF-8 with ``surrogateescape``) carries bytes that are not UTF-8 (``12%FF%FE34``, a display name
+``\\xff\\xfe``) and which neither SQLite nor PostgreSQL can encode. Every string the store writes,
+dict keys too, goes through ``store_text`` (via ``scrub``), the same on every backend: NUL becomes
+U+FFFD, an escaped byte (U+DC80..U+DCFF) becomes the four characters ``\\xNN`` (so the byte's value
+is kept and readable), any other lone surrogate becomes ``\\uDNNN``. Valid text is unchanged.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +29,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, get_args
 
 Disposition = Literal["answered", "no answer", "busy", "failed", "rejected", "abandoned"]
-HangupBy = Literal["caller", "callee", "switch", "script", "shutdown"]  # callee: the dialled party
+# callee: the dialled party; interrupted: the switch died mid-call (closed at its next start)
+HangupBy = Literal["caller", "callee", "switch", "script", "shutdown", "interrupted"]
 LegDisposition = Literal["answered", "busy", "no answer", "declined", "failed", "canceled"]
 TraceKind = Literal["event", "script", "action", "sip", "error", "note"]
 
@@ -50,6 +57,7 @@ class CdrStart:
     called: str  # user part of the Request-URI
     caller_name: str = ""  # display name of From, as sent by the peer
     route: str | None = None  # which route handled it (e.g. script path), None if none matched
+    node: str = ""  # [node] id of the switch that handles it (see close_interrupted)
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class Cdr:
     vars: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     # Dialled legs ordered by leg number: {"leg": N, **data given to cdr_leg} (see checked_leg).
     legs: tuple[Mapping[str, Any], ...] = ()
+    node: str = ""  # [node] id of the switch that opened it
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (times as ISO 8601 UTC strings) for `pbx cdr --json` and exports."""
@@ -101,7 +110,7 @@ class Cdr:
             "billsec": self.billsec, "hangup_by": self.hangup_by,
             "hangup_cause": self.hangup_cause, "hangup_code": self.hangup_code,
             "recordings": list(self.recordings), "script_errors": list(self.script_errors),
-            "vars": dict(self.vars), "legs": [dict(leg) for leg in self.legs],
+            "vars": dict(self.vars), "legs": [dict(leg) for leg in self.legs], "node": self.node,
         }
 
 
@@ -157,6 +166,13 @@ class Store(Protocol):
         """The call's trace ordered by seq (then insertion); [] for an unknown call."""
         ...
 
+    async def close_interrupted(self, node: str, now: datetime) -> int:
+        """Close every CDR that ``node`` (or a version before node ids, node '') left open and
+        that started at or before ``now``: the switch died mid-call. Called once at start-up,
+        before any call is accepted. Each is closed as ``interrupted`` (see ``interrupted``) at
+        its last known time; returns how many were closed."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -164,7 +180,7 @@ class Store(Protocol):
 
 CDR_COLUMNS = ("call_id, sip_call_id, start_time, answer_time, end_time, caller, caller_name, "
                "called, route, disposition, duration, billsec, hangup_by, hangup_cause, "
-               "hangup_code, recordings, script_errors, vars")
+               "hangup_code, recordings, script_errors, vars, node")
 FIELD_COLUMN = {"answer": "answer_time", "caller": "caller", "caller_name": "caller_name",
                 "called": "called", "route": "route", "vars": "vars"}  # cdr_update name -> column
 
@@ -185,7 +201,7 @@ def cdr_from_row(row: Sequence[Any], legs: tuple[Mapping[str, Any], ...] = ()) -
                end=when(row[4]), caller=row[5], caller_name=row[6], called=row[7], route=row[8],
                disposition=row[9], duration=row[10], billsec=row[11], hangup_by=row[12],
                hangup_cause=row[13], hangup_code=row[14], recordings=tuple(js(row[15])),
-               script_errors=tuple(js(row[16])), vars=js(row[17]), legs=legs)
+               script_errors=tuple(js(row[16])), vars=js(row[17]), legs=legs, node=row[18])
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -212,10 +228,28 @@ def from_iso(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _stored_char(match: re.Match[str]) -> str:
+    c = ord(match.group())
+    if c == 0:
+        return "\ufffd"
+    if 0xDC80 <= c <= 0xDCFF:  # a byte surrogateescape could not decode: keep its value
+        return f"\\x{c - 0xDC00:02x}"
+    return f"\\u{c:04x}"
+
+
+def store_text(text: str) -> str:
+    """``text`` as every backend stores it: NUL -> U+FFFD, a surrogateescape'd byte -> ``\\xNN``,
+    another lone surrogate -> ``\\uDNNN`` (see the module docstring); valid text unchanged."""
+    return _UNSTORABLE.sub(_stored_char, text)
+
+
 def scrub(value: Any) -> Any:
-    """``value`` with NUL characters in every string (keys too) replaced by U+FFFD."""
+    """``value`` with every string in it (keys too) passed through ``store_text``."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return store_text(value)
     if isinstance(value, Mapping):
         return {scrub(k): scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -232,7 +266,7 @@ def check_update(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "answer" in out and out["answer"] is not None:
         out["answer"] = utc(out["answer"])
     if "vars" in out:
-        out["vars"] = {str(k): str(v) for k, v in out["vars"].items()}
+        out["vars"] = scrub({str(k): str(v) for k, v in out["vars"].items()})
     return out
 
 
@@ -300,7 +334,29 @@ def opened(start: CdrStart) -> Cdr:
     """The Cdr row for a freshly opened call (scrubbed, UTC)."""
     return Cdr(call_id=start.call_id, sip_call_id=scrub(start.sip_call_id), start=utc(start.start),
                caller=scrub(start.caller), called=scrub(start.called),
-               caller_name=scrub(start.caller_name), route=scrub(start.route))
+               caller_name=scrub(start.caller_name), route=scrub(start.route),
+               node=scrub(start.node))
+
+
+INTERRUPTED_CAUSE = "interrupted: the switch stopped before the call ended"
+
+
+def interrupted(cdr: Cdr, last_trace: datetime | None) -> Cdr:
+    """``cdr`` closed by start-up recovery: ended at the last time anything was known of it
+    (its latest trace entry, answer, leg time or start), disposition ``answered`` if it was
+    answered else ``failed``, hangup_by ``interrupted``."""
+    times = [cdr.start, cdr.answer, last_trace]
+    for leg in cdr.legs:
+        for key in ("ring_start", "answer", "end"):
+            value = leg.get(key)
+            if isinstance(value, str):
+                try:
+                    times.append(from_iso(value))
+                except ValueError:  # a leg's data is free-form JSON: ignore what is no time
+                    pass
+    last = max(utc(t) for t in times if t is not None and t.tzinfo is not None)
+    return closed(cdr, CdrEnd(end=last, disposition="answered" if cdr.answer else "failed",
+                              hangup_by="interrupted", hangup_cause=INTERRUPTED_CAUSE))
 
 
 def checked_entry(entry: TraceEntry) -> TraceEntry:

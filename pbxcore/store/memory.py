@@ -18,6 +18,7 @@ from pbxcore.store.base import (
     checked_entry,
     checked_leg,
     closed,
+    interrupted,
     opened,
     scrub,
     utc,
@@ -75,6 +76,14 @@ class MemoryStore:
 
     async def trace(self, call_id: str) -> list[TraceEntry]:
         return sorted(self._traces.get(call_id, []), key=lambda e: e.seq)  # stable: ties keep order
+
+    async def close_interrupted(self, node: str, now: datetime) -> int:
+        stale = [c for c in self._cdrs.values()
+                 if c.end is None and c.node in (node, "") and c.start <= utc(now)]
+        for cdr in stale:
+            times = [e.time for e in self._traces.get(cdr.call_id, [])]
+            self._cdrs[cdr.call_id] = interrupted(cdr, max(times) if times else None)
+        return len(stale)
 
     async def close(self) -> None:
         pass
