@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 import socket
 import time
@@ -33,10 +34,15 @@ from tests.integration.switch_harness import (
     write_config,
 )
 from tests.integration.uac import Uac
+from tests.peers.helpers import poll
 
 DIAL = """#!/bin/sh
 case "$PBX_EVENT" in
-  incoming) echo "dial 1002 timeout=5";;
+  incoming)
+    case "$PBX_CALLED" in
+      300) echo answer; echo "play moh loop=20";;
+      *) echo "dial 1002 timeout=5";;
+    esac;;
 esac
 """
 NAMED_USER = '[[users]]\nextension = "1003"\npassword = "secret1003"\nname = "Zoë \\"Z\\" Q"\n'
@@ -48,7 +54,7 @@ def routes(dir: Path) -> str:
     script.chmod(0o755)
     return f"""
         [[routes]]
-        match = "^(1002|2000)$"
+        match = "^(1002|2000|300)$"
         script = "{script}"
         """
 
@@ -307,6 +313,32 @@ def test_dialled_invite_has_configured_caller_name_and_allows_refer(sw: SwitchPr
     assert parse_name_addr(from_header).display == 'Zoë "Z" Q'
     allow = [m.strip() for m in (invite.headers.get("Allow") or "").split(",")]
     assert "REFER" in allow and "INVITE" in allow, allow
+    cdr = poll(lambda: next((c for c in json.loads(sw.pbx("cdr", "--json").stdout)
+                             if c["sip_call_id"] == caller.call_id), None), timeout=5)
+    assert cdr is not None and cdr["caller_name"] == 'Zoë "Z" Q', cdr
+
+
+def test_every_200_ok_to_an_invite_allows_refer(sw: SwitchProcess) -> None:
+    """The 200 OK answering the call and the one answering a re-INVITE (hold) list REFER."""
+    uac = Uac(sw.port, user="1003", password="secret1003")
+    try:
+        ok = uac.call("300")
+        assert ok is not None and ok.status == 200, ok
+        assert "REFER" in (ok.headers.get("Allow") or ""), ok.headers.get("Allow")
+        assert uac.invite is not None
+        reinvite = uac.build_invite("300")
+        reinvite.headers.set("To", uac.to_header)
+        reinvite.headers.set("CSeq", f"{uac.cseq} INVITE")
+        reinvite.body = reinvite.body.replace(b"a=sendrecv", b"a=sendonly")
+        reinvite.headers.set("Content-Length", str(len(reinvite.body)))
+        uac._send(reinvite.to_bytes())
+        again = uac.final(3)
+        assert again is not None and again.status == 200 and again.cseq[1] == "INVITE", again
+        assert "REFER" in (again.headers.get("Allow") or ""), again.headers.get("Allow")
+        uac.ack(again, reinvite)
+        assert (bye := uac.bye()) is not None and bye.status == 200
+    finally:
+        uac.close()
 
 
 def test_replies_arrive_for_a_broken_header_over_tcp_too(sw: SwitchProcess) -> None:
