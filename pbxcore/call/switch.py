@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 
+from pbxcore.call.auth import SwitchAuth
 from pbxcore.call.call import Call, CallDeps, CallInfo
 from pbxcore.call.engine import run_call
 from pbxcore.call.leg import ALLOW, InboundLeg
@@ -23,9 +24,7 @@ from pbxcore.call.registrar import Registrar
 from pbxcore.call.trunks import TrunkRegistrations, called_number
 from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
-from pbxcore.sip.auth_throttle import AuthThrottle
 from pbxcore.sip.build import make_response
-from pbxcore.sip.digest import AuthResult, DigestServer
 from pbxcore.sip.message import Request, Response, SipSyntaxError
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.sdp import AudioAnswer, SdpError, build_answer, negotiate, parse_sdp
@@ -49,9 +48,7 @@ class Switch:
         self.deps = deps
         self.clock = clock
         self.registrar = Registrar(clock)
-        self.digest = DigestServer(deps.config.sip.realm, secrets.token_bytes(32),
-                                   algorithms=deps.config.sip.digest_algorithms)
-        self.throttle = AuthThrottle()
+        self.auth = SwitchAuth(deps.config.sip.realm, deps.config.sip.digest_algorithms)
         self.calls: dict[str, Call] = {}  # by our call id
         self._by_sip_call_id: dict[str, list[Call]] = {}  # live calls by the INVITE's Call-ID
         self._by_invite_tx: dict[str, Call] = {}
@@ -191,48 +188,12 @@ class Switch:
         """The authenticated extension, or None after sending 401 (challenge), 400 (broken
         Authorization) or 403 (too many failures from this source or for this user)."""
         users = {u.extension: u.password for u in self.deps.config.users}
-        now = self.clock()
-        result = self.digest.verify(request.headers.get("Authorization"), request.method,
-                                    request.uri, users, now)
-        refused = self.throttle.blocked(source.host, result.user, now)
-        if refused is not None:
-            log.warning("authentication refused: %s user %s from %s:%s: %s", request.method,
-                        ascii(result.user), source.host, source.port, refused)
-            self._reply(tx, request, 403, reason="Forbidden (too many failed authentications)")
-            return None
-        if result.ok and result.user is not None:
-            self.throttle.succeeded(source.host, result.user, now)
-            return result.user
-        delay = self._log_auth_failure(request, source, result, now)
-        if result.malformed:
-            self._reply_later(delay, tx, request, 400, reason="Bad Request (malformed Authorization)")
-            return None
-        challenge = self.digest.challenge(now, stale=result.stale)
-        self._reply_later(delay, tx, request, 401,
-                          headers=[("WWW-Authenticate", c) for c in challenge])
+        outcome = self.auth.check(request, source, users, self.clock())
+        if isinstance(outcome, str):
+            return outcome
+        self._reply_later(outcome.delay, tx, request, outcome.status, headers=outcome.headers,
+                          reason=outcome.reason)
         return None
-
-    def _log_auth_failure(self, request: Request, source: Peer, result: AuthResult,
-                          now: float) -> float:
-        """Log a refused Authorization (caller text escaped); count it if it was a guess.
-        Returns how long to hold the answer back (the throttle's back-off)."""
-        if result.reason == "no credentials":
-            return 0.0  # the first step of every exchange, not a failure
-        who = f"{request.method} user {ascii(result.user)} from {source.host}:{source.port}"
-        if not result.failure:
-            # stale: right password, unusable nonce; the client retries on its own.  An expired
-            # nonce is routine (phones keep one across re-REGISTERs), a reused one is not.
-            level = logging.INFO if result.reason == "stale nonce" else logging.WARNING
-            log.log(level, "authentication failed: %s: %s (re-challenged, stale)", who,
-                    result.reason)
-            return 0.0
-        verdict = self.throttle.failed(source.host, result.user, now)
-        log.warning("authentication failed: %s: %s (failures in %.0f s: source %d, user %d)",
-                    who, ascii(result.reason)[1:-1], self.throttle.window,
-                    verdict.source_failures, verdict.user_failures)
-        for what in verdict.blocked:
-            log.warning("authentication: blocking %s (403)", what)
-        return verdict.delay
 
     def _reply_later(self, delay: float, tx: str, request: Request, status: int, *,
                      headers: list[tuple[str, str]] | None = None,
