@@ -3,7 +3,7 @@
 `OutboundLeg` sends the INVITE with our SDP offer, follows the provisional and final responses,
 ACKs every 2xx (RFC 3261 §13.2.2.4), answers the far end's BYE, and can CANCEL (§9.1) or BYE.
 A 2xx that arrives after our CANCEL is ACKed and then ended with BYE (§9.1; pyVoIP answers a
-cancelled INVITE, PEERS.md §1c row 11).  The leg reports one `DialResult` when ringing ends and
+cancelled INVITE, docs/peers.md §1c row 11).  The leg reports one `DialResult` when ringing ends and
 sets `ended` when an answered leg is over.  It never builds the caller's messages: legs are
 independent dialogs joined only by the media bridge.
 """
