@@ -27,6 +27,7 @@ from typing import Any
 
 from pbxcore.media.wav import check_wav
 from pbxcore.script.actions import ActionError, parse_action_line
+from pbxcore.sip.digest import ALGORITHMS
 
 __all__ = [
     "Config", "ConfigError", "ListenAddress", "MediaConfig", "Paths", "Problem", "Route",
@@ -61,6 +62,8 @@ class ListenAddress:
 class SipConfig:
     listen: tuple[ListenAddress, ...]
     realm: str  # digest realm offered in 401 challenges (RFC 3261 §22.4)
+    # digest algorithms offered in 401 challenges, most preferred first (RFC 8760 §2.4)
+    digest_algorithms: tuple[str, ...] = ("MD5",)
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,7 @@ _SCHEMA: dict[str, set[str]] = {
     "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "node", "scripts"},
     "node": {"id"},
     "scripts": {"user"},
-    "sip": {"listen", "realm"},
+    "sip": {"listen", "realm", "digest_algorithms"},
     "media": {"rtp_ports", "host"},
     "paths": {"scripts", "sounds", "recordings"},
     "store": {"dsn"},
@@ -291,7 +294,21 @@ def _check_sip(c: _Checker, doc: dict[str, Any]) -> SipConfig:
     realm = c.get(sip, "realm", str, "pbxcore", where)
     if not realm or '"' in realm:
         c.fail("sip", "realm must be a non-empty string without quotes", "realm")
-    return SipConfig(tuple(listen), realm)
+    return SipConfig(tuple(listen), realm, _check_digest_algorithms(c, sip, where))
+
+
+def _check_digest_algorithms(c: _Checker, sip: dict[str, Any],
+                             where: tuple[str, str, int]) -> tuple[str, ...]:
+    """`digest_algorithms = ["MD5"]`: known names, no repeats, at least one; order kept."""
+    raw = c.get(sip, "digest_algorithms", list, ["MD5"], where)
+    names = [a.upper() for a in raw if isinstance(a, str)]
+    known = ", ".join(f'"{a}"' for a in ALGORITHMS)
+    bad = [a for a in raw if not isinstance(a, str) or a.upper() not in ALGORITHMS]
+    if bad or not raw or len(set(names)) != len(names):
+        c.fail("sip", f"digest_algorithms must list one or more of {known}, each once "
+               f"(got {raw!r})", "digest_algorithms")
+        return ("MD5",)
+    return tuple(names)
 
 
 def _check_media(c: _Checker, doc: dict[str, Any], sip: SipConfig) -> MediaConfig:

@@ -19,6 +19,8 @@ from pbxcore.transport.sip_endpoint import SipEndpoint
 
 log = logging.getLogger("pbxcore.call")
 
+#: The methods the switch accepts, in every Allow it sends (OPTIONS, 405/501, each INVITE and
+#: 200 OK): REFER is there because agents transfer calls with it (RFC 3515 §2.4.1).
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER"
 
 

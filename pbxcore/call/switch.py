@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 
+from pbxcore.call.auth import SwitchAuth
 from pbxcore.call.call import Call, CallDeps, CallInfo
 from pbxcore.call.engine import run_call
 from pbxcore.call.leg import ALLOW, InboundLeg
@@ -24,7 +25,6 @@ from pbxcore.call.trunks import TrunkRegistrations, called_number
 from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
 from pbxcore.sip.build import make_response
-from pbxcore.sip.digest import DigestServer
 from pbxcore.sip.message import Request, Response, SipSyntaxError
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.sdp import AudioAnswer, SdpError, build_answer, negotiate, parse_sdp
@@ -48,7 +48,7 @@ class Switch:
         self.deps = deps
         self.clock = clock
         self.registrar = Registrar(clock)
-        self.digest = DigestServer(deps.config.sip.realm, secrets.token_bytes(32))
+        self.auth = SwitchAuth(deps.config.sip.realm, deps.config.sip.digest_algorithms)
         self.calls: dict[str, Call] = {}  # by our call id
         self._by_sip_call_id: dict[str, list[Call]] = {}  # live calls by the INVITE's Call-ID
         self._by_invite_tx: dict[str, Call] = {}
@@ -184,22 +184,31 @@ class Switch:
         self._reply(tx, request, 200)
         call.remote_hangup("caller", "BYE from caller")
 
-    def _authenticate(self, tx: str, request: Request) -> str | None:
-        """The authenticated extension, or None after sending the 401 challenge."""
+    def _authenticate(self, tx: str, request: Request, source: Peer) -> str | None:
+        """The authenticated extension, or None after sending 401 (challenge), 400 (broken
+        Authorization) or 403 (too many failures from this source or for this user)."""
         users = {u.extension: u.password for u in self.deps.config.users}
-        result = self.digest.verify(request.headers.get("Authorization"), request.method,
-                                    users, self.clock())
-        if result.ok and result.user is not None:
-            return result.user
-        challenge = self.digest.challenge(self.clock(), stale=result.stale)
-        self._reply(tx, request, 401, headers=[("WWW-Authenticate", c) for c in challenge])
+        outcome = self.auth.check(request, source, users, self.clock())
+        if isinstance(outcome, str):
+            return outcome
+        self._reply_later(outcome.delay, tx, request, outcome.status, headers=outcome.headers,
+                          reason=outcome.reason)
         return None
+
+    def _reply_later(self, delay: float, tx: str, request: Request, status: int, *,
+                     headers: list[tuple[str, str]] | None = None,
+                     reason: str | None = None) -> None:
+        if delay <= 0:
+            self._reply(tx, request, status, headers=headers, reason=reason)
+            return
+        asyncio.get_running_loop().call_later(
+            delay, lambda: self._reply(tx, request, status, headers=headers, reason=reason))
 
     def _register(self, tx: str, request: Request, source: Peer) -> None:
         to = parse_name_addr(request.headers.get("To") or "")
         if not to.uri.lower().startswith(("sip:", "sips:")):
             raise SipSyntaxError("To of a REGISTER must be a SIP URI")  # RFC 4475 unksm2
-        user = self._authenticate(tx, request)
+        user = self._authenticate(tx, request, source)
         if user is None:
             return
         aor_user = parse_uri(to.uri).user_unescaped or ""
@@ -230,11 +239,16 @@ class Switch:
             called = parse_uri(request.uri).user_unescaped or ""
         route = self.deps.config.route_for(called)
         caller_addr = parse_name_addr(request.headers.get("From") or "")
+        caller_name = caller_addr.display or ""
         if trunk is None and (route is None or not route.public):
-            user = self._authenticate(tx, request)
+            user = self._authenticate(tx, request, source)
             if user is None:
                 return  # the 401 went out alone: pyVoIP must see it as the first response
             caller = user
+            # An authenticated extension's configured name wins over the display name its
+            # phone sent, as Asterisk's callerid does: the switch vouches for who is calling.
+            caller_name = next((u.name for u in self.deps.config.users
+                                if u.extension == user and u.name), None) or caller_name
         else:
             caller = _user_of(caller_addr.uri)
         self._reply(tx, request, 100)  # RFC 3261 §17.2.1; pyVoIP waits for a provisional
@@ -249,8 +263,7 @@ class Switch:
             # No offer in the INVITE (offer in ACK) is not supported yet: 488 says why.
             self._reply(tx, request, 488, headers=[("Warning", '304 pbxcore "PCMU/PCMA only"')])
             return
-        self._start_call(tx, request, source, route, caller, caller_addr.display or "", called,
-                         offer)
+        self._start_call(tx, request, source, route, caller, caller_name, called, offer)
 
     def _start_call(self, tx: str, request: Request, source: Peer, route: Route, caller: str,
                     caller_name: str, called: str, offer: AudioAnswer) -> None:
@@ -331,7 +344,8 @@ class Switch:
                            local_port=call.media.local_port, session_id=1, version=2)
         self.endpoint.respond(tx, make_response(
             request, 200, to_tag=call.leg.local_tag,
-            headers=[("Contact", call.leg.contact), ("Content-Type", "application/sdp")],
+            headers=[("Contact", call.leg.contact), ("Allow", ALLOW),
+                     ("Content-Type", "application/sdp")],
             body=sdp))
 
     async def shutdown(self, grace: float = 5.0) -> None:
