@@ -24,7 +24,8 @@ from pbxcore.media.sounds import SoundLibrary
 from pbxcore.script.transports import build_transports
 from pbxcore.sip.transaction import TransactionLayer
 from pbxcore.store import open_store
-from pbxcore.transport.sip_endpoint import ListenSpec, SipEndpoint
+from pbxcore.transport.sip_endpoint import ListenError, ListenSpec, SipEndpoint
+from pbxcore.transport.source_guard import raise_nofile_limit
 
 log = logging.getLogger("pbxcore")
 
@@ -71,7 +72,8 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
         def __getattr__(self, name: str) -> object:
             return getattr(holder["switch"], name)
 
-    endpoint = SipEndpoint(_Late(), TransactionLayer(auto_trying=False))  # type: ignore[arg-type]
+    endpoint = SipEndpoint(_Late(), TransactionLayer(auto_trying=False),  # type: ignore[arg-type]
+                           limits=config.limits, trusted_hosts=[t.host for t in config.trunks])
     deps = CallDeps(
         config=config, store=store, endpoint=endpoint,
         ports=PortAllocator(config.media.rtp_low, config.media.rtp_high), pacer=pacer,
@@ -81,7 +83,13 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
     await deps.transports.start()  # worker pools are warm before the first call
     switch = Switch(deps)
     holder["switch"] = switch
-    await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
+    try:
+        await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
+    except ListenError:  # a busy port: undo what started, `pbx run` prints one line
+        await deps.transports.close()
+        await pacer.stop()
+        await store.close()
+        raise
     switch.trunks = await start_trunks(endpoint, config)
     running = RunningSwitch(switch, endpoint, pacer, deps)
     if watch:
@@ -113,6 +121,8 @@ def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") ->
     loop's, but libuv spawns with fork() and waits for the exec on the loop: bench/README.md),
     or "auto" (uvloop when installed)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    before, now = raise_nofile_limit()  # issue 9 item 6: 1,024 descriptors go fast
+    log.info("open files limit: %d%s", now, f" (raised from {before})" if now != before else "")
     runner = asyncio.run
     if loop in ("auto", "uvloop"):
         try:

@@ -5,18 +5,33 @@ it returns is executed here (`Send`) or handed to the transaction user (`SipHand
 owns the timer: it sleeps until the layer's next deadline.  Malformed requests get a stateless
 400/505 (RFC 3261 §8.2.2), malformed responses are dropped, and nothing a peer sends can stop the
 loop: every input is guarded, the error logged, the socket kept.
+
+One source must not starve the others (issue 9 item 6), so `[limits]` is applied here before
+anything is parsed: a per-source message rate (`sip/admission.py`, Kamailio pike's model: the
+first refusal of a window gets 503 + Retry-After, the rest are dropped), TCP connections capped
+per source and in total, and a TCP connection that has not delivered a complete message within
+`tcp_idle` seconds closed.  The total is also capped at RLIMIT_NOFILE minus `fd_reserve`, so
+connections can never take the descriptors scripts, RTP sockets and the store need; the TCP
+listener is our own accept loop (not `asyncio.start_server`) so that a refused connection is
+closed at once and EMFILE pauses accepting for a second with one log line, instead of asyncio's
+"socket.accept() out of system resource" on every turn of the loop.  Trusted sources (loopback,
+configured proxies, the trunks' hosts) skip the rate limit and the per-source cap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from pbxcore.config import Limits
 from pbxcore.sip.framing import PING, PONG, FramingError, StreamFramer
 from pbxcore.sip.message import Message, Request, Response, SipSyntaxError, parse_message
 from pbxcore.sip.peer import Peer
@@ -31,12 +46,23 @@ from pbxcore.sip.transaction import (
     TransactionLayer,
     TxOutput,
 )
+from pbxcore.transport.source_guard import SourceGuard
 
 log = logging.getLogger("pbxcore.sip")
 
 TCP_IDLE_SECONDS = 300.0  # an idle connection is closed (RFC 5626 clients ping within 120 s)
-TCP_PARTIAL_SECONDS = 32.0  # a half-received message (RFC 4475 clerr) is given this long
 UDP_MAX = 65535
+ACCEPT_BATCH = 64  # connections accepted per readiness event, so one listener cannot hog the loop
+ACCEPT_PAUSE = 1.0  # seconds without accepting after EMFILE/ENFILE
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class ListenError(Exception):
+    """A listen address could not be bound: `spec` and the OS's reason, in lower case."""
+
+    def __init__(self, spec: ListenSpec, reason: str) -> None:
+        self.spec, self.reason = spec, reason
+        super().__init__(f"cannot listen on {spec.transport}:{spec.host}:{spec.port}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -77,34 +103,67 @@ class SipEndpoint:
         handler: SipHandler,
         layer: TransactionLayer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        limits: Limits | None = None,
+        trusted_hosts: Iterable[str] = (),
     ) -> None:
         self.handler = handler
         self.layer = layer or TransactionLayer()
         self.clock = clock
+        self.limits = limits or Limits()
+        self.guard = SourceGuard(self.limits, clock, trusted_hosts)
+        self._accept_logged = -1e9
         self.bound: list[ListenSpec] = []
         self._udp: dict[tuple[str, int], asyncio.DatagramTransport] = {}
-        self._tcp_servers: list[asyncio.AbstractServer] = []
+        self._tcp_listeners: list[socket.socket] = []
         self._tcp_conns: dict[Peer, asyncio.StreamWriter] = {}
+        self._messaged: weakref.WeakSet[asyncio.StreamWriter] = weakref.WeakSet()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer_task: asyncio.Task[None] | None = None
 
     async def start(self, listen: Iterable[ListenSpec]) -> None:
+        """Bind every address; raises ListenError (nothing left bound) if one cannot be."""
         loop = asyncio.get_running_loop()
-        for spec in listen:
-            if spec.transport == "udp":
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Udp(self), local_addr=(spec.host, spec.port)
-                )
-                host, port = transport.get_extra_info("sockname")[:2]
-                self._udp[(host, port)] = transport
-            else:
-                server = await asyncio.start_server(self._serve_tcp, spec.host, spec.port)
-                host, port = server.sockets[0].getsockname()[:2]
-                self._tcp_servers.append(server)
-            self.bound.append(ListenSpec(spec.transport, host, port))
-            log.info("listening on %s:%s:%s", spec.transport, host, port)
+        await self.guard.resolve()
+        try:
+            for spec in listen:
+                try:
+                    if spec.transport == "udp":
+                        transport, _ = await loop.create_datagram_endpoint(
+                            lambda: _Udp(self), local_addr=(spec.host, spec.port)
+                        )
+                        host, port = transport.get_extra_info("sockname")[:2]
+                        self._udp[(host, port)] = transport
+                    else:
+                        host, port = await self._listen_tcp(spec)
+                except OSError as exc:
+                    raise ListenError(spec, _os_reason(exc)) from None
+                self.bound.append(ListenSpec(spec.transport, host, port))
+                log.info("listening on %s:%s:%s", spec.transport, host, port)
+        except ListenError:
+            await self.close()
+            raise
+        log.info("limits: %s", self.guard.describe())
         self._timer_task = asyncio.create_task(self._timer_loop(), name="sip-timers")
+
+    async def _listen_tcp(self, spec: ListenSpec) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(spec.host, spec.port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._tcp_listeners.append(sock)
+        loop.add_reader(sock.fileno(), self._accept_ready, sock)
+        host, port = sock.getsockname()[:2]
+        return host, port
 
     def local(self, transport: str) -> ListenSpec:
         """The address we put in Via/Contact for messages sent over `transport`."""
@@ -118,7 +177,15 @@ class SipEndpoint:
     def datagram(self, data: bytes, source: Peer) -> None:
         if data in (b"\r\n\r\n", b"\r\n", b"\0\0\0\0"):
             return  # RFC 5626 keep-alive / NAT ping: nothing to answer over UDP
-        self._feed(data, source, stream=False)
+        if self._admit(data, source):
+            self._feed(data, source, stream=False)
+
+    def _admit(self, data: bytes, source: Peer) -> bool:
+        """The per-source rate limit, before any parsing (that is what a flood costs)."""
+        allowed, reply = self.guard.message(data, source.host)
+        if reply is not None:
+            self._send_bytes(reply, source)
+        return allowed
 
     def _feed(self, data: bytes, source: Peer, *, stream: bool) -> None:
         try:
@@ -200,11 +267,73 @@ class SipEndpoint:
         except (TimeoutError, OSError) as exc:
             log.warning("cannot connect to tcp:%s:%s: %s", peer.host, peer.port, exc)
             return
-        self._tcp_conns[peer] = writer
-        writer.write(data)
-        await self._read_tcp(reader, writer, peer)
+        # Our own connection (to a TCP-registered phone or a trunk) counts towards the total:
+        # it holds a descriptor like any other.
+        if not self.guard.connection(peer.host, outbound=True):
+            writer.close()
+            return
+        try:
+            self._tcp_conns[peer] = writer
+            writer.write(data)
+            await self._read_tcp(reader, writer, peer, established=True)
+        finally:
+            self.guard.release(peer.host)
 
     # -- TCP --------------------------------------------------------------------------------
+
+    def _accept_ready(self, listener: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    self._pause_accepting(listener, exc)
+                else:
+                    log.warning("tcp accept failed: %s", exc)
+                return
+            host = address[0]
+            if not self.guard.connection(host):
+                conn.close()  # at once: a refused peer holds no descriptor
+                continue
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._spawn(self._serve_accepted(conn, host))
+
+    def _pause_accepting(self, listener: socket.socket, exc: OSError) -> None:
+        """Out of descriptors anyway (something else holds them): stop accepting for a while
+        rather than spin, and say so at most once a minute."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(listener.fileno())
+        stats = self.guard.stats
+        stats["accept_paused"] += 1
+        now = self.clock()
+        if now - self._accept_logged >= 60.0:
+            self._accept_logged = now
+            log.error("tcp accept failed: %s (%d connections open, %d pauses so far); not "
+                      "accepting for %gs", exc.strerror, self.guard.caps.count,
+                      stats["accept_paused"], ACCEPT_PAUSE)
+
+        def resume() -> None:
+            if listener in self._tcp_listeners and listener.fileno() >= 0:
+                loop.add_reader(listener.fileno(), self._accept_ready, listener)
+
+        loop.call_later(ACCEPT_PAUSE, resume)
+
+    async def _serve_accepted(self, conn: socket.socket, host: str) -> None:
+        try:
+            try:
+                reader, writer = await asyncio.open_connection(sock=conn)
+            except OSError:
+                conn.close()
+                return
+            await self._serve_tcp(reader, writer)
+        finally:
+            self.guard.release(host)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host, port = writer.get_extra_info("peername")[:2]
@@ -213,16 +342,23 @@ class SipEndpoint:
         await self._read_tcp(reader, writer, peer)
 
     async def _read_tcp(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer,
+        *, established: bool = False,
     ) -> None:
+        """Read frames until EOF, a framing error or idleness: `tcp_idle` seconds while no
+        complete message has come yet or one is half received (an unauthenticated peer holding
+        descriptors, RFC 4475 clerr), TCP_IDLE_SECONDS between messages after that."""
         framer = StreamFramer()
         try:
             while True:
-                idle = TCP_PARTIAL_SECONDS if framer.buffered else TCP_IDLE_SECONDS
+                waiting = framer.buffered or not (established or self._had_message(writer))
+                idle = self.limits.tcp_idle if waiting else TCP_IDLE_SECONDS
                 try:
                     chunk = await asyncio.wait_for(reader.read(65536), idle)
                 except TimeoutError:
-                    log.info("closing idle tcp connection from %s:%s", peer.host, peer.port)
+                    self.guard.stats["tcp_idle_closed"] += 1
+                    log.info("closing idle tcp connection from %s:%s (%s)", peer.host, peer.port,
+                             "no complete message" if waiting else "idle")
                     break
                 if not chunk:
                     break
@@ -251,8 +387,13 @@ class SipEndpoint:
         for frame in frames:
             if frame == PING:
                 writer.write(PONG)  # RFC 5626 §3.5.1
-            else:
+                continue
+            self._messaged.add(writer)
+            if self._admit(frame, peer):
                 self._feed(frame, peer, stream=True)
+
+    def _had_message(self, writer: asyncio.StreamWriter) -> bool:
+        return writer in self._messaged
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -287,12 +428,20 @@ class SipEndpoint:
             task.cancel()
         for writer in list(self._tcp_conns.values()):
             writer.close()
-        for server in self._tcp_servers:
-            server.close()
+        loop = asyncio.get_running_loop()
+        for listener in self._tcp_listeners:
             with contextlib.suppress(Exception):
-                await server.wait_closed()
+                loop.remove_reader(listener.fileno())
+            listener.close()
+        self._tcp_listeners.clear()
         for transport in self._udp.values():
             transport.close()
+
+
+def _os_reason(exc: OSError) -> str:
+    """"address already in use": the OS's message, lower case, without "[Errno 98]"."""
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
 
 
 def _reason_for(exc: SipSyntaxError) -> str:
