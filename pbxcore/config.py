@@ -569,7 +569,7 @@ def _check_limits(c: _Checker, doc: dict[str, Any]) -> Limits:
     d = Limits()
     ints: dict[str, int] = {}
     for key, low, high in (("tcp_per_source", 1, 1_000_000), ("tcp_total", 1, 1_000_000),
-                           ("requests_per_source", 0, 10_000_000), ("fd_reserve", 16, 1_000_000)):
+                           ("requests_per_source", 0, 10_000_000), ("fd_reserve", 0, 1_000_000)):
         ints[key] = c.get(table, key, int, getattr(d, key), where)
         if not low <= ints[key] <= high:
             c.fail("limits", f"{key} {ints[key]} in [limits] must be {low}..{high}", key)

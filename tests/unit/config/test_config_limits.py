@@ -61,7 +61,7 @@ tcp_per_source = 0
 tcp_idle = "long"
 window = 0
 trusted = ["proxy.example.com", 7]
-fd_reserve = 1
+fd_reserve = -1
 colour = "red"
 """ + ROUTE
     with pytest.raises(ConfigError) as e:
