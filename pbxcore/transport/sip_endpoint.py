@@ -62,7 +62,8 @@ class ListenError(Exception):
 
     def __init__(self, spec: ListenSpec, reason: str) -> None:
         self.spec, self.reason = spec, reason
-        super().__init__(f"cannot listen on {spec.transport}:{spec.host}:{spec.port}: {reason}")
+        host = f"[{spec.host}]" if ":" in spec.host else spec.host
+        super().__init__(f"cannot listen on {spec.transport}:{host}:{spec.port}: {reason}")
 
 
 @dataclass(frozen=True)
