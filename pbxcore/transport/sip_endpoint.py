@@ -13,20 +13,19 @@ per source and in total, and a TCP connection that has not delivered a complete 
 `tcp_idle` seconds closed.  The total is also capped at RLIMIT_NOFILE minus `fd_reserve`, so
 connections can never take the descriptors scripts, RTP sockets and the store need; the TCP
 listener is our own accept loop (not `asyncio.start_server`) so that a refused connection is
-closed at once and EMFILE pauses accepting for a second with one log line, instead of asyncio's
-"socket.accept() out of system resource" on every turn of the loop.  Trusted sources (loopback,
+closed at once and EMFILE pauses accepting instead of asyncio's "socket.accept() out of system
+resource" on every turn of the loop.  Trusted sources (loopback,
 configured proxies, the trunks' hosts) skip the rate limit and the per-source cap.
+`transport/source_guard.py` applies the limits, `transport/tcp_listener.py` is the accept loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import socket
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -47,14 +46,12 @@ from pbxcore.sip.transaction import (
     TxOutput,
 )
 from pbxcore.transport.source_guard import SourceGuard
+from pbxcore.transport.tcp_listener import TcpListener
 
 log = logging.getLogger("pbxcore.sip")
 
 TCP_IDLE_SECONDS = 300.0  # an idle connection is closed (RFC 5626 clients ping within 120 s)
 UDP_MAX = 65535
-ACCEPT_BATCH = 64  # connections accepted per readiness event, so one listener cannot hog the loop
-ACCEPT_PAUSE = 1.0  # seconds without accepting after EMFILE/ENFILE
-_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class ListenError(Exception):
@@ -112,12 +109,10 @@ class SipEndpoint:
         self.clock = clock
         self.limits = limits or Limits()
         self.guard = SourceGuard(self.limits, clock, trusted_hosts)
-        self._accept_logged = -1e9
         self.bound: list[ListenSpec] = []
         self._udp: dict[tuple[str, int], asyncio.DatagramTransport] = {}
-        self._tcp_listeners: list[socket.socket] = []
+        self._tcp_listeners: list[TcpListener] = []
         self._tcp_conns: dict[Peer, asyncio.StreamWriter] = {}
-        self._messaged: weakref.WeakSet[asyncio.StreamWriter] = weakref.WeakSet()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer_task: asyncio.Task[None] | None = None
@@ -136,7 +131,9 @@ class SipEndpoint:
                         host, port = transport.get_extra_info("sockname")[:2]
                         self._udp[(host, port)] = transport
                     else:
-                        host, port = await self._listen_tcp(spec)
+                        listener = TcpListener(self.guard, self._accepted, self.clock)
+                        host, port = await listener.open(spec.host, spec.port)
+                        self._tcp_listeners.append(listener)
                 except OSError as exc:
                     raise ListenError(spec, _os_reason(exc)) from None
                 self.bound.append(ListenSpec(spec.transport, host, port))
@@ -146,25 +143,6 @@ class SipEndpoint:
             raise
         log.info("limits: %s", self.guard.describe())
         self._timer_task = asyncio.create_task(self._timer_loop(), name="sip-timers")
-
-    async def _listen_tcp(self, spec: ListenSpec) -> tuple[str, int]:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(spec.host, spec.port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self._tcp_listeners.append(sock)
-        loop.add_reader(sock.fileno(), self._accept_ready, sock)
-        host, port = sock.getsockname()[:2]
-        return host, port
 
     def local(self, transport: str) -> ListenSpec:
         """The address we put in Via/Contact for messages sent over `transport`."""
@@ -282,48 +260,8 @@ class SipEndpoint:
 
     # -- TCP --------------------------------------------------------------------------------
 
-    def _accept_ready(self, listener: socket.socket) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                conn, address = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except ConnectionAbortedError:
-                continue
-            except OSError as exc:
-                if exc.errno in _OUT_OF_RESOURCES:
-                    self._pause_accepting(listener, exc)
-                else:
-                    log.warning("tcp accept failed: %s", exc)
-                return
-            host = address[0]
-            if not self.guard.connection(host):
-                conn.close()  # at once: a refused peer holds no descriptor
-                continue
-            conn.setblocking(False)
-            with contextlib.suppress(OSError):
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._spawn(self._serve_accepted(conn, host))
-
-    def _pause_accepting(self, listener: socket.socket, exc: OSError) -> None:
-        """Out of descriptors anyway (something else holds them): stop accepting for a while
-        rather than spin, and say so at most once a minute."""
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(listener.fileno())
-        stats = self.guard.stats
-        stats["accept_paused"] += 1
-        now = self.clock()
-        if now - self._accept_logged >= 60.0:
-            self._accept_logged = now
-            log.error("tcp accept failed: %s (%d connections open, %d pauses so far); not "
-                      "accepting for %gs", exc.strerror, self.guard.caps.count,
-                      stats["accept_paused"], ACCEPT_PAUSE)
-
-        def resume() -> None:
-            if listener in self._tcp_listeners and listener.fileno() >= 0:
-                loop.add_reader(listener.fileno(), self._accept_ready, listener)
-
-        loop.call_later(ACCEPT_PAUSE, resume)
+    def _accepted(self, conn: socket.socket, host: str) -> None:
+        self._spawn(self._serve_accepted(conn, host))
 
     async def _serve_accepted(self, conn: socket.socket, host: str) -> None:
         try:
@@ -350,9 +288,10 @@ class SipEndpoint:
         complete message has come yet or one is half received (an unauthenticated peer holding
         descriptors, RFC 4475 clerr), TCP_IDLE_SECONDS between messages after that."""
         framer = StreamFramer()
+        had_message = established
         try:
             while True:
-                waiting = framer.buffered or not (established or self._had_message(writer))
+                waiting = framer.buffered or not had_message
                 idle = self.limits.tcp_idle if waiting else TCP_IDLE_SECONDS
                 try:
                     chunk = await asyncio.wait_for(reader.read(65536), idle)
@@ -374,6 +313,7 @@ class SipEndpoint:
                     if reply is not None:
                         writer.write(reply)
                     break
+                had_message = had_message or any(frame != PING for frame in frames)
                 self._frames(frames, peer, writer)
         except (ConnectionError, OSError):
             pass
@@ -389,12 +329,8 @@ class SipEndpoint:
             if frame == PING:
                 writer.write(PONG)  # RFC 5626 §3.5.1
                 continue
-            self._messaged.add(writer)
             if self._admit(frame, peer):
                 self._feed(frame, peer, stream=True)
-
-    def _had_message(self, writer: asyncio.StreamWriter) -> bool:
-        return writer in self._messaged
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -429,10 +365,7 @@ class SipEndpoint:
             task.cancel()
         for writer in list(self._tcp_conns.values()):
             writer.close()
-        loop = asyncio.get_running_loop()
         for listener in self._tcp_listeners:
-            with contextlib.suppress(Exception):
-                loop.remove_reader(listener.fileno())
             listener.close()
         self._tcp_listeners.clear()
         for transport in self._udp.values():
