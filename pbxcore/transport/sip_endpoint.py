@@ -52,6 +52,10 @@ log = logging.getLogger("pbxcore.sip")
 
 TCP_IDLE_SECONDS = 300.0  # an idle connection is closed (RFC 5626 clients ping within 120 s)
 UDP_MAX = 65535
+# The UDP socket's receive buffer (Linux caps it at net.core.rmem_max): every source shares it,
+# so while the switch is descheduled a flood would fill the default ~200 KB in tens of
+# milliseconds and the kernel would drop everyone's datagrams, not only the flooder's.
+UDP_RCVBUF = 4 << 20
 
 
 class ListenError(Exception):
@@ -130,6 +134,9 @@ class SipEndpoint:
                         )
                         host, port = transport.get_extra_info("sockname")[:2]
                         self._udp[(host, port)] = transport
+                        with contextlib.suppress(OSError):
+                            transport.get_extra_info("socket").setsockopt(
+                                socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
                     else:
                         listener = TcpListener(self.guard, self._accepted, self.clock)
                         host, port = await listener.open(spec.host, spec.port)
