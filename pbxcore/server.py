@@ -121,8 +121,6 @@ def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") ->
     loop's, but libuv spawns with fork() and waits for the exec on the loop: bench/README.md),
     or "auto" (uvloop when installed)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    before, now = raise_nofile_limit()  # issue 9 item 6: 1,024 descriptors go fast
-    log.info("open files limit: %d%s", now, f" (raised from {before})" if now != before else "")
     runner = asyncio.run
     if loop in ("auto", "uvloop"):
         try:
@@ -133,5 +131,7 @@ def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") ->
         else:
             runner = uvloop.run
     log.info("event loop: %s", "uvloop" if runner is not asyncio.run else "asyncio")
+    before, now = raise_nofile_limit()  # issue 9 item 6: 1,024 descriptors go fast
+    log.info("open files limit: %d%s", now, f" (raised from {before})" if now != before else "")
     runner(serve(config, watch=watch))
 
