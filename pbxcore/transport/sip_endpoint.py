@@ -52,6 +52,7 @@ log = logging.getLogger("pbxcore.sip")
 
 TCP_IDLE_SECONDS = 300.0  # an idle connection is closed (RFC 5626 clients ping within 120 s)
 UDP_MAX = 65535
+TCP_WRITE_MAX = 1 << 20  # bytes queued for one TCP connection (past the kernel's buffer)
 # The UDP socket's receive buffer (Linux caps it at net.core.rmem_max): every source shares it,
 # so while the switch is descheduled a flood would fill the default ~200 KB in tens of
 # milliseconds and the kernel would drop everyone's datagrams, not only the flooder's.
@@ -240,10 +241,18 @@ class SipEndpoint:
                 transport.sendto(data, (peer.host, peer.port))
             return
         writer = self._tcp_conns.get(peer)
-        if writer is not None and not writer.is_closing():
-            writer.write(data)
-        else:
+        if writer is None:
             self._spawn(self._connect_and_send(peer, data))
+        elif writer.is_closing():
+            return  # going away; once its read loop has ended, a send connects anew
+        elif writer.transport.get_write_buffer_size() + len(data) > TCP_WRITE_MAX:
+            # A peer that sends but does not read would queue our answers without bound.
+            self.guard.stats["tcp_write_overflow"] += 1
+            log.warning("tcp: %s:%s reads nothing of what we send (%d bytes queued); closing",
+                        peer.host, peer.port, writer.transport.get_write_buffer_size())
+            writer.transport.abort()  # close() would wait for the queue to drain: never
+        else:
+            writer.write(data)
 
     async def _connect_and_send(self, peer: Peer, data: bytes) -> None:
         try:

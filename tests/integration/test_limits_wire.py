@@ -316,3 +316,30 @@ def test_out_of_descriptors_pauses_accepting_instead_of_spinning(
     assert "out of system resource" not in log
     assert 1 <= log.count("tcp accept failed: Too many open files") <= 2  # once a minute
     assert os.path.getsize(sw.log) < 200_000
+
+
+def test_a_tcp_peer_that_never_reads_is_cut_off(switch: Callable[..., SwitchProcess]) -> None:
+    sw = switch("requests_per_source = 0\ntrusted = []")  # no rate limit: only the queue
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never read
+    s.bind(("127.0.0.2", 0))
+    s.settimeout(10)
+    s.connect(("127.0.0.1", sw.port))
+    local = s.getsockname()[:2]
+    cut = False
+    try:
+        for _ in range(400):  # up to 40,000 pipelined OPTIONS (~14 MB of answers)
+            try:
+                s.sendall(b"".join(options(sw.port, local, "TCP") for _ in range(100)))
+            except (ConnectionResetError, BrokenPipeError):
+                cut = True
+                break
+            except TimeoutError:
+                break  # the switch stopped reading without cutting us off: the bug
+        if not cut:
+            cut = closed_by_peer(s, 5.0)
+    finally:
+        s.close()
+    assert cut
+    assert "tcp: 127.0.0.2:" in sw.log_text() and "reads nothing of what we send" in sw.log_text()
+    assert options_ping(sw.port)
