@@ -27,11 +27,13 @@ from typing import Any
 
 from pbxcore.media.wav import check_wav
 from pbxcore.script.actions import ActionError, parse_action_line
+from pbxcore.sip.admission import is_ip_network
 from pbxcore.sip.digest import ALGORITHMS
 
 __all__ = [
-    "Config", "ConfigError", "ListenAddress", "MediaConfig", "Paths", "Problem", "Route",
-    "ScriptsConfig", "SipConfig", "Trunk", "User", "check_prompts", "load_config", "read_store_dsn",
+    "Config", "ConfigError", "Limits", "ListenAddress", "MediaConfig", "Paths", "Problem",
+    "Route", "ScriptsConfig", "SipConfig", "Trunk", "User", "check_prompts", "load_config",
+    "parse_listen", "read_store_dsn",
 ]
 
 Problem = tuple[Path, int, str]
@@ -56,6 +58,20 @@ class ListenAddress:
     transport: str  # "udp" or "tcp"
     host: str
     port: int
+    line: int = field(default=0, compare=False)  # of `listen =` in the file; 0: not from it
+
+
+@dataclass(frozen=True)
+class Limits:
+    """[limits]: what one source address may take (issue 9 item 6); docs/configuration.md."""
+
+    tcp_per_source: int = 64  # open TCP connections per source address
+    tcp_total: int = 4096  # open TCP connections in all (also capped by RLIMIT_NOFILE - fd_reserve)
+    tcp_idle: float = 32.0  # seconds a TCP connection may go without a complete SIP message
+    requests_per_source: int = 200  # SIP messages per source per window; 0: no rate limit
+    window: float = 2.0  # seconds
+    trusted: tuple[str, ...] = ("127.0.0.0/8", "::1")  # exempt (trunk hosts are added)
+    fd_reserve: int = 256  # descriptors kept free for scripts, RTP sockets and the store
 
 
 @dataclass(frozen=True)
@@ -150,6 +166,7 @@ class Config:
     # Problems that do not stop the switch (a route's script missing or not executable: its
     # calls get the route's fallback); `pbx check` prints them as warnings, `pbx run` logs them.
     warnings: tuple[Problem, ...] = ()
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def base_dir(self) -> Path:
@@ -211,13 +228,16 @@ class _Locator:
 # ---------------------------------------------------------------- validation
 
 _SCHEMA: dict[str, set[str]] = {
-    "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "node", "scripts"},
+    "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "node", "scripts",
+         "limits"},
     "node": {"id"},
     "scripts": {"user"},
     "sip": {"listen", "realm", "digest_algorithms"},
     "media": {"rtp_ports", "host"},
     "paths": {"scripts", "sounds", "recordings"},
     "store": {"dsn"},
+    "limits": {"tcp_per_source", "tcp_total", "tcp_idle", "requests_per_source", "window",
+               "trusted", "fd_reserve"},
     "users": {"extension", "password", "name"},
     "routes": {"name", "match", "script", "timeout", "fallback", "language", "public", "env",
                "hangup_event", "hold_music", "worker", "workers", "url", "secret",
@@ -282,13 +302,14 @@ def _check_sip(c: _Checker, doc: dict[str, Any]) -> SipConfig:
     where = ("sip", "[sip]", 0)
     raw = c.get(sip, "listen", list, ["udp:127.0.0.1:5060"], where)
     listen: list[ListenAddress] = []
+    line = c.loc.line("sip", 0, "listen") if "listen" in sip else 0
     for item in raw:
-        m = _LISTEN.match(item) if isinstance(item, str) else None
-        if not m or not 1 <= int(m.group(3)) <= 65535:
+        address = parse_listen(item, line) if isinstance(item, str) else None
+        if address is None:
             c.fail("sip", f"listen address {item!r} must be udp|tcp:HOST:PORT with PORT 1-65535",
                    "listen")
             continue
-        listen.append(ListenAddress(m.group(1), m.group(2).strip("[]"), int(m.group(3))))
+        listen.append(address)
     if not raw:
         c.fail("sip", "listen needs at least one address", "listen")
     realm = c.get(sip, "realm", str, "pbxcore", where)
@@ -309,6 +330,14 @@ def _check_digest_algorithms(c: _Checker, sip: dict[str, Any],
                f"(got {raw!r})", "digest_algorithms")
         return ("MD5",)
     return tuple(names)
+
+
+def parse_listen(text: str, line: int = 0) -> ListenAddress | None:
+    """`udp:127.0.0.1:5060` (also `pbx run --listen`), or None when it is not one."""
+    m = _LISTEN.match(text)
+    if not m or not 1 <= int(m.group(3)) <= 65535:
+        return None
+    return ListenAddress(m.group(1), m.group(2).strip("[]"), int(m.group(3)), line)
 
 
 def _check_media(c: _Checker, doc: dict[str, Any], sip: SipConfig) -> MediaConfig:
@@ -606,6 +635,33 @@ def _check_trunk(c: _Checker, t: dict[str, Any], i: int) -> Trunk | None:
                  domain.strip("[]"), from_user, match, prefix, i)
 
 
+def _check_limits(c: _Checker, doc: dict[str, Any]) -> Limits:
+    """[limits]: every key optional; bounds keep a typo from disabling the protection."""
+    table = c.table(doc, "limits")
+    where = ("limits", "[limits]", 0)
+    d = Limits()
+    ints: dict[str, int] = {}
+    for key, low, high in (("tcp_per_source", 1, 1_000_000), ("tcp_total", 1, 1_000_000),
+                           ("requests_per_source", 0, 10_000_000), ("fd_reserve", 0, 1_000_000)):
+        ints[key] = c.get(table, key, int, getattr(d, key), where)
+        if not low <= ints[key] <= high:
+            c.fail("limits", f"{key} {ints[key]} in [limits] must be {low}..{high}", key)
+    secs: dict[str, float] = {}
+    for key, lo, hi in (("tcp_idle", 1.0, 86400.0), ("window", 0.1, 3600.0)):
+        secs[key] = float(c.get(table, key, (int, float), getattr(d, key), where))
+        if not lo <= secs[key] <= hi:
+            c.fail("limits", f"{key} {secs[key]:g} in [limits] must be {lo:g}..{hi:g} "
+                   "seconds", key)
+    trusted = c.get(table, "trusted", list, list(d.trusted), where)
+    for entry in trusted:
+        if not isinstance(entry, str) or not is_ip_network(entry):
+            c.fail("limits", f"trusted entry {entry!r} in [limits] must be an IP address or "
+                   "network (10.0.0.0/8)", "trusted")
+    return Limits(ints["tcp_per_source"], ints["tcp_total"], secs["tcp_idle"],
+                  ints["requests_per_source"], secs["window"],
+                  tuple(str(e) for e in trusted), ints["fd_reserve"])
+
+
 def _action_problem(line: object) -> str | None:
     if not isinstance(line, str):
         return "fallback entries must be strings"
@@ -651,10 +707,11 @@ def _check(path: Path, text: str) -> Config:
     trunks = _check_trunks(c, doc)
     node = _check_node(c, doc)
     scripts = _check_scripts(c, doc)
+    limits = _check_limits(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, node, scripts,
-                  tuple(c.warnings))
+                  tuple(c.warnings), limits)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

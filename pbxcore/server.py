@@ -28,7 +28,8 @@ from pbxcore.script.sanitize import SafeFormatter
 from pbxcore.script.transports import build_transports
 from pbxcore.sip.transaction import TransactionLayer
 from pbxcore.store import Store, open_store
-from pbxcore.transport.sip_endpoint import ListenSpec, SipEndpoint
+from pbxcore.transport.sip_endpoint import ListenError, ListenSpec, SipEndpoint
+from pbxcore.transport.source_guard import raise_nofile_limit
 
 log = logging.getLogger("pbxcore")
 
@@ -100,7 +101,8 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
         def __getattr__(self, name: str) -> object:
             return getattr(holder["switch"], name)
 
-    endpoint = SipEndpoint(_Late(), TransactionLayer(auto_trying=False))  # type: ignore[arg-type]
+    endpoint = SipEndpoint(_Late(), TransactionLayer(auto_trying=False),  # type: ignore[arg-type]
+                           limits=config.limits, trusted_hosts=[t.host for t in config.trunks])
     deps = CallDeps(
         config=config, store=store, endpoint=endpoint,
         ports=PortAllocator(config.media.rtp_low, config.media.rtp_high), pacer=pacer,
@@ -110,7 +112,13 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
     await deps.transports.start()  # worker pools are warm before the first call
     switch = Switch(deps)
     holder["switch"] = switch
-    await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
+    try:
+        await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
+    except ListenError:  # a busy port: undo what started, `pbx run` prints one line
+        await deps.transports.close()
+        await pacer.stop()
+        await store.close()
+        raise
     switch.trunks = await start_trunks(endpoint, config)
     running = RunningSwitch(switch, endpoint, pacer, deps)
     if watch:
@@ -158,5 +166,7 @@ def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") ->
         else:
             runner = uvloop.run
     log.info("event loop: %s", "uvloop" if runner is not asyncio.run else "asyncio")
+    before, now = raise_nofile_limit()  # issue 9 item 6: 1,024 descriptors go fast
+    log.info("open files limit: %d%s", now, f" (raised from {before})" if now != before else "")
     runner(serve(config, watch=watch))
 

@@ -198,7 +198,7 @@ class Call:
     def remote_hangup(self, by: str, cause: str, code: int | None = None) -> None:
         """The far end ended the call (BYE, CANCEL, no ACK) or the switch is shutting down."""
         if by == "shutdown" and self.answered:
-            self.leg.bye()
+            self.leg.bye(now=True)  # the process is going away: do not wait for an ACK
         elif by == "shutdown":
             self.leg.reject(503)
         self._end(by, cause, code)

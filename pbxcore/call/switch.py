@@ -118,6 +118,7 @@ class Switch:
         call = self._by_invite_tx.get(tx)
         if call is not None:
             call.note("sip", {"received": "ACK"})
+            call.leg.on_ack()  # a hang-up that came first sends its BYE now
 
     def on_response(self, tx: str, response: Response) -> None:
         if self.trunks is not None and self.trunks.on_response(tx, response):
@@ -136,7 +137,7 @@ class Switch:
         call = self._by_invite_tx.get(tx)
         if call is not None and method == "ACK":
             # RFC 3261 §13.3.1.4: no ACK for our 2xx within 64*T1 — end the dialog with BYE.
-            call.leg.bye()
+            call.leg.ack_timed_out()
             call.remote_hangup("switch", "no ACK for 200 OK", 408)
 
     # -- methods ------------------------------------------------------------------------------
