@@ -13,7 +13,8 @@ timer input missing from a table is our own bug and raises `TransactionStateErro
 
 Matching (§17.2.3) is on branch + sent-by + method + CSeq number, because pyVoIP re-sends an
 INVITE after a 401 with the same branch and CSeq+1 and reuses the INVITE's branch for BYE
-(PEERS.md §1c).  Requests without an RFC 3261 branch (none, or exactly the magic cookie, RFC 4475
+(PEERS.md §1c), and on From tag + Call-ID (the §8.2.2.2 request identity), because a restarted
+pyVoIP reuses branch, Call-ID and CSeq with a new From tag: that is a new request.  Requests without an RFC 3261 branch (none, or exactly the magic cookie, RFC 4475
 §3.2.1) fall back to the RFC 2543 rules.  An ACK for a 2xx is matched to its INVITE transaction by
 Call-ID + CSeq number, whatever its branch and To tag (pyVoIP puts a random To tag in it).
 
@@ -420,14 +421,21 @@ class TransactionLayer:
         """§17.2.3, plus the CSeq number (pyVoIP reuses branches) and the source address: a
         retransmission comes from where the original came from, while two senders that happen
         to share a branch and sent-by (RFC 4475 escnull and regescrt do) are two transactions.
-        ACK/CANCEL pass "INVITE"."""
+        ACK/CANCEL pass "INVITE".
+
+        Also the From tag and Call-ID, the request identity of the §8.2.2.2 merged-request rule:
+        a restarted pyVoIP reuses its branch, Call-ID and CSeq but picks a new From tag, and
+        without the tag its INVITE matched the previous call's transaction and got that call's
+        200 OK back (issue 9 item 9).  A retransmission, an ACK for a non-2xx (§17.1.1.3) and a
+        CANCEL (§9.1) all carry the original From tag and Call-ID, so they still match."""
         branch = via.branch or ""
         cseq = req.cseq[0]
+        from_tag = header_tag(req.headers.get("From") or "")
         if branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
-            return ("3261", branch, via.sent_by.lower(), method, cseq, source)
+            return ("3261", branch, via.sent_by.lower(), method, cseq, source, from_tag,
+                    req.call_id)
         # RFC 2543 rules (RFC 4475 §3.2.1 badbranch). The To tag is left out: the ACK has one the
         # INVITE had not, and CSeq already tells requests in one dialog apart.
-        from_tag = header_tag(req.headers.get("From") or "")
         return ("2543", req.uri, from_tag, req.call_id, cseq, via.sent_by.lower(), method, source)
 
     def _receive_ack(self, req: Request, via: Via, source: Peer, now: float) -> list[TxOutput]:
