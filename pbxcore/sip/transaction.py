@@ -165,6 +165,7 @@ class Input(enum.Enum):
     M = "Timer M"
 
 
+_SERVER_KINDS = frozenset({Kind.INVITE_SERVER, Kind.NON_INVITE_SERVER})
 TIMERS = frozenset({Input.A, Input.B, Input.D, Input.E, Input.F, Input.G, Input.H, Input.I,
                     Input.J, Input.K, Input.L, Input.M})
 NETWORK_INPUTS = frozenset({Input.REQUEST, Input.ACK, Input.R_1XX, Input.R_2XX, Input.R_FINAL})
@@ -334,6 +335,19 @@ class TransactionLayer:
         """The state of a live transaction (Terminated once forgotten)."""
         found = self._txs.get(tx)
         return found.state if found else State.TERMINATED
+
+    def awaiting_final(self, tx: str) -> bool:
+        """True while a server transaction has no final response from the TU yet (Trying or
+        Proceeding, §17.2.1/§17.2.2).  An INVITE server transaction has no timer in Proceeding:
+        if the TU never answers, it lives forever, so the TU's guard asks this after a failure.
+        """
+        found = self._txs.get(tx)
+        return (found is not None and found.kind in _SERVER_KINDS
+                and found.state in (State.TRYING, State.PROCEEDING))
+
+    def server_transactions(self) -> int:
+        """How many server transactions are alive (not yet Terminated): for leak checks."""
+        return sum(1 for t in self._txs.values() if t.kind in _SERVER_KINDS)
 
     def receive_request(self, req: Request, source: Peer, now: float) -> list[TxOutput]:
         """A request from the network: a retransmission, an ACK, a CANCEL or a new request."""
