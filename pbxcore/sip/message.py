@@ -13,6 +13,7 @@ it is the peer's fault, never ours (STYLE.md rule 5).  Text is decoded as UTF-8 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ class SipSyntaxError(ValueError):
         self.status = status
 
 
+@functools.lru_cache(maxsize=1024)  # every lookup canonicalizes; a bounded cache, names repeat
 def canonical_name(name: str) -> str:
     """`v` -> `Via`, `call-id` -> `Call-ID`, `X-foo-BAR` -> `X-Foo-Bar`."""
     low = name.strip().lower()
