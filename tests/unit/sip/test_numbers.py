@@ -157,3 +157,14 @@ def test_client_side_numbers_from_a_registrar() -> None:
     assert _granted(_Resp(Expires="\u00b2"), "<sip:x@h>", 60) == 60  # type: ignore[arg-type]
     contact = _Resp(Contact="<sip:x@h>;expires=\u00b2")
     assert _granted(contact, "sip:x@h", 60) == 60  # type: ignore[arg-type]
+
+
+def test_a_malformed_ack_gets_no_stateless_answer() -> None:
+    """RFC 3261 §17: an ACK is never answered, even when it does not parse (found by the TU
+    fuzz: an ACK with a 5,000-digit Max-Forwards got a 400)."""
+    from pbxcore.sip.stateless import error_response
+
+    bad = request(max_forwards=HUGE)
+    assert error_response(bad, 400, "Bad Request") is not None
+    ack = bad.replace(b"OPTIONS sip:", b"ACK sip:").replace(b" OPTIONS\r\n", b" ACK\r\n")
+    assert error_response(ack, 400, "Bad Request") is None
