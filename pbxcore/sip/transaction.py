@@ -13,10 +13,12 @@ timer input missing from a table is our own bug and raises `TransactionStateErro
 
 Matching (§17.2.3) is on branch + sent-by + method + CSeq number, because pyVoIP re-sends an
 INVITE after a 401 with the same branch and CSeq+1 and reuses the INVITE's branch for BYE
-(PEERS.md §1c), and on From tag + Call-ID (the §8.2.2.2 request identity), because a restarted
-pyVoIP reuses branch, Call-ID and CSeq with a new From tag: that is a new request.  Requests without an RFC 3261 branch (none, or exactly the magic cookie, RFC 4475
+(PEERS.md §1c).  Requests without an RFC 3261 branch (none, or exactly the magic cookie, RFC 4475
 §3.2.1) fall back to the RFC 2543 rules.  An ACK for a 2xx is matched to its INVITE transaction by
 Call-ID + CSeq number, whatever its branch and To tag (pyVoIP puts a random To tag in it).
+
+The From tag and Call-ID are part of the key too (the §8.2.2.2 request identity): a restarted
+pyVoIP reuses branch, Call-ID and CSeq with a new From tag, and that is a new request.
 
 Deliberate departures, each so the TU stays simple: the INVITE server transaction sends
 100 Trying at once, answers CANCEL itself (§9.2) and retransmits its 2xx until the ACK
