@@ -72,15 +72,10 @@ class Switch:
     # -- SipHandler ---------------------------------------------------------------------------
 
     def on_request(self, tx: str, request: Request, source: Peer) -> None:
-        """Answer one request; the guard around it keeps the rule that every request reaching
-        the TU gets a final response (RFC 3261 §8.2: a UAS answers every request, §17.2: an
-        INVITE server transaction in Proceeding has no timer, so one left unanswered leaks).
-
-        The peer's fault (`SipSyntaxError` with its status, `SdpError` as 488, RFC 3261
-        §13.3.1.1) gets that 4xx; anything else is our bug: logged with its traceback and the
-        Call-ID (repr-escaped, it is the caller's text), answered 500 Server Internal Error
-        (§21.5.1), which also ends the server transaction.  A failure after the final response
-        went out is only logged: the transaction is already ending."""
+        """Answer one request, guarded: every request reaching the TU gets a final response
+        (§8.2; an INVITE server transaction in Proceeding has no timer, §17.2.1).  The peer's
+        fault gets its 4xx (SdpError: 488, §13.3.1.1); our bug is logged with its traceback and
+        the repr-escaped Call-ID and gets 500 (§21.5.1), unless a final already went out."""
         try:
             self._handle(tx, request, source)
         except SipSyntaxError as exc:
@@ -313,9 +308,7 @@ class Switch:
         except Exception:
             log.exception("call %s: internal error", info.call_id)
         finally:
-            if self.endpoint.layer.awaiting_final(tx):
-                # The call ended without a final response (our bug: every path rejects or
-                # answers): 500 ends the INVITE transaction, which has no timer to do it.
+            if self.endpoint.layer.awaiting_final(tx):  # our bug: no path left it unanswered
                 log.error("call %s ended without a final response: answering 500", info.call_id)
                 try:
                     call.leg.reject(500)
