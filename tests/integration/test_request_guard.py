@@ -253,3 +253,35 @@ async def _wait_cdrs(running: object, count: int, timeout: float = 10.0) -> None
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"expected {count} closed CDRs")
+
+
+async def test_safety_nets_behind_the_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    """If the TU itself raises, the endpoint answers 500; a call task that ends without a
+    final response answers 500.  Either way the transaction ends."""
+    import pbxcore.call.switch as switch_module
+
+    def broken_tu(self: Switch, *args: object) -> None:
+        raise RuntimeError("the guard itself failed")
+
+    async def silent_call(call: object) -> None:
+        return None  # a bug: the call ends, nothing answered the INVITE
+
+    async with guarded_switch(tmp_path, t1=0.01) as (running, port):
+        client = RawClient(port)
+        try:
+            monkeypatch.setattr(switch_module, "run_call", silent_call)
+            data, call_id = request("INVITE", port, client.local_port, user="1", body=sdp(4000),
+                                    content_type="application/sdp")
+            client.send(data)
+            (final, *_) = await client.finals(call_id)
+            assert final.status == 500
+            client.send(ack_for(final, port, client.local_port))
+            monkeypatch.setattr(Switch, "on_request", broken_tu)
+            data, call_id = request("OPTIONS", port, client.local_port)
+            client.send(data)
+            (final, *_) = await client.finals(call_id)
+            assert (final.status, final.reason) == (500, "Server Internal Error")
+        finally:
+            client.close()
+        assert await wait_no_transactions(running) == 0
