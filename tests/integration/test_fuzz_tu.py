@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pbxcore.sip.digest import authorization_for
@@ -288,6 +288,22 @@ def _ack(phone: Phone, req: Fuzzed, final: bytes, port: int) -> None:
         b"Max-Forwards: 70", b"Content-Length: 0", b"", b""]))
 
 
+_SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP {fmts}\r\na=fmtp:{fmtp} 0-15\r\n")
+#: The issue's reproducers, always among the examples: '²' in the m= format list and in a=fmtp
+#: (it passes isdigit(), int() refuses it), and a nonce holding the octet 0xff.
+ISSUE_SDP_FORMAT = Fuzzed("INVITE", "1", False, "1", "70", [],
+                          _SDP.format(fmts="0 \u00b2", fmtp="101").encode(), "application/sdp",
+                          False)
+ISSUE_SDP_FMTP = Fuzzed("INVITE", "1", False, "1", "70", [],
+                        _SDP.format(fmts="0 101", fmtp="\u00b2").encode(), "application/sdp",
+                        False)
+ISSUE_NONCE = Fuzzed("REGISTER", "1001", False, "1", "70", [(
+    "Authorization", 'Digest username="1001", realm="pbxcore-test", nonce="a.b.\udcff", '
+                     'uri="sip:1001@127.0.0.1", response="0123456789abcdef0123456789abcdef"')],
+    b"", None, False)
+
+
 def test_every_fuzzed_request_gets_one_final_response_and_no_transaction_leaks(
         switch: ThreadedSwitch, capsys: pytest.CaptureFixture[str]) -> None:
     phone = Phone(switch.port)
@@ -298,6 +314,9 @@ def test_every_fuzzed_request_gets_one_final_response_and_no_transaction_leaks(
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(fuzzed_requests())
+    @example(ISSUE_SDP_FORMAT)
+    @example(ISSUE_SDP_FMTP)
+    @example(ISSUE_NONCE)
     def exchange(req: Fuzzed) -> None:
         seen[req.method] = seen.get(req.method, 0) + 1
         status = _one_exchange(phone, req, switch.port)
