@@ -378,3 +378,22 @@ def test_captured_pyvoip_invite_and_ack_for_2xx() -> None:
     assert header_tag(ack.headers.get("To") or "") != "pbx9"
     assert layer.receive_request(ack, PHONE, 1.3) == [AckReceived(tx, ack)]
     assert [o for o in layer.handle_timer(2.0) if isinstance(o, Send)] == []
+
+
+def test_awaiting_final_and_server_transaction_count() -> None:
+    """What the TU's guard asks after a failure, and what the leak tests count."""
+    layer = TransactionLayer()
+    tx, req = new_invite(layer)
+    (reg,) = of(layer.receive_request(pyvoip("REGISTER"), PHONE, 0.0), RequestReceived)
+    assert isinstance(reg, RequestReceived)
+    assert layer.server_transactions() == 2
+    assert layer.awaiting_final(tx) and layer.awaiting_final(reg.server_tx)
+    layer.send_response(tx, make_response(req, 180, to_tag="t"), 0.1)
+    assert layer.awaiting_final(tx)  # a provisional response is no answer
+    layer.send_response(tx, make_response(req, 500, to_tag="t"), 0.2)
+    layer.send_response(reg.server_tx, make_response(reg.request, 200, to_tag="t"), 0.2)
+    assert not layer.awaiting_final(tx) and not layer.awaiting_final(reg.server_tx)
+    assert not layer.awaiting_final("nonexistent") and not layer.awaiting_final("")
+    layer.receive_request(pyvoip("ACK", to="<sip:2000@127.0.0.1>;tag=t"), PHONE, 0.3)
+    run(layer, 100.0)
+    assert layer.server_transactions() == 0
