@@ -72,39 +72,63 @@ class Switch:
     # -- SipHandler ---------------------------------------------------------------------------
 
     def on_request(self, tx: str, request: Request, source: Peer) -> None:
-        method = request.method
+        """Answer one request, guarded: every request reaching the TU gets a final response
+        (§8.2; an INVITE server transaction in Proceeding has no timer, §17.2.1).  The peer's
+        fault gets its 4xx (SdpError: 488, §13.3.1.1); our bug is logged with its traceback and
+        the repr-escaped Call-ID and gets 500 (§21.5.1), unless a final already went out."""
         try:
-            if method == "ACK":
-                return  # ACK for a 2xx is matched by the transaction layer (AckReceived)
-            if method not in KNOWN_METHODS:
-                self._reply(tx, request, 501, headers=[("Allow", ALLOW)])
-                return
-            if not request.uri.lower().startswith(("sip:", "sips:")):
-                self._reply(tx, request, 416)  # RFC 3261 §8.2.2.1
-                return
-            unsupported = [t for t in request.headers.values("Require")
-                           if t and t not in SUPPORTED_EXTENSIONS]
-            if unsupported and method != "CANCEL":
-                # RFC 3261 §8.2.2.3: we answer as the UAS, so every Require tag applies.
-                self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
-                return
-            if method == "BYE":
-                self._bye(tx, request)
-            elif method == "OPTIONS":
-                self._reply(tx, request, 200, headers=[
-                    ("Allow", ALLOW), ("Accept", "application/sdp")])
-            elif method == "REGISTER":
-                self._register(tx, request, source)
-            elif method == "INVITE":
-                self._invite(tx, request, source)
-            elif method == "INFO":
-                self._reply(tx, request, 200 if self._call_for(request) else 481)
-            elif method == "REFER":
-                self._refer(tx, request)
-            else:
-                self._reply(tx, request, 405, headers=[("Allow", ALLOW)])
+            self._handle(tx, request, source)
         except SipSyntaxError as exc:
-            self._reply(tx, request, exc.status, reason=f"Bad Request ({exc.reason})"[:120])
+            self._answer_failure(tx, request, exc.status, f"Bad Request ({exc.reason})"[:120])
+        except SdpError as exc:
+            log.info("%s with an unusable SDP body (Call-ID %r): %s", request.method,
+                     request.call_id[:80], str(exc)[:120])
+            self._answer_failure(tx, request, 488, None)
+        except Exception:
+            log.exception("internal error handling %s (Call-ID %r) from %s:%s: answering 500",
+                          request.method[:20], request.call_id[:80], source.host, source.port)
+            self._answer_failure(tx, request, 500, None)
+
+    def _answer_failure(self, tx: str, request: Request, status: int, reason: str | None) -> None:
+        if not tx or not self.endpoint.layer.awaiting_final(tx):
+            return  # an ACK (no transaction), or the final response already went out
+        try:
+            self._reply(tx, request, status, reason=reason)
+        except Exception:  # cannot even build a response from this request: say so, loudly
+            log.exception("cannot answer %s (Call-ID %r) with %s", request.method[:20],
+                          request.call_id[:80], status)
+
+    def _handle(self, tx: str, request: Request, source: Peer) -> None:
+        method = request.method
+        if method == "ACK":
+            return  # ACK for a 2xx is matched by the transaction layer (AckReceived)
+        if method not in KNOWN_METHODS:
+            self._reply(tx, request, 501, headers=[("Allow", ALLOW)])
+            return
+        if not request.uri.lower().startswith(("sip:", "sips:")):
+            self._reply(tx, request, 416)  # RFC 3261 §8.2.2.1
+            return
+        unsupported = [t for t in request.headers.values("Require")
+                       if t and t not in SUPPORTED_EXTENSIONS]
+        if unsupported and method != "CANCEL":
+            # RFC 3261 §8.2.2.3: we answer as the UAS, so every Require tag applies.
+            self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+            return
+        if method == "BYE":
+            self._bye(tx, request)
+        elif method == "OPTIONS":
+            self._reply(tx, request, 200, headers=[
+                ("Allow", ALLOW), ("Accept", "application/sdp")])
+        elif method == "REGISTER":
+            self._register(tx, request, source)
+        elif method == "INVITE":
+            self._invite(tx, request, source)
+        elif method == "INFO":
+            self._reply(tx, request, 200 if self._call_for(request) else 481)
+        elif method == "REFER":
+            self._refer(tx, request)
+        else:
+            self._reply(tx, request, 405, headers=[("Allow", ALLOW)])
 
     def on_cancel(self, invite_tx: str, request: Request) -> None:
         call = self._by_invite_tx.get(invite_tx)
@@ -297,6 +321,12 @@ class Switch:
         except Exception:
             log.exception("call %s: internal error", info.call_id)
         finally:
+            if self.endpoint.layer.awaiting_final(tx):  # our bug: no path left it unanswered
+                log.error("call %s ended without a final response: answering 500", info.call_id)
+                try:
+                    call.leg.reject(500)
+                except Exception:
+                    log.exception("call %s: cannot answer 500", info.call_id)
             self.calls.pop(info.call_id, None)
             same = self._by_sip_call_id.get(info.sip_call_id, [])
             if call in same:

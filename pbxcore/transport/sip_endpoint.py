@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pbxcore.config import Limits
+from pbxcore.sip.build import make_response
 from pbxcore.sip.framing import PING, PONG, FramingError, StreamFramer
 from pbxcore.sip.message import Message, Request, Response, SipSyntaxError, parse_message
 from pbxcore.sip.peer import Peer
@@ -121,6 +122,7 @@ class SipEndpoint:
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def start(self, listen: Iterable[ListenSpec]) -> None:
         """Bind every address; raises ListenError (nothing left bound) if one cannot be."""
@@ -183,6 +185,14 @@ class SipEndpoint:
             if reply is not None:
                 self._send_bytes(reply, source)
             return
+        except Exception:
+            # A parser bug (it must raise only SipSyntaxError; the fuzz tests hold it to that):
+            # answer 500 statelessly and go on, so a TCP connection survives it (issue 9 item 2).
+            log.exception("parser failed on a message from %s:%s", source.host, source.port)
+            reply = error_response(data, 500, "Server Internal Error")
+            if reply is not None:
+                self._send_bytes(reply, source)
+            return
         try:
             self._process(message, source)
         except SipSyntaxError as exc:
@@ -224,7 +234,14 @@ class SipEndpoint:
         if isinstance(out, Send):
             self._send_bytes(out.message.to_bytes(), out.peer)
         elif isinstance(out, RequestReceived):
-            self.handler.on_request(out.server_tx, out.request, out.source)
+            try:
+                self.handler.on_request(out.server_tx, out.request, out.source)
+            except Exception:
+                # The TU's own guard failed: still end the transaction (RFC 3261 §8.2, a UAS
+                # answers every request; an INVITE in Proceeding has no timer and would leak).
+                if out.server_tx and self.layer.awaiting_final(out.server_tx):
+                    self.respond(out.server_tx, make_response(out.request, 500))
+                raise
         elif isinstance(out, CancelReceived):
             self.handler.on_cancel(out.invite_tx, out.request)
         elif isinstance(out, AckReceived):
@@ -351,7 +368,9 @@ class SipEndpoint:
     # -- timers -----------------------------------------------------------------------------
 
     async def _timer_loop(self) -> None:
-        while True:
+        # The flag, not only cancel(): Python 3.11's wait_for drops a cancellation that arrives
+        # as the wake-up event is set (CPython gh-86296), and this loop would then run forever.
+        while not self._closing:
             deadline = self.layer.next_deadline()
             delay = None if deadline is None else max(0.0, deadline - self.clock())
             self._wakeup.clear()
@@ -373,6 +392,7 @@ class SipEndpoint:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        self._closing = True
         if self._timer_task is not None:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
