@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything pbxcore needs on a fresh Debian machine, idempotently:
-# apt packages (SIPp, espeak-ng, sox, PostgreSQL), a virtualenv in .venv with the
+# apt packages (SIPp, baresip, espeak-ng, sox, PostgreSQL), a virtualenv in .venv with the
 # package and its test extra, and a running PostgreSQL. Sourced by .ci/demo and .ci/test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,6 +8,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 need_apt=()
 command -v sipp >/dev/null || need_apt+=(sip-tester)
+# baresip-core, not the baresip metapackage (GTK, GStreamer, FFmpeg): the peer tests run it
+# headless with its aufile/aubridge/sndfile/ctrl_tcp modules.
+command -v baresip >/dev/null || need_apt+=(baresip-core)
 command -v sox >/dev/null || need_apt+=(sox)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)

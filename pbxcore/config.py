@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import difflib
 import os
+import pwd
 import re
+import socket
 import tomllib
 import types
 from collections.abc import Mapping
@@ -27,12 +29,13 @@ from pbxcore.acd.spec import QueueSpec
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
 from pbxcore.media.wav import check_wav
 from pbxcore.script.actions import ActionError, parse_action_line
+from pbxcore.sip.admission import is_ip_network
+from pbxcore.sip.digest import ALGORITHMS
 
 __all__ = [
-    "AgentsConfig", "Config", "ConfigError", "ListenAddress", "MediaConfig", "Paths", "Problem",
-    "QueueSpec", "Route", "SipConfig", "Trunk", "User", "check_prompts", "load_config",
-    "read_control_path",
-    "read_store_dsn",
+    "AgentsConfig", "Config", "ConfigError", "Limits", "ListenAddress", "MediaConfig", "Paths",
+    "Problem", "QueueSpec", "Route", "ScriptsConfig", "SipConfig", "Trunk", "User",
+    "check_prompts", "load_config", "parse_listen", "read_control_path", "read_store_dsn",
 ]
 
 Problem = tuple[Path, int, str]
@@ -57,12 +60,28 @@ class ListenAddress:
     transport: str  # "udp" or "tcp"
     host: str
     port: int
+    line: int = field(default=0, compare=False)  # of `listen =` in the file; 0: not from it
+
+
+@dataclass(frozen=True)
+class Limits:
+    """[limits]: what one source address may take (issue 9 item 6); docs/configuration.md."""
+
+    tcp_per_source: int = 64  # open TCP connections per source address
+    tcp_total: int = 4096  # open TCP connections in all (also capped by RLIMIT_NOFILE - fd_reserve)
+    tcp_idle: float = 32.0  # seconds a TCP connection may go without a complete SIP message
+    requests_per_source: int = 200  # SIP messages per source per window; 0: no rate limit
+    window: float = 2.0  # seconds
+    trusted: tuple[str, ...] = ("127.0.0.0/8", "::1")  # exempt (trunk hosts are added)
+    fd_reserve: int = 256  # descriptors kept free for scripts, RTP sockets and the store
 
 
 @dataclass(frozen=True)
 class SipConfig:
     listen: tuple[ListenAddress, ...]
     realm: str  # digest realm offered in 401 challenges (RFC 3261 §22.4)
+    # digest algorithms offered in 401 challenges, most preferred first (RFC 8760 §2.4)
+    digest_algorithms: tuple[str, ...] = ("MD5",)
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,13 @@ class Paths:
     sounds: Path
     recordings: Path
     control: Path  # the control socket `pbx run` serves and `pbx calls` & co. talk to
+
+
+@dataclass(frozen=True)
+class ScriptsConfig:
+    user: str | None = None  # run scripts and workers as this user (None: as the switch)
+    uid: int | None = None  # the user's uid and primary gid, resolved at load
+    gid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,9 +167,13 @@ class Config:
     trunks: tuple[Trunk, ...] = ()
     queues: tuple[QueueSpec, ...] = ()  # [[queues]], in file order (pbxcore.acd.spec)
     agents: AgentsConfig = field(default_factory=AgentsConfig)  # [agents] feature codes
-    # Problems that do not stop the switch (an alert program that is missing): `pbx check`
-    # prints them, `pbx run` and hot reload log them.
+    node: str = ""  # [node] id: written on every CDR; start-up closes this node's open ones
+    scripts: ScriptsConfig = field(default_factory=ScriptsConfig)
+    # Problems that do not stop the switch (a route's program missing or not executable: its
+    # calls get the route's fallback; a queue's alert program missing): `pbx check` prints them
+    # as warnings, `pbx run` logs them, hot reload refuses a change that adds one.
     warnings: tuple[Problem, ...] = ()
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def base_dir(self) -> Path:
@@ -208,11 +238,16 @@ class _Locator:
 # ---------------------------------------------------------------- validation
 
 _SCHEMA: dict[str, set[str]] = {
-    "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents"},
-    "sip": {"listen", "realm"},
+    "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents",
+         "node", "scripts", "limits"},
+    "node": {"id"},
+    "scripts": {"user"},
+    "sip": {"listen", "realm", "digest_algorithms"},
     "media": {"rtp_ports", "host"},
     "paths": {"scripts", "sounds", "recordings", "control"},
     "store": {"dsn"},
+    "limits": {"tcp_per_source", "tcp_total", "tcp_idle", "requests_per_source", "window",
+               "trusted", "fd_reserve"},
     "users": {"extension", "password", "name"},
     "routes": {"name", "match", "script", "timeout", "fallback", "language", "public", "env",
                "hangup_event", "hold_music", "worker", "workers", "url", "secret",
@@ -236,6 +271,9 @@ class _Checker:
 
     def fail(self, table: str, reason: str, key: str | None = None, occurrence: int = 0) -> None:
         self.problems.append((self.path, self.loc.line(table, occurrence, key), reason))
+
+    def warn(self, table: str, reason: str, key: str | None = None, occurrence: int = 0) -> None:
+        self.warnings.append((self.path, self.loc.line(table, occurrence, key), reason))
 
     def table(self, doc: dict[str, Any], name: str) -> dict[str, Any]:
         value = doc.get(name, {})
@@ -276,19 +314,42 @@ def _check_sip(c: _Checker, doc: dict[str, Any]) -> SipConfig:
     where = ("sip", "[sip]", 0)
     raw = c.get(sip, "listen", list, ["udp:127.0.0.1:5060"], where)
     listen: list[ListenAddress] = []
+    line = c.loc.line("sip", 0, "listen") if "listen" in sip else 0
     for item in raw:
-        m = _LISTEN.match(item) if isinstance(item, str) else None
-        if not m or not 1 <= int(m.group(3)) <= 65535:
+        address = parse_listen(item, line) if isinstance(item, str) else None
+        if address is None:
             c.fail("sip", f"listen address {item!r} must be udp|tcp:HOST:PORT with PORT 1-65535",
                    "listen")
             continue
-        listen.append(ListenAddress(m.group(1), m.group(2).strip("[]"), int(m.group(3))))
+        listen.append(address)
     if not raw:
         c.fail("sip", "listen needs at least one address", "listen")
     realm = c.get(sip, "realm", str, "pbxcore", where)
     if not realm or '"' in realm:
         c.fail("sip", "realm must be a non-empty string without quotes", "realm")
-    return SipConfig(tuple(listen), realm)
+    return SipConfig(tuple(listen), realm, _check_digest_algorithms(c, sip, where))
+
+
+def _check_digest_algorithms(c: _Checker, sip: dict[str, Any],
+                             where: tuple[str, str, int]) -> tuple[str, ...]:
+    """`digest_algorithms = ["MD5"]`: known names, no repeats, at least one; order kept."""
+    raw = c.get(sip, "digest_algorithms", list, ["MD5"], where)
+    names = [a.upper() for a in raw if isinstance(a, str)]
+    known = ", ".join(f'"{a}"' for a in ALGORITHMS)
+    bad = [a for a in raw if not isinstance(a, str) or a.upper() not in ALGORITHMS]
+    if bad or not raw or len(set(names)) != len(names):
+        c.fail("sip", f"digest_algorithms must list one or more of {known}, each once "
+               f"(got {raw!r})", "digest_algorithms")
+        return ("MD5",)
+    return tuple(names)
+
+
+def parse_listen(text: str, line: int = 0) -> ListenAddress | None:
+    """`udp:127.0.0.1:5060` (also `pbx run --listen`), or None when it is not one."""
+    m = _LISTEN.match(text)
+    if not m or not 1 <= int(m.group(3)) <= 65535:
+        return None
+    return ListenAddress(m.group(1), m.group(2).strip("[]"), int(m.group(3)), line)
 
 
 def _check_media(c: _Checker, doc: dict[str, Any], sip: SipConfig) -> MediaConfig:
@@ -331,6 +392,34 @@ def _check_dsn(c: _Checker, doc: dict[str, Any]) -> str:
     if not dsn.startswith(("postgresql://", "postgres://", "memory://")):
         c.fail("store", f"dsn {dsn!r} must start with sqlite:/// or postgresql://", "dsn")
     return dsn
+
+
+_NODE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def _check_node(c: _Checker, doc: dict[str, Any]) -> str:
+    node = c.table(doc, "node")
+    default = re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname())[:64] or "pbx"
+    value: str = c.get(node, "id", str, default, ("node", "[node]", 0))
+    if not _NODE_ID.match(value):
+        c.fail("node", f"id {value!r} in [node] must be 1-64 of A-Z a-z 0-9 _ . -", "id")
+    return value
+
+
+def _check_scripts(c: _Checker, doc: dict[str, Any]) -> ScriptsConfig:
+    table = c.table(doc, "scripts")
+    name = c.get(table, "user", str, None, ("scripts", "[scripts]", 0))
+    if name is None:
+        return ScriptsConfig()
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        c.fail("scripts", f"user {name!r} in [scripts] does not exist on this system", "user")
+        return ScriptsConfig()
+    if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+        c.fail("scripts", f"user {name!r} in [scripts]: only a switch started as root can run "
+               "scripts as another user", "user")
+    return ScriptsConfig(name, entry.pw_uid, entry.pw_gid)
 
 
 def _check_users(c: _Checker, doc: dict[str, Any]) -> tuple[User, ...]:
@@ -482,10 +571,12 @@ def _check_handler(c: _Checker, r: dict[str, Any], i: int) -> tuple[Path | None,
             return None, transport
         return Path(value), transport
     path = c.resolve(value)
+    # Only a warning: the program may appear later, and one broken route must not keep the
+    # switch from serving the others (its calls get the route's fallback, as at run time).
     if not path.is_file():
-        c.fail("routes", f"{key} {value} does not exist", key, i)
+        c.warn("routes", f"{key} {value} does not exist", key, i)
     elif not os.access(path, os.X_OK):
-        c.fail("routes", f"{key} {value} is not executable (chmod +x)", key, i)
+        c.warn("routes", f"{key} {value} is not executable (chmod +x)", key, i)
     return path, transport
 
 
@@ -562,6 +653,33 @@ def _check_trunk(c: _Checker, t: dict[str, Any], i: int) -> Trunk | None:
                  domain.strip("[]"), from_user, match, prefix, i)
 
 
+def _check_limits(c: _Checker, doc: dict[str, Any]) -> Limits:
+    """[limits]: every key optional; bounds keep a typo from disabling the protection."""
+    table = c.table(doc, "limits")
+    where = ("limits", "[limits]", 0)
+    d = Limits()
+    ints: dict[str, int] = {}
+    for key, low, high in (("tcp_per_source", 1, 1_000_000), ("tcp_total", 1, 1_000_000),
+                           ("requests_per_source", 0, 10_000_000), ("fd_reserve", 0, 1_000_000)):
+        ints[key] = c.get(table, key, int, getattr(d, key), where)
+        if not low <= ints[key] <= high:
+            c.fail("limits", f"{key} {ints[key]} in [limits] must be {low}..{high}", key)
+    secs: dict[str, float] = {}
+    for key, lo, hi in (("tcp_idle", 1.0, 86400.0), ("window", 0.1, 3600.0)):
+        secs[key] = float(c.get(table, key, (int, float), getattr(d, key), where))
+        if not lo <= secs[key] <= hi:
+            c.fail("limits", f"{key} {secs[key]:g} in [limits] must be {lo:g}..{hi:g} "
+                   "seconds", key)
+    trusted = c.get(table, "trusted", list, list(d.trusted), where)
+    for entry in trusted:
+        if not isinstance(entry, str) or not is_ip_network(entry):
+            c.fail("limits", f"trusted entry {entry!r} in [limits] must be an IP address or "
+                   "network (10.0.0.0/8)", "trusted")
+    return Limits(ints["tcp_per_source"], ints["tcp_total"], secs["tcp_idle"],
+                  ints["requests_per_source"], secs["window"],
+                  tuple(str(e) for e in trusted), ints["fd_reserve"])
+
+
 def _action_problem(line: object) -> str | None:
     if not isinstance(line, str):
         return "fallback entries must be strings"
@@ -607,10 +725,14 @@ def _check(path: Path, text: str) -> Config:
     trunks = _check_trunks(c, doc)
     queues = check_queues(c, doc, users, paths)
     agents = check_agents(c, doc)
+    node = _check_node(c, doc)
+    scripts = _check_scripts(c, doc)
+    limits = _check_limits(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
-                  agents=agents, warnings=tuple(c.warnings))
+                  agents=agents, node=node, scripts=scripts, warnings=tuple(c.warnings),
+                  limits=limits)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

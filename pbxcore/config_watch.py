@@ -113,9 +113,22 @@ class ConfigWatcher:
             log.error("config change refused (%s); keeping the running config:\n%s",
                       changed or self.config.path, exc)
             return ReloadReport(False, problems=[format_problem(p) for p in exc.problems])
+        known = {reason for _, _, reason in self.config.warnings}
+        fresh = [w for w in new.warnings if w[2] not in known]
+        if fresh:
+            # A change that breaks a route's program (or names a missing alert program) is
+            # refused: the running config stays and says why.  At start the same config runs,
+            # with that route on its fallback; a warning the running config has already had
+            # does not block later changes.
+            self.refusals += 1
+            log.error("config change refused (%s); keeping the running config:\n%s",
+                      changed or self.config.path, ConfigError(list(fresh)))
+            return ReloadReport(False, problems=[format_problem(p) for p in fresh])
         restart = [what for what, old_value, new_value in (
             ("[sip] listen", self.config.sip.listen, new.sip.listen),
             ("[store] dsn", self.config.store_dsn, new.store_dsn),
+            ("[node] id", self.config.node, new.node),
+            ("[scripts] user", self.config.scripts.user, new.scripts.user),
             ("[media] rtp_ports", (self.config.media.rtp_low, self.config.media.rtp_high),
              (new.media.rtp_low, new.media.rtp_high)),
             ("[paths] control", self.config.paths.control, new.paths.control),

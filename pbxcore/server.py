@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,12 +28,34 @@ from pbxcore.control.server import ControlServer
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.sounds import SoundLibrary
+from pbxcore.script import contain
+from pbxcore.script.sanitize import SafeFormatter
 from pbxcore.script.transports import build_transports
 from pbxcore.sip.transaction import TransactionLayer
-from pbxcore.store import open_store
-from pbxcore.transport.sip_endpoint import ListenSpec, SipEndpoint
+from pbxcore.store import Store, open_store
+from pbxcore.transport.sip_endpoint import ListenError, ListenSpec, SipEndpoint
+from pbxcore.transport.source_guard import raise_nofile_limit
 
 log = logging.getLogger("pbxcore")
+
+Recovery = Callable[[Store, str, datetime], Awaitable[int]]
+RECOVERY: list[tuple[str, Recovery]] = [
+    ("CDRs", lambda store, node, now: store.close_interrupted(node, now)),
+]
+"""What start-up closes that a previous run of this node left open (it was killed, the machine
+lost power): (what, step), each step given the store, the [node] id and the start time and
+returning how many it closed. Queue entries and agent sessions add their own step here."""
+
+
+async def recover(store: Store, node: str, now: datetime) -> dict[str, int]:
+    """Run every RECOVERY step, before the first call is accepted; log what each closed."""
+    closed: dict[str, int] = {}
+    for what, step in RECOVERY:
+        closed[what] = count = await step(store, node, now)
+        if count:
+            log.warning("closed %d %s left open by a previous run of node %s (interrupted)",
+                        count, what, node)
+    return closed
 
 
 @dataclass
@@ -88,7 +111,13 @@ async def start_switch(config: Config, *, watch: bool = False,
     if control:
         await commands.claim()  # "already running" before any port is bound
     config.paths.recordings.mkdir(parents=True, exist_ok=True)
+    contain.configure(config.scripts.uid, config.scripts.gid)  # [scripts] user
     store = await open_store(config.store_dsn, base_dir=config.base_dir)
+    try:
+        await recover(store, config.node, datetime.now(UTC))
+    except BaseException:
+        await store.close()
+        raise
     pacer = Pacer()
     await pacer.start()
     holder: dict[str, Switch] = {}
@@ -99,7 +128,8 @@ async def start_switch(config: Config, *, watch: bool = False,
         def __getattr__(self, name: str) -> object:
             return getattr(holder["switch"], name)
 
-    endpoint = SipEndpoint(_Late(), TransactionLayer(auto_trying=False))  # type: ignore[arg-type]
+    endpoint = SipEndpoint(_Late(), TransactionLayer(auto_trying=False),  # type: ignore[arg-type]
+                           limits=config.limits, trusted_hosts=[t.host for t in config.trunks])
     deps = CallDeps(
         config=config, store=store, endpoint=endpoint,
         ports=PortAllocator(config.media.rtp_low, config.media.rtp_high), pacer=pacer,
@@ -112,7 +142,14 @@ async def start_switch(config: Config, *, watch: bool = False,
     acd = AcdService(deps)  # the queues (pbxcore/acd); needs the switch's registrar
     deps.acd = acd
     await acd.start()
-    await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
+    try:
+        await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
+    except ListenError:  # a busy port: undo what started, `pbx run` prints one line
+        await acd.stop()
+        await deps.transports.close()
+        await pacer.stop()
+        await store.close()
+        raise
     switch.trunks = await start_trunks(endpoint, config)
     running = RunningSwitch(switch, endpoint, pacer, deps, commands, acd=acd)
     SwitchCommands(switch, commands, running.reload, datetime.now(UTC),
@@ -132,7 +169,9 @@ async def start_switch(config: Config, *, watch: bool = False,
 
 
 async def serve(config: Config, *, watch: bool = True) -> None:
-    for warning in config.warnings:
+    # Orphaned descendants of scripts come to us, so a run's leftovers can be killed (contain).
+    contain.enable()
+    for warning in config.warnings:  # e.g. a route's program missing: its calls get the fallback
         log.warning("config: %s", format_problem(warning))
     running = await start_switch(config, watch=watch, control=True)
     stop = asyncio.Event()
@@ -155,7 +194,9 @@ def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") ->
     cheapest), "uvloop" (libuv: per-packet RTP relaying costs about a third of the standard
     loop's, but libuv spawns with fork() and waits for the exec on the loop: bench/README.md),
     or "auto" (uvloop when installed)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)  # caller text escaped
     runner = asyncio.run
     if loop in ("auto", "uvloop"):
         try:
@@ -166,5 +207,7 @@ def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") ->
         else:
             runner = uvloop.run
     log.info("event loop: %s", "uvloop" if runner is not asyncio.run else "asyncio")
+    before, now = raise_nofile_limit()  # issue 9 item 6: 1,024 descriptors go fast
+    log.info("open files limit: %d%s", now, f" (raised from {before})" if now != before else "")
     runner(serve(config, watch=watch))
 

@@ -29,7 +29,7 @@ from pbxcore.script.actions import AGENT_OPS
 from pbxcore.script.events import HistoryEntry, queue_fields
 from pbxcore.script.transports import Transports
 from pbxcore.sip.sdp import AudioAnswer, build_answer
-from pbxcore.store.base import Store, TraceEntry
+from pbxcore.store.base import CdrEnd, CdrStart, Store, TraceEntry
 from pbxcore.transport.sip_endpoint import SipEndpoint
 from pbxcore.verbs.base import Outcome
 
@@ -107,6 +107,8 @@ class Call:
         self.activity_detail = ""
         self._trace: list[TraceEntry] = []
         self._writes: asyncio.Future[None] | None = None  # the tail of the store-write chain
+        self._cdr_start: CdrStart | None = None
+        self._cdr_written = False  # cdr_open committed: CDR writes may follow
         self._seq = 0
 
     # -- CallControl --------------------------------------------------------------------------
@@ -132,7 +134,7 @@ class Call:
                            version=1)
         self.leg.answer(sdp)
         self.answered_at = answered = datetime.now(UTC)
-        self.persist(lambda: self.deps.store.cdr_update(self.info.call_id, answer=answered))
+        self.persist_cdr(lambda: self.deps.store.cdr_update(self.info.call_id, answer=answered))
         self.note("sip", {"sent": "200 OK", "rtp_port": media.local_port})
 
     async def ring(self) -> None:
@@ -250,7 +252,7 @@ class Call:
     def remote_hangup(self, by: str, cause: str, code: int | None = None) -> None:
         """The far end ended the call (BYE, CANCEL, no ACK) or the switch is shutting down."""
         if by == "shutdown" and self.answered:
-            self.leg.bye()
+            self.leg.bye(now=True)  # the process is going away: do not wait for an ACK
         elif by == "shutdown":
             self.leg.reject(503)
         self._end(by, cause, code)
@@ -295,6 +297,50 @@ class Call:
                 log.exception("call %s: store write failed", self.info.call_id)
 
         self._writes = asyncio.ensure_future(write())
+
+    def open_cdr(self, start: CdrStart) -> None:
+        """Queue the CDR's first write. If it fails (database down, locked, full), the call goes
+        on: later CDR writes are skipped instead of failing one by one with UnknownCallError,
+        and `close_cdr` writes the whole record again at hangup."""
+        self._cdr_start = start
+
+        async def write() -> None:
+            await self.deps.store.cdr_open(start)
+            self._cdr_written = True
+
+        self.persist(write)
+
+    def persist_cdr(self, op: Callable[[], Awaitable[Any]]) -> None:
+        """`persist` for a write to the CDR row: skipped while that row could not be written."""
+        async def write() -> None:
+            if self._cdr_written:
+                await op()
+
+        self.persist(write)
+
+    async def close_cdr(self, end: CdrEnd) -> None:
+        """Write the dialled legs and close the CDR, after every earlier write. When the CDR's
+        first write failed, open it again now (with its answer time) so no call is left without
+        a record; only if that fails too is the record lost, and that is logged as an error."""
+        await self.drain_writes()
+        store, call_id = self.deps.store, self.info.call_id
+        if not self._cdr_written and self._cdr_start is not None:
+            try:
+                if await store.cdr(call_id) is None:  # the first write may have committed
+                    await store.cdr_open(self._cdr_start)
+                if self.answered_at is not None:
+                    await store.cdr_update(call_id, answer=self.answered_at)
+                self._cdr_written = True
+                log.warning("call %s: CDR written at hangup, its first write had failed", call_id)
+            except Exception:
+                log.exception("call %s: CDR lost, the store refused it twice", call_id)
+                return
+        for number, leg in enumerate(self.legs, start=1):
+            try:
+                await store.cdr_leg(call_id, number, leg)
+            except Exception:  # a bad leg must not keep the CDR open
+                log.exception("call %s: store write failed (leg %d)", call_id, number)
+        await store.cdr_close(call_id, end)
 
     def flush_trace(self) -> None:
         """Queue the buffered trace entries as one batch (one commit)."""

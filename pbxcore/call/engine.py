@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -117,8 +116,8 @@ async def _run(call: Call, script: Path, event: Event) -> RunResult:
         message = f"{script.name} ({event.name}): {result.error}"
         log.warning("call %s: script failed: %s", call.info.call_id, message)
         call.script_errors.append(message)
-        call.persist(lambda: call.deps.store.cdr_append(call.info.call_id, "script_errors",
-                                                        message))
+        call.persist_cdr(lambda: call.deps.store.cdr_append(call.info.call_id, "script_errors",
+                                                            message))
     return result
 
 
@@ -207,11 +206,7 @@ async def _finish(call: Call) -> None:
         await inform(call, Outcome("hangup", result=call.hangup_by or "switch",
                                           extra=extra))
     call.flush_trace()
-    store = call.deps.store
-    for number, leg in enumerate(call.legs, start=1):
-        call.persist(functools.partial(store.cdr_leg, call.info.call_id, number, leg))
-    await call.drain_writes()
-    await call.deps.store.cdr_close(call.info.call_id, CdrEnd(
+    await call.close_cdr(CdrEnd(
         end=end, disposition=call.disposition(),  # type: ignore[arg-type]
         hangup_by=call.hangup_by or "switch",  # type: ignore[arg-type]
         hangup_cause=call.hangup_cause, hangup_code=call.hangup_code,

@@ -4,6 +4,11 @@
 remembers what it did, so the call layer never builds a message itself.  BYE is sent to the
 address the INVITE came from (symmetric routing: works behind NAT and for pyVoIP, whose Contact
 may not be reachable), with Request-URI and Route from the dialog.
+
+A hang-up before the caller's ACK waits for it (RFC 3261 §15: the callee "MUST NOT send a BYE on
+a confirmed dialog until it has received an ACK for its 2xx response or until the server
+transaction times out"): over a lossy path the BYE would otherwise overtake a lost 200 OK, and a
+caller that never saw the 200 cannot match the BYE to a call.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pbxcore.transport.sip_endpoint import SipEndpoint
 
 log = logging.getLogger("pbxcore.call")
 
+#: The methods the switch accepts, in every Allow it sends (OPTIONS, 405/501, each INVITE and
+#: 200 OK): REFER is there because agents transfer calls with it (RFC 3515 §2.4.1).
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER"
 
 
@@ -38,6 +45,8 @@ class InboundLeg:
         self.final_sent: int | None = None  # status of the final response we sent
         self.dialog: Dialog | None = None
         self.bye_sent = False
+        self.acked = False  # the ACK for our 2xx arrived
+        self._bye_waiting = False  # hung up before the ACK: BYE when it comes (or Timer L)
 
     @property
     def contact(self) -> str:
@@ -73,9 +82,24 @@ class InboundLeg:
         self.final_sent = status
         self._respond(status, extra=extra)
 
-    def bye(self) -> None:
-        """Hang up a confirmed call from our side (RFC 3261 §15.1.1)."""
+    def on_ack(self) -> None:
+        """The ACK for our 2xx: the dialog is confirmed both ways; a waiting BYE goes now."""
+        self.acked = True
+        if self._bye_waiting:
+            self.bye()
+
+    def ack_timed_out(self) -> None:
+        """No ACK within 64*T1 (Timer L): end the dialog with BYE anyway (§13.3.1.4)."""
+        self.acked = True
+        self.bye()
+
+    def bye(self, *, now: bool = False) -> None:
+        """Hang up a confirmed call from our side (RFC 3261 §15.1.1), once the caller has
+        ACKed our 200 OK; `now` (shutdown) does not wait for the ACK."""
         if self.dialog is None or self.bye_sent:
+            return
+        if not self.acked and not now:
+            self._bye_waiting = True
             return
         self.bye_sent = True
         local = self.endpoint.local(self.source.transport)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pbxcore.call.leg import ALLOW
 from pbxcore.media.session import MediaSession
 from pbxcore.sip.address import NameAddr, parse_name_addr, quote
 from pbxcore.sip.build import build_cancel, make_response, new_branch
@@ -128,7 +129,7 @@ class OutboundLeg:
             ("Call-ID", self.call_id),
             ("CSeq", "1 INVITE"),
             ("Contact", self.contact),
-            ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"),
+            ("Allow", ALLOW),  # REFER included: agents transfer with it
             *self.extra_headers,
             ("Content-Type", "application/sdp"),
         ])
@@ -241,7 +242,8 @@ class OutboundLeg:
         sdp = build_answer(offer, local_host=local_host, local_port=self.media.local_port,
                            session_id=1, version=2)
         self.host.endpoint.respond(tx, make_response(
-            request, 200, headers=[("Contact", self.contact), ("Content-Type", "application/sdp")],
+            request, 200, headers=[("Contact", self.contact), ("Allow", ALLOW),
+                                   ("Content-Type", "application/sdp")],
             body=sdp))
         self.held = offer.hold or offer.direction in ("recvonly", "inactive")
         self.changed.set()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pbxcore.sip.address import NameAddr, parse_contact_list
 from pbxcore.sip.message import Request, SipSyntaxError
+from pbxcore.sip.numbers import UINT32_MAX, clamped_uint
 from pbxcore.sip.peer import Peer
 
 DEFAULT_EXPIRES = 3600
@@ -87,8 +88,7 @@ def _contact_value(binding: Binding, now: float) -> str:
 def _expires(value: str | None, default: int) -> int:
     if value is None:
         return default
-    text = value.strip()
-    if not text.isdigit():
-        return default
-    # RFC 4475 scalar02: absurd values are treated as the maximum, never as overflow.
-    return min(int(text[:12]), 2**32 - 1)
+    # RFC 4475 scalar02: absurd values are treated as the maximum, never as overflow; ASCII
+    # digits only (isdigit() accepts '²', which int() refuses: no answer at all).
+    expires = clamped_uint(value.strip(), UINT32_MAX)
+    return default if expires is None else expires

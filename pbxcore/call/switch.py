@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from pbxcore.acd.features import feature_route, run_feature
+from pbxcore.call.auth import SwitchAuth
 from pbxcore.call.call import Call, CallDeps, CallInfo
 from pbxcore.call.engine import run_call
 from pbxcore.call.leg import ALLOW, InboundLeg
@@ -25,7 +26,6 @@ from pbxcore.call.trunks import TrunkRegistrations, called_number
 from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
 from pbxcore.sip.build import make_response
-from pbxcore.sip.digest import DigestServer
 from pbxcore.sip.message import Request, Response, SipSyntaxError
 from pbxcore.sip.peer import Peer
 from pbxcore.sip.sdp import AudioAnswer, SdpError, build_answer, negotiate, parse_sdp
@@ -49,7 +49,7 @@ class Switch:
         self.deps = deps
         self.clock = clock
         self.registrar = Registrar(clock)
-        self.digest = DigestServer(deps.config.sip.realm, secrets.token_bytes(32))
+        self.auth = SwitchAuth(deps.config.sip.realm, deps.config.sip.digest_algorithms)
         self.calls: dict[str, Call] = {}  # by our call id
         self._by_sip_call_id: dict[str, list[Call]] = {}  # live calls by the INVITE's Call-ID
         self._by_invite_tx: dict[str, Call] = {}
@@ -73,39 +73,63 @@ class Switch:
     # -- SipHandler ---------------------------------------------------------------------------
 
     def on_request(self, tx: str, request: Request, source: Peer) -> None:
-        method = request.method
+        """Answer one request, guarded: every request reaching the TU gets a final response
+        (§8.2; an INVITE server transaction in Proceeding has no timer, §17.2.1).  The peer's
+        fault gets its 4xx (SdpError: 488, §13.3.1.1); our bug is logged with its traceback and
+        the repr-escaped Call-ID and gets 500 (§21.5.1), unless a final already went out."""
         try:
-            if method == "ACK":
-                return  # ACK for a 2xx is matched by the transaction layer (AckReceived)
-            if method not in KNOWN_METHODS:
-                self._reply(tx, request, 501, headers=[("Allow", ALLOW)])
-                return
-            if not request.uri.lower().startswith(("sip:", "sips:")):
-                self._reply(tx, request, 416)  # RFC 3261 §8.2.2.1
-                return
-            unsupported = [t for t in request.headers.values("Require")
-                           if t and t not in SUPPORTED_EXTENSIONS]
-            if unsupported and method != "CANCEL":
-                # RFC 3261 §8.2.2.3: we answer as the UAS, so every Require tag applies.
-                self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
-                return
-            if method == "BYE":
-                self._bye(tx, request)
-            elif method == "OPTIONS":
-                self._reply(tx, request, 200, headers=[
-                    ("Allow", ALLOW), ("Accept", "application/sdp")])
-            elif method == "REGISTER":
-                self._register(tx, request, source)
-            elif method == "INVITE":
-                self._invite(tx, request, source)
-            elif method == "INFO":
-                self._reply(tx, request, 200 if self._call_for(request) else 481)
-            elif method == "REFER":
-                self._refer(tx, request)
-            else:
-                self._reply(tx, request, 405, headers=[("Allow", ALLOW)])
+            self._handle(tx, request, source)
         except SipSyntaxError as exc:
-            self._reply(tx, request, exc.status, reason=f"Bad Request ({exc.reason})"[:120])
+            self._answer_failure(tx, request, exc.status, f"Bad Request ({exc.reason})"[:120])
+        except SdpError as exc:
+            log.info("%s with an unusable SDP body (Call-ID %r): %s", request.method,
+                     request.call_id[:80], str(exc)[:120])
+            self._answer_failure(tx, request, 488, None)
+        except Exception:
+            log.exception("internal error handling %s (Call-ID %r) from %s:%s: answering 500",
+                          request.method[:20], request.call_id[:80], source.host, source.port)
+            self._answer_failure(tx, request, 500, None)
+
+    def _answer_failure(self, tx: str, request: Request, status: int, reason: str | None) -> None:
+        if not tx or not self.endpoint.layer.awaiting_final(tx):
+            return  # an ACK (no transaction), or the final response already went out
+        try:
+            self._reply(tx, request, status, reason=reason)
+        except Exception:  # cannot even build a response from this request: say so, loudly
+            log.exception("cannot answer %s (Call-ID %r) with %s", request.method[:20],
+                          request.call_id[:80], status)
+
+    def _handle(self, tx: str, request: Request, source: Peer) -> None:
+        method = request.method
+        if method == "ACK":
+            return  # ACK for a 2xx is matched by the transaction layer (AckReceived)
+        if method not in KNOWN_METHODS:
+            self._reply(tx, request, 501, headers=[("Allow", ALLOW)])
+            return
+        if not request.uri.lower().startswith(("sip:", "sips:")):
+            self._reply(tx, request, 416)  # RFC 3261 §8.2.2.1
+            return
+        unsupported = [t for t in request.headers.values("Require")
+                       if t and t not in SUPPORTED_EXTENSIONS]
+        if unsupported and method != "CANCEL":
+            # RFC 3261 §8.2.2.3: we answer as the UAS, so every Require tag applies.
+            self._reply(tx, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+            return
+        if method == "BYE":
+            self._bye(tx, request)
+        elif method == "OPTIONS":
+            self._reply(tx, request, 200, headers=[
+                ("Allow", ALLOW), ("Accept", "application/sdp")])
+        elif method == "REGISTER":
+            self._register(tx, request, source)
+        elif method == "INVITE":
+            self._invite(tx, request, source)
+        elif method == "INFO":
+            self._reply(tx, request, 200 if self._call_for(request) else 481)
+        elif method == "REFER":
+            self._refer(tx, request)
+        else:
+            self._reply(tx, request, 405, headers=[("Allow", ALLOW)])
 
     def on_cancel(self, invite_tx: str, request: Request) -> None:
         call = self._by_invite_tx.get(invite_tx)
@@ -119,6 +143,7 @@ class Switch:
         call = self._by_invite_tx.get(tx)
         if call is not None:
             call.note("sip", {"received": "ACK"})
+            call.leg.on_ack()  # a hang-up that came first sends its BYE now
 
     def on_response(self, tx: str, response: Response) -> None:
         if self.trunks is not None and self.trunks.on_response(tx, response):
@@ -137,7 +162,7 @@ class Switch:
         call = self._by_invite_tx.get(tx)
         if call is not None and method == "ACK":
             # RFC 3261 §13.3.1.4: no ACK for our 2xx within 64*T1 — end the dialog with BYE.
-            call.leg.bye()
+            call.leg.ack_timed_out()
             call.remote_hangup("switch", "no ACK for 200 OK", 408)
 
     # -- methods ------------------------------------------------------------------------------
@@ -185,22 +210,31 @@ class Switch:
         self._reply(tx, request, 200)
         call.remote_hangup("caller", "BYE from caller")
 
-    def _authenticate(self, tx: str, request: Request) -> str | None:
-        """The authenticated extension, or None after sending the 401 challenge."""
+    def _authenticate(self, tx: str, request: Request, source: Peer) -> str | None:
+        """The authenticated extension, or None after sending 401 (challenge), 400 (broken
+        Authorization) or 403 (too many failures from this source or for this user)."""
         users = {u.extension: u.password for u in self.deps.config.users}
-        result = self.digest.verify(request.headers.get("Authorization"), request.method,
-                                    users, self.clock())
-        if result.ok and result.user is not None:
-            return result.user
-        challenge = self.digest.challenge(self.clock(), stale=result.stale)
-        self._reply(tx, request, 401, headers=[("WWW-Authenticate", c) for c in challenge])
+        outcome = self.auth.check(request, source, users, self.clock())
+        if isinstance(outcome, str):
+            return outcome
+        self._reply_later(outcome.delay, tx, request, outcome.status, headers=outcome.headers,
+                          reason=outcome.reason)
         return None
+
+    def _reply_later(self, delay: float, tx: str, request: Request, status: int, *,
+                     headers: list[tuple[str, str]] | None = None,
+                     reason: str | None = None) -> None:
+        if delay <= 0:
+            self._reply(tx, request, status, headers=headers, reason=reason)
+            return
+        asyncio.get_running_loop().call_later(
+            delay, lambda: self._reply(tx, request, status, headers=headers, reason=reason))
 
     def _register(self, tx: str, request: Request, source: Peer) -> None:
         to = parse_name_addr(request.headers.get("To") or "")
         if not to.uri.lower().startswith(("sip:", "sips:")):
             raise SipSyntaxError("To of a REGISTER must be a SIP URI")  # RFC 4475 unksm2
-        user = self._authenticate(tx, request)
+        user = self._authenticate(tx, request, source)
         if user is None:
             return
         aor_user = parse_uri(to.uri).user_unescaped or ""
@@ -235,11 +269,16 @@ class Switch:
                  else self.deps.config.route_for(called))
         caller_addr = parse_name_addr(request.headers.get("From") or "")
         user: str | None = None
+        caller_name = caller_addr.display or ""
         if trunk is None and (route is None or not route.public):
-            user = self._authenticate(tx, request)
+            user = self._authenticate(tx, request, source)
             if user is None:
                 return  # the 401 went out alone: pyVoIP must see it as the first response
             caller = user
+            # An authenticated extension's configured name wins over the display name its
+            # phone sent, as Asterisk's callerid does: the switch vouches for who is calling.
+            caller_name = next((u.name for u in self.deps.config.users
+                                if u.extension == user and u.name), None) or caller_name
         else:
             caller = _user_of(caller_addr.uri)
         self._reply(tx, request, 100)  # RFC 3261 §17.2.1; pyVoIP waits for a provisional
@@ -254,8 +293,8 @@ class Switch:
             # No offer in the INVITE (offer in ACK) is not supported yet: 488 says why.
             self._reply(tx, request, 488, headers=[("Warning", '304 pbxcore "PCMU/PCMA only"')])
             return
-        call = self._start_call(tx, request, source, route, caller, caller_addr.display or "",
-                                called, offer, user)
+        call = self._start_call(tx, request, source, route, caller, caller_name, called,
+                                offer, user)
         if feature is not None:
             op, reason = feature
             call.flow = lambda c: run_feature(c, op, reason)
@@ -288,9 +327,8 @@ class Switch:
             start = CdrStart(
                 call_id=info.call_id, sip_call_id=info.sip_call_id, start=info.started,
                 caller=info.caller, called=info.called, caller_name=info.caller_name,
-                route=str(call.route.script))
-            store = self.deps.store
-            call.persist(lambda: store.cdr_open(start))  # not awaited: the caller is ringing
+                route=str(call.route.script), node=self.deps.config.node)
+            call.open_cdr(start)  # not awaited: the caller is ringing
             # An agent calling out is busy: no queue call is offered meanwhile.
             acd = self.deps.acd if call.flow is None else None
             if acd is not None and info.user is not None:
@@ -303,6 +341,12 @@ class Switch:
         except Exception:
             log.exception("call %s: internal error", info.call_id)
         finally:
+            if self.endpoint.layer.awaiting_final(tx):  # our bug: no path left it unanswered
+                log.error("call %s ended without a final response: answering 500", info.call_id)
+                try:
+                    call.leg.reject(500)
+                except Exception:
+                    log.exception("call %s: cannot answer 500", info.call_id)
             self.calls.pop(info.call_id, None)
             same = self._by_sip_call_id.get(info.sip_call_id, [])
             if call in same:
@@ -351,7 +395,8 @@ class Switch:
                            local_port=call.media.local_port, session_id=1, version=2)
         self.endpoint.respond(tx, make_response(
             request, 200, to_tag=call.leg.local_tag,
-            headers=[("Contact", call.leg.contact), ("Content-Type", "application/sdp")],
+            headers=[("Contact", call.leg.contact), ("Allow", ALLOW),
+                     ("Content-Type", "application/sdp")],
             body=sdp))
 
     async def shutdown(self, grace: float = 5.0) -> None:

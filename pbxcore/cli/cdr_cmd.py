@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,13 +11,13 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from pbxcore.cli.common import (
+    cell,
     config_option,
+    json_text,
     open_config_store,
     parse_since,
-    terminal_safe,
     utc_text,
 )
 from pbxcore.store import Cdr
@@ -58,9 +57,8 @@ def render(cdrs: list[Cdr]) -> Table:
         caller = f"{c.caller} ({c.caller_name})" if c.caller_name else c.caller
         hangup = " ".join(x for x in (c.hangup_by or "", c.hangup_cause,
                                       str(c.hangup_code or "")) if x)
-        # Text cells: caller names and causes come from peers and must not be read as markup
-        # (Text) nor drive the terminal (terminal_safe: an ESC in a display name).
-        table.add_row(*(Text(terminal_safe(x)) for x in (
+        # Caller names and causes come from peers: escaped, and never read as markup.
+        table.add_row(*(cell(x) for x in (
             utc_text(c.start), c.call_id, caller, c.called, c.route or "",
             c.disposition or "in progress", legs_text(c.legs), _seconds(c.duration),
             _seconds(c.billsec), hangup)))
@@ -79,6 +77,6 @@ def cdr(config_path: Path, since: str | None, limit: int, as_json: bool) -> None
     start = parse_since(since, datetime.now(UTC)) if since else None
     cdrs = asyncio.run(_fetch(config_path, start, limit))
     if as_json:
-        click.echo(json.dumps([c.to_json() for c in cdrs], indent=2, ensure_ascii=False))
+        click.echo(json_text([c.to_json() for c in cdrs]))
     else:
         Console(highlight=False).print(render(cdrs))

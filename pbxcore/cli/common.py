@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -9,8 +10,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.text import Text
 
 from pbxcore.config import Config, ConfigError, Problem, format_problem, load_config, read_store_dsn
+from pbxcore.script.sanitize import printable
 from pbxcore.store import Store, open_store, redact_dsn, sqlite_path
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,3 +100,21 @@ def terminal_safe(text: str) -> str:
 def utc_text(when: datetime | None) -> str:
     return "" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
+
+
+def cell(text: str, style: str = "", *, keep_lines: bool = False) -> Text:
+    """Text from a call (caller names, script output, causes) for a rich table or panel: a Text,
+    so ``[bold]`` is printed and never read as markup, and escaped by the one function logs use
+    (`printable`), so a newline cannot forge a row and ESC/OSC sequences never reach the terminal."""
+    return Text(printable(text, keep_lines=keep_lines), style=style)
+
+
+# JSON with ensure_ascii=False escapes C0 controls itself, not DEL, C1 (0x9b is an 8-bit CSI),
+# line separators or bidi overrides; outside strings JSON never holds those, so this stays valid.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(value: Any) -> str:
+    """``value`` as indented JSON that is safe to print on a terminal and still valid JSON."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

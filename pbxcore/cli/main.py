@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from pbxcore import __version__
@@ -16,12 +18,19 @@ from pbxcore.cli.run_cmd import run
 from pbxcore.cli.simulate_cmd import simulate
 from pbxcore.cli.switch_cmd import reload, status
 from pbxcore.cli.trace_cmd import trace
+from pbxcore.script.sanitize import SafeFormatter
 
 
 @click.group(name="pbx", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pbx")
 def main() -> None:
     """pbxcore: a SIP switching core that runs a script per call event."""
+    # What logging's last-resort handler would print (warnings and up, the bare message), but
+    # through SafeFormatter: caller text in a log record never reaches the terminal raw.
+    # `pbx run` replaces it with its own timestamped handler.
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,

@@ -13,6 +13,8 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
+from pbxcore.cli.common import cell
+from pbxcore.script.sanitize import printable
 from pbxcore.testing.fixture import find_fixtures
 from pbxcore.testing.replay import FixtureResult, StepResult, replay_paths
 from pbxcore.testing.report import junit_xml, result_json, step_title
@@ -29,22 +31,23 @@ def _shown(path: Path) -> str:
 def _step_line(step: StepResult) -> Text:
     line = Text("  ")
     line.append("ok  " if step.passed else "FAIL", style="green" if step.passed else "bold red")
-    line.append(f" {step_title(step)}")
+    line.append(printable(f" {step_title(step)}"))
     if step.actions:
-        line.append("  → " + "; ".join(a.to_text() for a in step.actions), style="dim")
+        line.append(printable("  → " + "; ".join(a.to_text() for a in step.actions)),
+                    style="dim")
     elif step.error is not None:
-        line.append(f"  → error: {step.error}", style="yellow")
+        line.append(printable(f"  → error: {step.error}"), style="yellow")
     return line
 
 
 def _failure(console: Console, step: StepResult) -> None:
-    console.print(Text(f"       {step.message}", style="red"))
+    console.print(cell(f"       {step.message}", "red", keep_lines=True))
     if step.diff:
         body = Text()
         body.append("--- expected\n", style="red")
         body.append("+++ actual (script output)\n", style="green")
         for row in step.diff:
-            body.append(row + "\n", style=_DIFF_STYLE.get(row[:2], ""))
+            body.append(printable(row) + "\n", style=_DIFF_STYLE.get(row[:2], ""))
         body.rstrip()
         console.print(Panel(body, title="diff", title_align="left", expand=False))
     if step.error is not None:
@@ -53,16 +56,16 @@ def _failure(console: Console, step: StepResult) -> None:
             facts += f", exit status {step.exit_status}"
         console.print(Text(f"       {facts}", style="dim"))
     if step.stderr.strip():
-        console.print(Panel(Text(step.stderr.rstrip("\n")), title="stderr", title_align="left",
+        console.print(Panel(cell(step.stderr.rstrip("\n"), keep_lines=True), title="stderr", title_align="left",
                             expand=False))
 
 
 def render(console: Console, results: list[FixtureResult]) -> None:
     for r in results:
         mark = "[green]PASS[/]" if r.passed else "[bold red]FAIL[/]"
-        console.print(f"{mark} [bold]{escape(r.name)}[/]  [dim]{escape(r.shown)}[/]")
+        console.print(f"{mark} [bold]{escape(printable(r.name))}[/]  [dim]{escape(printable(r.shown))}[/]")
         if r.error is not None:
-            console.print(Text(f"  {r.error}", style="red"))
+            console.print(cell(f"  {r.error}", "red", keep_lines=True))
         for step in r.steps:
             console.print(_step_line(step))
             if not step.passed:

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from pbxcore.cli.common import cell
 from pbxcore.testing.simulate import HANG_UP, Session, Simulator
 
 _STYLE = {"event": "bold cyan", "action": "green", "error": "bold red", "stderr": "red",
@@ -26,7 +27,8 @@ class ClickIO:
         self.ended = False
 
     def show(self, kind: str, text: str) -> None:
-        self.console.print(Text(_PREFIX.get(kind, "") + text, style=_STYLE.get(kind, "")))
+        self.console.print(cell(_PREFIX.get(kind, "") + text, _STYLE.get(kind, ""),
+                                keep_lines=kind == "stderr"))
 
     def ask(self, question: str, default: str = "") -> str:
         """The caller's answer; the end of input (Ctrl-D, a piped file that ran out) is the

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pbxcore.cli.cdr_cmd import render as render_cdrs
-from pbxcore.cli.common import config_option, open_config_store
+from pbxcore.cli.common import cell, config_option, json_text, open_config_store
 from pbxcore.config import ConfigError, load_config
 from pbxcore.store import Cdr, TraceEntry
 from pbxcore.testing.capture import CaptureError, fixture_from_trace
@@ -44,16 +44,17 @@ def _block(name: str, value: Any) -> RenderableType:
         table.add_column(style="dim")
         table.add_column(overflow="fold")
         for k, v in value.items():
-            table.add_row(Text(str(k)), Text(_value(v)))
+            table.add_row(cell(str(k)), cell(_value(v)))
         body: RenderableType = table if value else Text("(empty)", style="dim")
     elif isinstance(value, str) and name == "stdin":
         try:  # the event JSON, pretty-printed when it is JSON
-            body = Text(json.dumps(json.loads(value), indent=2, ensure_ascii=False))
+            body = cell(json.dumps(json.loads(value), indent=2, ensure_ascii=False),
+                        keep_lines=True)
         except ValueError:
-            body = Text(value)
+            body = cell(value, keep_lines=True)
     else:
         text = _value(value).removesuffix("\n")  # a last newline would show as a blank line
-        body = Text(text) if text else Text("(empty)", style="dim")
+        body = cell(text, keep_lines=True) if text else Text("(empty)", style="dim")
     return Panel(body, title=name, title_align="left", expand=True)
 
 
@@ -68,7 +69,7 @@ def _entry(entry: TraceEntry, first: TraceEntry) -> Iterator[RenderableType]:
     facts.add_column(overflow="fold")
     for key, value in entry.data.items():
         if key not in _BLOCKS:
-            facts.add_row(Text(str(key)), Text(_value(value)))
+            facts.add_row(cell(str(key)), cell(_value(value)))
     if facts.row_count:
         yield facts
     for key in _BLOCKS:
@@ -92,7 +93,7 @@ def trace(call_id: str, config_path: Path, as_json: bool, fixture: str | None) -
         _write_fixture(Path(fixture or f"{call_id}.json"), entries, config_path)
         return
     if as_json:
-        click.echo(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        click.echo(json_text([e.to_json() for e in entries]))
         return
     parts: list[RenderableType] = []
     if cdr is not None:

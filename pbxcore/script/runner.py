@@ -7,6 +7,7 @@ result, never an exception: it cannot be found or executed, it exits non-zero, r
 deadline, prints too much or prints something that is not an action list. On every path the
 whole process group gets SIGKILL before we return, so nothing it started survives the event; a
 leftover child that keeps stdout open after the script exited gets EOF_GRACE, then the same.
+What left the group (setsid: a double fork, a daemon) is found and killed by `contain.sweep`.
 Output is collected by a SubprocessProtocol with hard caps, so a noisy script cannot make the
 switch buffer without bound.
 """
@@ -17,6 +18,7 @@ import asyncio
 import errno
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVarTuple, Unpack, cast
 
+from pbxcore.script import contain
 from pbxcore.script.actions import MAX_ACTIONS, Action, ActionError, parse_actions
 from pbxcore.script.events import Event, event_env, event_json
 
@@ -193,19 +196,24 @@ async def run_script(
                          duration=time.monotonic() - t0, **kw)
 
     proto = _Collector(loop, max_output, MAX_STDERR)
+    run_env = event_env(event, env)
+    run_env[contain.RUN_ID_ENV] = run_id = contain.new_run()  # marks what this run starts
     try:
         transport, _ = await loop.subprocess_exec(
             lambda: proto, argv0,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=event_env(event, env), cwd=cwd,
-            start_new_session=True,
+            stderr=asyncio.subprocess.PIPE, env=run_env, cwd=cwd,
+            start_new_session=True, **contain.spawn_args(),
         )
     except OSError as exc:
+        contain.finish(run_id, None)
         return result(_exec_error(shown, argv0, exc))
-    except ValueError as exc:  # a NUL in the route's env or cwd: a configuration fault
+    except (ValueError, subprocess.SubprocessError) as exc:  # a NUL in the env or cwd; setuid
+        contain.finish(run_id, None)
         return result(f"cannot run {shown}: {exc}")
 
     pid = transport.get_pid()
+    contain.own(pid)
     error: str | None = None
     warnings: list[str] = []
     try:
@@ -236,6 +244,9 @@ async def run_script(
         await asyncio.wait({proto.exited}, timeout=REAP_LIMIT)
         transport.close()  # closes our pipe ends
         await asyncio.wait({proto.finished}, timeout=REAP_LIMIT)
+        contain.finish(run_id, pid)
+        if await contain.sweep():
+            warnings.append("killed processes the script left running outside its group")
 
     status = transport.get_returncode()
     if error is None and status is None:

@@ -1,16 +1,20 @@
-"""Making caller-controlled text safe for a script's environment (pure).
+"""Making caller-controlled text safe for a script's environment, a log line and a terminal (pure).
 
 The caller chooses the From display name, the user part of the URI and the digits they press, so
 none of it may reach an environment variable unchanged: a newline would let a script that writes
 `echo "$PBX_CALLER_NAME"` into its own output inject an action, an ESC sequence would reach a
 terminal, a NUL cannot be put into an environment at all. The environment gets a cleaned, bounded
 copy; the raw value travels only inside the JSON on stdin, where JSON escaping makes it inert.
+Logs and terminals get `printable`: the same text with control characters escaped, readable and
+one line; `SafeFormatter` applies it to every log record, so no call site can forget it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
+from typing import Any
 
 ENV_VALUE_MAX = 256
 """Longest environment value, in characters (a From display name is rarely above 64)."""
@@ -36,3 +40,49 @@ def _keep(c: str) -> bool:
 def env_name(name: str) -> str:
     """A call variable name as an environment name suffix: upper case, [A-Z0-9_] only."""
     return _NAME_JUNK.sub("_", name.upper())
+
+
+# ---------------------------------------------------------------- text for logs and terminals
+
+# What a log line or a terminal must never receive raw from a caller: C0 controls (newline forges
+# a log line, ESC starts an ANSI/OSC sequence), DEL, C1 controls (0x9b is an 8-bit CSI), lone
+# surrogates (the parser's undecodable bytes; they cannot even be written as UTF-8), line and
+# paragraph separators, and the bidirectional overrides and isolates that reorder what is shown.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u200e\u200f\u061c"
+                          "\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029"
+                                    "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    c = match.group()
+    if c in _SHORT:
+        return _SHORT[c]
+    n = ord(c)
+    if 0xDC80 <= n <= 0xDCFF:  # an undecodable byte: show its value, as the store does
+        return f"\\x{n - 0xDC00:02x}"
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+
+
+def printable(text: str, *, keep_lines: bool = False) -> str:
+    """`text` safe to write to a log line or a terminal: every character above written as a
+    Python-style escape (``\\n``, ``\\x1b``, ``\\u202e``), everything else unchanged. With
+    `keep_lines`, newlines and tabs stay (a script's multi-line stdout in `pbx trace`)."""
+    return (_UNPRINTABLE_BUT_LINES if keep_lines else _UNPRINTABLE).sub(_escaped, text)
+
+
+class SafeFormatter(logging.Formatter):
+    """A log formatter that escapes caller-controlled text in every record, whoever logged it:
+    the message (with its arguments) becomes one line; a traceback keeps its newlines but no
+    other control character."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        return printable(super().formatException(ei), keep_lines=True)
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return printable(super().formatStack(stack_info), keep_lines=True)

@@ -30,11 +30,13 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pbxcore.script import contain
 from pbxcore.script.actions import MAX_ACTIONS, Action, ActionError, parse_actions
 from pbxcore.script.events import BASE_ENV, PROTOCOL_VERSION, Event, event_dict, event_env
 from pbxcore.script.runner import (
@@ -91,6 +93,7 @@ class _Slot:
     busy: bool = False
     spawn_error: str | None = None
     restarts: int = 0
+    run_id: str = ""  # PBX_RUN_ID of the current worker process (contain.sweep)
 
     def load(self) -> int:
         return self.queue.qsize() + self.busy
@@ -200,20 +203,24 @@ class WorkerPool:
         env.update(self.env)
         env["PBX_PROTOCOL"] = str(PROTOCOL_VERSION)
         env["PBX_TRANSPORT"] = "worker"
+        env[contain.RUN_ID_ENV] = run_id = contain.new_run()  # a worker's run: its whole life
         argv0 = os.path.abspath(self.path)
         try:
             proc = await asyncio.create_subprocess_exec(
                 argv0, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
-                limit=MAX_LINE + 1,
+                limit=MAX_LINE + 1, **contain.spawn_args(),
             )
         except OSError as exc:
+            contain.finish(run_id, None)
             slot.spawn_error = _exec_error(str(self.path), argv0, exc)
             return
-        except ValueError as exc:  # a NUL in the route's env
+        except (ValueError, subprocess.SubprocessError) as exc:  # a NUL in the env; setuid
+            contain.finish(run_id, None)
             slot.spawn_error = f"cannot run {self.path}: {exc}"
             return
-        slot.proc, slot.spawn_error = proc, None
+        contain.own(proc.pid)
+        slot.proc, slot.spawn_error, slot.run_id = proc, None, run_id
         slot.stderr_task = asyncio.create_task(self._drain(slot, proc))
 
     @staticmethod
@@ -244,6 +251,8 @@ class WorkerPool:
                 await asyncio.wait_for(slot.stderr_task, 0.5)
         # Process has no close(); its transport must be closed or it warns when collected.
         proc._transport.close()  # type: ignore[attr-defined]
+        contain.finish(slot.run_id, proc.pid)
+        await contain.sweep()  # what the worker daemonised outside its group
         return proc.returncode
 
     async def _serve(self, slot: _Slot) -> None:

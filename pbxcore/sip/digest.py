@@ -1,18 +1,23 @@
 """HTTP Digest authentication for SIP (RFC 3261 §22.4, RFC 2617, RFC 7616, RFC 8760), sans-IO.
 
-Server side: `DigestServer` issues challenges whose nonce is stateless — issue time, a random
-salt and an HMAC over both with a shared secret — so any node holding the secret verifies it and
-nothing is stored per nonce.  A nonce older than `nonce_ttl` with a valid HMAC is "stale": the
-client is re-challenged with `stale=TRUE` and retries without asking its user (RFC 7616 §3.3).
-Replay inside the ttl (nc tracking) is not prevented: that would need per-nonce state.
+Server side: `DigestServer` issues challenges whose nonce is self-verifying — issue time, a
+random salt and an HMAC over both with a secret — so a forged or foreign nonce is recognised
+without a table of issued nonces.  What *is* stored is which answers were already accepted
+(`nonces.NonceBook`, bounded): a qop=auth answer needs a nonce-count above the last one seen
+with its nonce, an answer without qop makes its nonce single-use, so no Authorization is
+accepted twice (RFC 7616 §3.4.5).  The digest `uri` must name this request's Request-URI
+(RFC 3261 §22.4, compared by host and user, see `_same_target`), so credentials for
+`sip:1002` cannot place a call to another number.  A nonce that is expired, reused or not
+ours, answered with the right password, is "stale": the client is re-challenged with
+`stale=TRUE` and retries without asking its user (RFC 7616 §3.3).
 
-What real peers send, all accepted (docs/peers.md §1c, sipvicious notes):
-* qop=auth with cnonce and nc (RFC 7616);
+What real peers send, all accepted (docs/peers.md):
+* qop=auth with cnonce and nc (RFC 7616: SIPp, baresip);
 * no qop at all, RFC 2069 (pyVoIP always, with `uri="sip:host;transport=UDP"`, not the R-URI);
 * qop=auth without cnonce/nc but an RFC 2069 hash (sipvicious svcrack).
-The digest `uri` is hashed as sent and not compared with the Request-URI.  An unknown user costs
-the same hash work as a wrong password and gets the same answer, so timing and replies do not
-reveal which extensions exist.  Nothing here raises on peer input: `verify` returns a result.
+An unknown user costs the same hash work as a wrong password and gets the same answer, so
+timing and replies do not reveal which extensions exist.  Every field is caller text that may
+hold any octet (surrogateescape): `verify` is total and returns a result, never raises.
 
 Client side: `authorization_for` answers one challenge (for registering to trunks).
 """
@@ -21,11 +26,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pbxcore.sip.message import SipSyntaxError
+from pbxcore.sip.nonces import NonceBook
+from pbxcore.sip.uri import SIP_SCHEMES, parse_uri
+
 _HASHES: dict[str, str] = {"MD5": "md5", "SHA-256": "sha256"}
+ALGORITHMS = tuple(_HASHES)
+"""The digest algorithms this module computes, for `[sip] digest_algorithms`."""
+# Our nonces: issue time (ms, hex), salt, HMAC (see make_nonce).  Explicit ASCII classes, so a
+# Unicode digit such as "²" is not a digit here.
+_NONCE = re.compile(r"([0-9a-f]{1,16})\.([0-9A-Za-z_-]{1,64})\.([0-9a-f]{32})")
+_NC = re.compile(r"[0-9A-Fa-f]{1,8}")  # RFC 7616 §3.4: 8LHEX; shorter forms tolerated
 _DUMMY_PASSWORD = "\x00no such user\x00"
 
 
@@ -85,8 +101,18 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _octets(text: str) -> bytes:
+    """UTF-8 octets of any str: surrogateescape gives back the octets a message was decoded
+    from; a lone surrogate outside that range (only reachable from Python callers) is kept
+    with surrogatepass rather than raising."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 def _hash(algorithm: str, text: str) -> str:
-    return hashlib.new(_HASHES[algorithm], text.encode("utf-8", "surrogateescape")).hexdigest()
+    return hashlib.new(_HASHES[algorithm], _octets(text)).hexdigest()
 
 
 def digest_response(
@@ -115,26 +141,63 @@ class AuthResult:
     """The outcome of checking one Authorization header."""
 
     ok: bool
-    """The credentials are right and the nonce is fresh."""
+    """The credentials are right, the nonce is fresh and unused, the uri is this request's."""
     user: str | None
     """The username the client claimed (None if the header could not be read)."""
     stale: bool
-    """Right password, expired nonce: re-challenge with stale=TRUE."""
+    """Right password, but a nonce we cannot accept (expired, reused, not ours): re-challenge
+    with stale=TRUE so the client retries without asking its user (RFC 7616 §3.3)."""
     reason: str
     """Why not ok, for logs; never tells an unknown user from a wrong password."""
+    failure: bool = False
+    """A failed attempt that counts toward the guess limits (wrong password, broken header)."""
+    malformed: bool = False
+    """The header is not `Digest name=value, ...` at all: answer 400, not 401."""
+
+
+def _fail(user: str | None, reason: str, *, malformed: bool = False) -> AuthResult:
+    return AuthResult(False, user, False, reason, failure=True, malformed=malformed)
+
+
+def _stale(user: str | None, reason: str) -> AuthResult:
+    return AuthResult(False, user, True, reason)
+
+
+def _same_target(digest_uri: str, request_uri: str) -> bool:
+    """RFC 3261 §22.4: the digest-uri names the request it authorises.
+
+    Compared after normalisation (scheme, case of the host, port, parameters and %-escapes do
+    not matter): the host must agree, and so must the user part when the digest-uri has one.
+    pyVoIP answers with `sip:<server>;transport=UDP`, no user at all, whatever it calls (the
+    peer notes in docs/peers.md): that form binds nothing but the host, so it is safe only because such an
+    answer (no qop) makes its nonce single-use (`NonceBook`).
+    """
+    try:
+        got, want = parse_uri(digest_uri), parse_uri(request_uri)
+    except SipSyntaxError:
+        return digest_uri == request_uri
+    if got.scheme not in SIP_SCHEMES or got.host.lower() != want.host.lower():
+        return False
+    return got.user is None or got.user_unescaped == want.user_unescaped
 
 
 class DigestServer:
-    """Challenges and verifies Digest credentials for one realm."""
+    """Challenges and verifies Digest credentials for one realm.
+
+    `algorithms` are offered in this order, most preferred first (RFC 8760 §2.4).  The default
+    is MD5 alone: Debian 12's baresip (libre 1.1.0) refuses a 401 whose challenges include any
+    algorithm it lacks, even beside MD5, so SHA-256 is opt-in (`[sip] digest_algorithms`).
+    """
 
     def __init__(
         self,
         realm: str,
         secret: bytes,
         *,
-        algorithms: Sequence[str] = ("MD5", "SHA-256"),
+        algorithms: Sequence[str] = ("MD5",),
         nonce_ttl: float = 300.0,
         rand: Callable[[], str] = lambda: secrets.token_hex(8),
+        max_nonces: int = 65536,
     ) -> None:
         unknown = [a for a in algorithms if a.upper() not in _HASHES]
         if unknown or not algorithms:
@@ -145,9 +208,10 @@ class DigestServer:
         self._secret = secret
         self._rand = rand
         self._opaque = self._mac("opaque")[:16]
+        self.used = NonceBook(nonce_ttl, max_nonces)
 
     def _mac(self, text: str) -> str:
-        data = f"{self.realm}\x00{text}".encode("utf-8", "surrogateescape")
+        data = _octets(f"{self.realm}\x00{text}")
         return hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:32]
 
     def make_nonce(self, now: float) -> str:
@@ -156,7 +220,7 @@ class DigestServer:
         return f"{body}.{self._mac(body)}"
 
     def challenge(self, now: float, *, stale: bool = False) -> list[str]:
-        """WWW-Authenticate values, one per algorithm, all with the same nonce.
+        """WWW-Authenticate values, one per algorithm in order of preference, one nonce.
 
         The nonce is shared so that a client which reads only one of the values (pyVoIP keeps
         the last) and answers with another algorithm still verifies.
@@ -169,46 +233,49 @@ class DigestServer:
             for algorithm in self.algorithms
         ]
 
-    def _nonce_age(self, nonce: str, now: float) -> float | None:
-        """Seconds since the nonce was issued, or None if it is not one of ours."""
-        body, _, mac = nonce.rpartition(".")
-        issued, _, _salt = body.partition(".")
-        if not body or not hmac.compare_digest(mac.encode(), self._mac(body).encode()):
+    def _issued(self, nonce: str) -> float | None:
+        """When we issued this nonce (seconds), or None if it is not one of ours.
+
+        The shape is checked first, with ASCII-only patterns: a nonce is caller text and may
+        hold any octet, which must end in "not ours", never in an exception.
+        """
+        m = _NONCE.fullmatch(nonce)
+        if m is None:
             return None
-        try:
-            age = now - int(issued, 16) / 1000
-        except ValueError:
+        body = f"{m.group(1)}.{m.group(2)}"
+        if not hmac.compare_digest(m.group(3).encode("ascii"), self._mac(body).encode("ascii")):
             return None
-        return age if age >= -1.0 else None  # from the future (beyond clock skew): forged
+        return int(m.group(1), 16) / 1000
 
     def verify(
-        self, authorization: str | None, method: str, users: Mapping[str, str], now: float
+        self, authorization: str | None, method: str, request_uri: str,
+        users: Mapping[str, str], now: float,
     ) -> AuthResult:
-        """Check an Authorization (or Proxy-Authorization) value; never raises on peer input."""
+        """Check an Authorization value for this request.  Total: any text in any field (octets
+        decoded with surrogateescape) gives a result, never an exception."""
         if authorization is None:
             return AuthResult(False, None, False, "no credentials")
         try:
             scheme, p = parse_auth_params(authorization)
         except DigestParseError as exc:
-            return AuthResult(False, None, False, f"malformed credentials: {exc}")
+            return _fail(None, f"malformed credentials: {exc}", malformed=True)
         if scheme.lower() != "digest":  # RFC 4475 §3.3.7 regaut01
-            return AuthResult(False, None, False, f"unsupported scheme {scheme[:20]!r}")
+            return _fail(None, f"unsupported scheme {scheme[:20]!r}")
         missing = [k for k in ("username", "realm", "nonce", "uri", "response") if not p.get(k)]
         user = p.get("username")
         if missing:
-            return AuthResult(False, user, False, f"missing {', '.join(missing)}")
+            return _fail(user, f"missing {', '.join(missing)}")
         if p["realm"] != self.realm:
-            return AuthResult(False, user, False, "wrong realm")
+            return _fail(user, "wrong realm")
         algorithm = p.get("algorithm", "MD5").upper()
         if algorithm not in self.algorithms:
-            return AuthResult(False, user, False, f"unsupported algorithm {algorithm[:20]!r}")
-        age = self._nonce_age(p["nonce"], now)
-        if age is None:
-            return AuthResult(False, user, False, "bad nonce")
+            return _fail(user, f"unsupported algorithm {algorithm[:20]!r}")
         qop = p.get("qop")
         if qop is not None and qop.lower() != "auth":
-            return AuthResult(False, user, False, f"unsupported qop {qop[:20]!r}")
+            return _fail(user, f"unsupported qop {qop[:20]!r}")
         full = qop is not None and bool(p.get("cnonce")) and bool(p.get("nc"))
+        if full and not _NC.fullmatch(p["nc"]):
+            return _fail(user, "malformed nc")
         password = users.get(p["username"])
         expected = digest_response(
             algorithm,
@@ -222,11 +289,24 @@ class DigestServer:
             nc=p.get("nc", ""),
             cnonce=p.get("cnonce", ""),
         )
-        match = hmac.compare_digest(expected.encode(), p["response"].lower().encode())
+        # Both sides as octets: compare_digest refuses non-ASCII str, and the caller's response
+        # may hold anything.
+        match = hmac.compare_digest(expected.encode("ascii"), _octets(p["response"].lower()))
         if password is None or not match:
-            return AuthResult(False, user, False, "wrong credentials")
+            return _fail(user, "wrong credentials")
+        # From here the password is right: refusals say stale so the client retries.
+        issued = self._issued(p["nonce"])
+        if issued is None:
+            return _stale(user, "nonce not ours")  # e.g. issued before a restart
+        age = now - issued
+        if age < -1.0:  # from the future, beyond clock skew
+            return _stale(user, "nonce not ours")
         if age > self.nonce_ttl:
-            return AuthResult(False, user, True, "stale nonce")
+            return _stale(user, "stale nonce")
+        if not _same_target(p["uri"], request_uri):
+            return _fail(user, "digest uri does not match the Request-URI")
+        if not self.used.accept(p["nonce"], issued, int(p["nc"], 16) if full else None, now):
+            return _stale(user, "replayed nonce")
         return AuthResult(True, user, False, "ok")
 
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 import re
 
 from pbxcore.sip.message import SipSyntaxError, canonical_name, find_head_end
+from pbxcore.sip.numbers import ascii_uint
 
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
 
-_DIGITS = re.compile(rb"^[0-9]+$")
 _LINE_END = re.compile(rb"\r?\n")
 _NAME = re.compile(rb"^([^:\s]+)[ \t]*:")
 
@@ -138,6 +138,9 @@ class StreamFramer:
             raise FramingError("no Content-Length on a stream transport (RFC 3261 §18.3)")
         if len(values) > 1:
             raise FramingError("more than one Content-Length")
-        if not _DIGITS.match(values[0]) or len(values[0]) > 12:
+        # ASCII digits, bounded before conversion (numbers.py); larger than the body limit is
+        # refused by the caller with its own reason.
+        length = ascii_uint(values[0].decode("latin-1"), 10**12)
+        if length is None:
             raise FramingError(f"bad Content-Length {values[0][:20]!r}")
-        return int(values[0])
+        return length

@@ -13,9 +13,12 @@ it is the peer's fault, never ours (STYLE.md rule 5).  Text is decoded as UTF-8 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from pbxcore.sip.numbers import ascii_uint
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"
@@ -74,15 +77,17 @@ SINGLE_HEADERS = frozenset(
 _TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _VERSION = re.compile(r"^SIP/([0-9]+)\.([0-9]+)$", re.IGNORECASE)
-# ASCII digits only: str.isdigit() accepts '²', which int() then refuses (a crash, not a 400).
-_DIGITS = re.compile(r"^[0-9]+$")
 _STATUS = re.compile(r"^[1-6][0-9][0-9]$")
 # The empty line ending the header section; bare LF tolerated, mixed line ends too (§7.5).
 _EMPTY_LINE = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(r"\r?\n")
+#: RFC 3261 §20.22: Max-Forwards is 0-255.
 MAX_MAX_FORWARDS = 255
-
-MAX_CSEQ = 2**32 - 1
+#: RFC 3261 §8.1.1.5: a CSeq number "MUST be less than 2**31".
+MAX_CSEQ = 2**31 - 1
+#: No body is larger than the largest datagram (§18.1.1); a stream's frames are bounded by the
+#: framer's own, smaller, limit.  Bounds the digits before conversion (see `numbers.py`).
+MAX_CONTENT_LENGTH = 2**32 - 1
 
 
 class SipSyntaxError(ValueError):
@@ -94,6 +99,7 @@ class SipSyntaxError(ValueError):
         self.status = status
 
 
+@functools.lru_cache(maxsize=1024)  # every lookup canonicalizes; a bounded cache, names repeat
 def canonical_name(name: str) -> str:
     """`v` -> `Via`, `call-id` -> `Call-ID`, `X-foo-BAR` -> `X-Foo-Bar`."""
     low = name.strip().lower()
@@ -239,7 +245,8 @@ class Request(_Identity):
     def max_forwards(self) -> int | None:
         """Max-Forwards as a number (`0068` -> 68), None when absent (parse checked 0..255)."""
         value = self.headers.get("Max-Forwards")
-        return None if value is None else int(value.strip())
+        return None if value is None else parse_uint(value.strip(), MAX_MAX_FORWARDS,
+                                                     "Max-Forwards")
 
 
 @dataclass
@@ -285,15 +292,23 @@ def _serialize(start: str, headers: Headers, body: bytes) -> bytes:
     return head.encode(ENCODING, ERRORS) + body
 
 
+def parse_uint(text: str, maximum: int, what: str, status: int = 400) -> int:
+    """An ASCII decimal field bounded by `maximum` (`numbers.ascii_uint`), else SipSyntaxError.
+
+    Every numeric header field goes through here or `numbers.py`, never bare `int()`.
+    """
+    value = ascii_uint(text, maximum)
+    if value is None:
+        raise SipSyntaxError(f"bad {what} {text[:20]!r}", status)
+    return value
+
+
 def parse_cseq(value: str) -> tuple[int, str]:
-    """`"0009 INVITE"` -> (9, "INVITE"); RFC 3261 §20.16 bounds the number to 2**32-1."""
+    """`"0009 INVITE"` -> (9, "INVITE"); RFC 3261 §8.1.1.5 bounds the number below 2**31."""
     parts = value.split()
-    if len(parts) != 2 or not _DIGITS.match(parts[0]) or not _TOKEN.match(parts[1]):
-        raise SipSyntaxError(f"bad CSeq {value!r}")
-    number = int(parts[0])
-    if number > MAX_CSEQ:
-        raise SipSyntaxError("CSeq number larger than 2**32-1")
-    return number, parts[1]
+    if len(parts) != 2 or not _TOKEN.match(parts[1]):
+        raise SipSyntaxError(f"bad CSeq {value[:40]!r}")
+    return parse_uint(parts[0], MAX_CSEQ, "CSeq number"), parts[1]
 
 
 def find_head_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
@@ -366,10 +381,7 @@ def _body(headers: Headers, rest: bytes, *, stream: bool) -> bytes:
         return b"" if stream else rest
     if len(lengths) > 1 or "," in lengths[0]:
         raise SipSyntaxError("more than one Content-Length")
-    text = lengths[0].strip()
-    if not _DIGITS.match(text):
-        raise SipSyntaxError(f"bad Content-Length {text!r}")
-    length = int(text)
+    length = parse_uint(lengths[0].strip(), MAX_CONTENT_LENGTH, "Content-Length")
     if length > len(rest):
         raise SipSyntaxError("Content-Length larger than the message")
     return rest[:length]
@@ -412,9 +424,7 @@ def _parse_request(start: str, headers: Headers, body: bytes) -> Request:
         raise SipSyntaxError("CSeq method does not match the request method")
     max_forwards = headers.get("Max-Forwards")
     if max_forwards is not None:
-        mf = max_forwards.strip()
-        if not _DIGITS.match(mf) or int(mf) > MAX_MAX_FORWARDS:
-            raise SipSyntaxError(f"bad Max-Forwards {mf[:20]!r}")
+        parse_uint(max_forwards.strip(), MAX_MAX_FORWARDS, "Max-Forwards")
     _check_addresses(uri, headers)
     return Request(method, uri, headers, body, "SIP/2.0")
 

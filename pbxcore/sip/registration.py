@@ -42,6 +42,7 @@ from pbxcore.sip.digest import (
     pick_challenge,
 )
 from pbxcore.sip.message import Headers, Request, Response, SipSyntaxError, split_list
+from pbxcore.sip.numbers import UINT32_MAX, ascii_uint, clamped_uint
 from pbxcore.sip.uri import parse_uri
 
 USER_AGENT = "pbxcore"
@@ -293,9 +294,10 @@ class RegistrationClient:
         if resp.status in ANSWER_HEADER:
             return self._classify_challenge(resp)
         if resp.status == 423:
-            text = (resp.headers.get("Min-Expires") or "").strip()
-            if text.isdigit() and self._sent_expires < int(text) <= 86400:
-                self._min_expires = int(text)
+            # §20.23 delta-seconds, ASCII only (numbers.py: isdigit() lets '²' through to int()).
+            min_expires = ascii_uint((resp.headers.get("Min-Expires") or "").strip(), 86400)
+            if min_expires is not None and self._sent_expires < min_expires:
+                self._min_expires = min_expires
                 return RegInput.TOO_BRIEF
             self._why += " without a usable Min-Expires"
         return RegInput.FAILURE
@@ -357,7 +359,9 @@ class RegistrationClient:
 def _retry_after(resp: Response) -> float:
     """Retry-After seconds (§20.33: `120 (comment);duration=60`), 0 when absent or bad."""
     text = (resp.headers.get("Retry-After") or "").split("(")[0].split(";")[0].strip()
-    return float(text) if text.isdigit() else 0.0
+    # Clamped, never converted whole: RFC 4475 §3.1.2.5 scalarlg's 949302838503028349304023988.
+    seconds = clamped_uint(text, UINT32_MAX)
+    return 0.0 if seconds is None else float(seconds)
 
 
 def _granted(resp: Response, contact: str, asked: int) -> int:
@@ -371,10 +375,11 @@ def _granted(resp: Response, contact: str, asked: int) -> int:
             continue
         for addr in listed if listed != "*" else []:
             text = addr.param("expires")
-            if _contact_key(addr.uri) == ours and text is not None and text.strip().isdigit():
-                return int(text)
-    header = (resp.headers.get("Expires") or "").strip()
-    return int(header) if header.isdigit() else asked
+            granted = None if text is None else clamped_uint(text.strip(), UINT32_MAX)
+            if _contact_key(addr.uri) == ours and granted is not None:
+                return granted
+    header = clamped_uint((resp.headers.get("Expires") or "").strip(), UINT32_MAX)
+    return asked if header is None else header
 
 
 def _contact_key(uri: str) -> tuple[str, str, int | None] | str:

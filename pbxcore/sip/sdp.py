@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pbxcore.sip.numbers import UINT32_MAX, ascii_uint, clamped_uint
+
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 """RFC 3264 §5.1 direction attributes."""
 
@@ -27,6 +29,9 @@ _MIRROR = {
 }
 _STATIC = {0: ("PCMU", 8000, 1), 8: ("PCMA", 8000, 1)}  # RFC 3551 §6 table 4
 _HOLD_ADDRESSES = ("0.0.0.0", "::")
+_MAX_PT = 127  # RFC 3550 §5.1: PT is 7 bits
+_MAX_PORT = 65535
+_MAX_CHANNELS = 255  # RFC 8866 §6.6: "number of audio channels", no RFC bound; ours
 
 
 class SdpError(ValueError):
@@ -72,8 +77,10 @@ class MediaDescription:
 
     @property
     def payload_types(self) -> tuple[int, ...]:
-        """The formats that are payload type numbers."""
-        return tuple(int(f) for f in self.formats if f.isdigit() and int(f) < 128)
+        """The formats that are payload type numbers (ASCII 0-127, RFC 3551 §3); others are
+        skipped like any unknown format."""
+        pts = (ascii_uint(f, _MAX_PT) for f in self.formats)
+        return tuple(pt for pt in pts if pt is not None)
 
 
 @dataclass(frozen=True)
@@ -126,13 +133,21 @@ def _parse_connection(value: str) -> str:
 
 
 def _parse_rtpmap(value: str) -> tuple[int, RtpMap] | None:
-    try:
-        pt_s, spec = value.split(None, 1)
-        parts = spec.strip().split("/")
-        channels = int(parts[2]) if len(parts) > 2 and parts[2] else 1
-        return int(pt_s), RtpMap(parts[0], int(parts[1]), channels)
-    except (ValueError, IndexError):
-        return None  # a malformed rtpmap only disables that format
+    """`96 telephone-event/8000[/1]` (RFC 8866 §6.6); None for a malformed one, which only
+    disables that format.  Numbers are ASCII and bounded (`numbers.py`), never bare int()."""
+    fields = value.split(None, 1)
+    if len(fields) != 2:
+        return None
+    pt_s, spec = fields
+    parts = spec.strip().split("/")
+    if len(parts) < 2 or not parts[0]:
+        return None
+    pt = ascii_uint(pt_s, _MAX_PT)
+    rate = ascii_uint(parts[1], UINT32_MAX)
+    channels = ascii_uint(parts[2], _MAX_CHANNELS) if len(parts) > 2 and parts[2] else 1
+    if pt is None or rate is None or channels is None:
+        return None
+    return pt, RtpMap(parts[0], rate, channels)
 
 
 class _MediaBuilder:
@@ -161,13 +176,14 @@ class _MediaBuilder:
 def _parse_media(value: str) -> _MediaBuilder:
     parts = value.split()
     if len(parts) < 3:
-        raise SdpError(f"bad m= line: {value!r}")
-    try:
-        port = int(parts[1].split("/", 1)[0])
-    except ValueError:
-        raise SdpError(f"bad port in m= line: {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise SdpError(f"port out of range in m= line: {value!r}")
+        raise SdpError(f"bad m= line: {value[:60]!r}")
+    # RFC 8866 §5.14: <port>[/<number of ports>], both 1*DIGIT (ASCII, §9).
+    port_s, slash, count_s = parts[1].partition("/")
+    port = clamped_uint(port_s, _MAX_PORT + 1)
+    if port is None or (slash and ascii_uint(count_s, _MAX_PORT) is None):
+        raise SdpError(f"bad port in m= line: {value[:60]!r}")
+    if port > _MAX_PORT:
+        raise SdpError(f"port out of range in m= line: {value[:60]!r}")
     return _MediaBuilder(parts[0], port, parts[2], tuple(parts[3:]))
 
 
@@ -217,8 +233,9 @@ def parse_sdp(body: bytes) -> SessionDescription:
                     cur.rtpmap[parsed[0]] = parsed[1]
             elif attr == "fmtp":
                 pt_s, _, params = aval.partition(" ")
-                if pt_s.isdigit():
-                    cur.fmtp[int(pt_s)] = params.strip()
+                fmt_pt = ascii_uint(pt_s, _MAX_PT)  # not isdigit(): '²' passes it, int() fails
+                if fmt_pt is not None:
+                    cur.fmtp[fmt_pt] = params.strip()
     return SessionDescription(
         origin, name, connection, direction, tuple(m.build() for m in media), tuple(attributes)
     )

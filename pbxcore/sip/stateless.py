@@ -24,8 +24,11 @@ def looks_like_request(data: bytes) -> bool:
 
 
 def error_response(data: bytes, status: int, reason: str) -> bytes | None:
-    """Build `SIP/2.0 <status> <reason>` copying the raw identifying headers, or None."""
-    if not looks_like_request(data):
+    """Build `SIP/2.0 <status> <reason>` copying the raw identifying headers, or None.
+
+    None for an ACK too: an ACK is never answered (RFC 3261 §17.1.1.3, §17.2.1), not even a
+    malformed one."""
+    if not looks_like_request(data) or data.lstrip(b"\r\n").startswith(b"ACK "):
         return None
     head = data.lstrip(b"\r\n").split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     text = head.decode(ENCODING, ERRORS)

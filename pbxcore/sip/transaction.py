@@ -17,6 +17,9 @@ INVITE after a 401 with the same branch and CSeq+1 and reuses the INVITE's branc
 §3.2.1) fall back to the RFC 2543 rules.  An ACK for a 2xx is matched to its INVITE transaction by
 Call-ID + CSeq number, whatever its branch and To tag (pyVoIP puts a random To tag in it).
 
+The From tag and Call-ID are part of the key too (the §8.2.2.2 request identity): a restarted
+pyVoIP reuses branch, Call-ID and CSeq with a new From tag, and that is a new request.
+
 Deliberate departures, each so the TU stays simple: the INVITE server transaction sends
 100 Trying at once, answers CANCEL itself (§9.2) and retransmits its 2xx until the ACK
 (the UAS core's job in §13.3.1.4).  Responses always go back to the request's source address
@@ -164,6 +167,7 @@ class Input(enum.Enum):
     M = "Timer M"
 
 
+_SERVER_KINDS = frozenset({Kind.INVITE_SERVER, Kind.NON_INVITE_SERVER})
 TIMERS = frozenset({Input.A, Input.B, Input.D, Input.E, Input.F, Input.G, Input.H, Input.I,
                     Input.J, Input.K, Input.L, Input.M})
 NETWORK_INPUTS = frozenset({Input.REQUEST, Input.ACK, Input.R_1XX, Input.R_2XX, Input.R_FINAL})
@@ -334,6 +338,19 @@ class TransactionLayer:
         found = self._txs.get(tx)
         return found.state if found else State.TERMINATED
 
+    def awaiting_final(self, tx: str) -> bool:
+        """True while a server transaction has no final response from the TU yet (Trying or
+        Proceeding, §17.2.1/§17.2.2).  An INVITE server transaction has no timer in Proceeding:
+        if the TU never answers, it lives forever, so the TU's guard asks this after a failure.
+        """
+        found = self._txs.get(tx)
+        return (found is not None and found.kind in _SERVER_KINDS
+                and found.state in (State.TRYING, State.PROCEEDING))
+
+    def server_transactions(self) -> int:
+        """How many server transactions are alive (not yet Terminated): for leak checks."""
+        return sum(1 for t in self._txs.values() if t.kind in _SERVER_KINDS)
+
     def receive_request(self, req: Request, source: Peer, now: float) -> list[TxOutput]:
         """A request from the network: a retransmission, an ACK, a CANCEL or a new request."""
         try:
@@ -420,14 +437,21 @@ class TransactionLayer:
         """§17.2.3, plus the CSeq number (pyVoIP reuses branches) and the source address: a
         retransmission comes from where the original came from, while two senders that happen
         to share a branch and sent-by (RFC 4475 escnull and regescrt do) are two transactions.
-        ACK/CANCEL pass "INVITE"."""
+        ACK/CANCEL pass "INVITE".
+
+        Also the From tag and Call-ID, the request identity of the §8.2.2.2 merged-request rule:
+        a restarted pyVoIP reuses its branch, Call-ID and CSeq but picks a new From tag, and
+        without the tag its INVITE matched the previous call's transaction and got that call's
+        200 OK back (issue 9 item 9).  A retransmission, an ACK for a non-2xx (§17.1.1.3) and a
+        CANCEL (§9.1) all carry the original From tag and Call-ID, so they still match."""
         branch = via.branch or ""
         cseq = req.cseq[0]
+        from_tag = header_tag(req.headers.get("From") or "")
         if branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
-            return ("3261", branch, via.sent_by.lower(), method, cseq, source)
+            return ("3261", branch, via.sent_by.lower(), method, cseq, source, from_tag,
+                    req.call_id)
         # RFC 2543 rules (RFC 4475 §3.2.1 badbranch). The To tag is left out: the ACK has one the
         # INVITE had not, and CSeq already tells requests in one dialog apart.
-        from_tag = header_tag(req.headers.get("From") or "")
         return ("2543", req.uri, from_tag, req.call_id, cseq, via.sent_by.lower(), method, source)
 
     def _receive_ack(self, req: Request, via: Via, source: Peer, now: float) -> list[TxOutput]:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from pbxcore.sip.message import SipSyntaxError
+from pbxcore.sip.numbers import ascii_uint
 
 SIP_SCHEMES = frozenset({"sip", "sips"})
 
@@ -26,7 +27,6 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 # RFC 3261 §25.1 hostname / IPv4address; '_' tolerated (seen in the wild, harmless).
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_\-.]*[A-Za-z0-9_.])?$")
 _IPV6 = re.compile(r"^\[([0-9A-Fa-f:.]+)\]$")
-_PORT = re.compile(r"^[0-9]{1,5}$")
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 # Characters that never occur unescaped anywhere in a SIP URI (RFC 3261 §25.1): whitespace,
 # controls, angle brackets, double quote.  Their presence means the text is not one URI.
@@ -162,9 +162,11 @@ def parse_host(text: str) -> tuple[str, int | None]:
 
 
 def _port(text: str) -> int:
-    if not _PORT.match(text) or int(text) > 65535:
+    """RFC 3261 §25.1 `port = 1*DIGIT`, which a socket bounds to 65535 (ASCII digits only)."""
+    port = ascii_uint(text, 65535)
+    if port is None:
         raise SipSyntaxError(f"bad port {text[:12]!r}")
-    return int(text)
+    return port
 
 
 def parse_uri(text: str) -> SipUri:

@@ -8,9 +8,14 @@ closed once with a ``CdrEnd``; ``duration`` and ``billsec`` are computed at clos
 times so every backend agrees. Times are timezone-aware UTC datetimes in these dataclasses and ISO 8601 strings
 in ``to_json()``; a naive datetime is our own bug and raises ValueError.
 
-Text that came from a peer (caller name, script output) may hold NUL, which PostgreSQL refuses in
-text and jsonb; every backend replaces it with U+FFFD so all three store the same thing
-(store/values.py).
+Text that came from a peer (caller name, script output) may hold what no backend can store: NUL,
+which PostgreSQL refuses in text and jsonb, and lone surrogates, which are how the SIP parser
+(UTF-8 with ``surrogateescape``) carries bytes that are not UTF-8 (``12%FF%FE34``, a display name
+``\\xff\\xfe``) and which neither SQLite nor PostgreSQL can encode. Every string the store writes,
+dict keys too, goes through ``store_text`` (via ``scrub``), the same on every backend: NUL becomes
+U+FFFD, an escaped byte (U+DC80..U+DCFF) becomes the four characters ``\\xNN`` (so the byte's value
+is kept and readable), any other lone surrogate becomes ``\\uDNNN``. Valid text is unchanged. The rules live in
+store/values.py.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from pbxcore.store.journal import QueueSegment as QueueSegment
 from pbxcore.store.values import from_iso as from_iso
 from pbxcore.store.values import iso as iso
 from pbxcore.store.values import scrub as scrub
+from pbxcore.store.values import store_text as store_text
 from pbxcore.store.values import utc as utc
 
 Disposition = Literal["answered", "no answer", "busy", "failed", "rejected", "abandoned"]
-HangupBy = Literal["caller", "callee", "switch", "script", "shutdown"]  # callee: the dialled party
+# callee: the dialled party; interrupted: the switch died mid-call (closed at its next start)
+HangupBy = Literal["caller", "callee", "switch", "script", "shutdown", "interrupted"]
 LegDisposition = Literal["answered", "busy", "no answer", "declined", "failed", "canceled"]
 TraceKind = Literal["event", "script", "action", "sip", "error", "note"]
 
@@ -64,6 +71,7 @@ class CdrStart:
     called: str  # user part of the Request-URI
     caller_name: str = ""  # display name of From, as sent by the peer
     route: str | None = None  # which route handled it (e.g. script path), None if none matched
+    node: str = ""  # [node] id of the switch that handles it (see close_interrupted)
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,7 @@ class Cdr:
     legs: tuple[Mapping[str, Any], ...] = ()
     # Queue visits ordered by number (cdr_queue); every agent rung is a leg above.
     queues: tuple[QueueSegment, ...] = ()
+    node: str = ""  # [node] id of the switch that opened it
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (times as ISO 8601 UTC strings) for `pbx cdr --json` and exports."""
@@ -118,7 +127,7 @@ class Cdr:
             "hangup_cause": self.hangup_cause, "hangup_code": self.hangup_code,
             "recordings": list(self.recordings), "script_errors": list(self.script_errors),
             "vars": dict(self.vars), "legs": [dict(leg) for leg in self.legs],
-            "queues": [q.to_json() for q in self.queues],
+            "queues": [q.to_json() for q in self.queues], "node": self.node,
         }
 
 
@@ -195,6 +204,12 @@ class Store(Protocol):
                            until: datetime | None = None, node: str | None = None,
                            limit: int = 1000) -> list[AgentEvent]:
         """The newest ``limit`` agent events matching, oldest first (as journal())."""
+
+    async def close_interrupted(self, node: str, now: datetime) -> int:
+        """Close every CDR that ``node`` (or a version before node ids, node '') left open and
+        that started at or before ``now``: the switch died mid-call. Called once at start-up,
+        before any call is accepted. Each is closed as ``interrupted`` (see ``interrupted``) at
+        its last known time; returns how many were closed."""
         ...
 
     async def close(self) -> None: ...
@@ -204,7 +219,7 @@ class Store(Protocol):
 
 CDR_COLUMNS = ("call_id, sip_call_id, start_time, answer_time, end_time, caller, caller_name, "
                "called, route, disposition, duration, billsec, hangup_by, hangup_cause, "
-               "hangup_code, recordings, script_errors, vars")
+               "hangup_code, recordings, script_errors, vars, node")
 FIELD_COLUMN = {"answer": "answer_time", "caller": "caller", "caller_name": "caller_name",
                 "called": "called", "route": "route", "vars": "vars"}  # cdr_update name -> column
 
@@ -227,7 +242,8 @@ def cdr_from_row(row: Sequence[Any], legs: tuple[Mapping[str, Any], ...] = (),
                end=when(row[4]), caller=row[5], caller_name=row[6], called=row[7], route=row[8],
                disposition=row[9], duration=row[10], billsec=row[11], hangup_by=row[12],
                hangup_cause=row[13], hangup_code=row[14], recordings=tuple(js(row[15])),
-               script_errors=tuple(js(row[16])), vars=js(row[17]), legs=legs, queues=queues)
+               script_errors=tuple(js(row[16])), vars=js(row[17]), legs=legs, node=row[18],
+               queues=queues)
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -249,7 +265,7 @@ def check_update(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "answer" in out and out["answer"] is not None:
         out["answer"] = utc(out["answer"])
     if "vars" in out:
-        out["vars"] = {str(k): str(v) for k, v in out["vars"].items()}
+        out["vars"] = scrub({str(k): str(v) for k, v in out["vars"].items()})
     return out
 
 
@@ -317,7 +333,29 @@ def opened(start: CdrStart) -> Cdr:
     """The Cdr row for a freshly opened call (scrubbed, UTC)."""
     return Cdr(call_id=start.call_id, sip_call_id=scrub(start.sip_call_id), start=utc(start.start),
                caller=scrub(start.caller), called=scrub(start.called),
-               caller_name=scrub(start.caller_name), route=scrub(start.route))
+               caller_name=scrub(start.caller_name), route=scrub(start.route),
+               node=scrub(start.node))
+
+
+INTERRUPTED_CAUSE = "interrupted: the switch stopped before the call ended"
+
+
+def interrupted(cdr: Cdr, last_trace: datetime | None) -> Cdr:
+    """``cdr`` closed by start-up recovery: ended at the last time anything was known of it
+    (its latest trace entry, answer, leg time or start), disposition ``answered`` if it was
+    answered else ``failed``, hangup_by ``interrupted``."""
+    times = [cdr.start, cdr.answer, last_trace]
+    for leg in cdr.legs:
+        for key in ("ring_start", "answer", "end"):
+            value = leg.get(key)
+            if isinstance(value, str):
+                try:
+                    times.append(from_iso(value))
+                except ValueError:  # a leg's data is free-form JSON: ignore what is no time
+                    pass
+    last = max(utc(t) for t in times if t is not None and t.tzinfo is not None)
+    return closed(cdr, CdrEnd(end=last, disposition="answered" if cdr.answer else "failed",
+                              hangup_by="interrupted", hangup_cause=INTERRUPTED_CAUSE))
 
 
 def checked_entry(entry: TraceEntry) -> TraceEntry:

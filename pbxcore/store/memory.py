@@ -18,6 +18,7 @@ from pbxcore.store.base import (
     checked_entry,
     checked_leg,
     closed,
+    interrupted,
     opened,
     scrub,
     utc,
@@ -114,6 +115,14 @@ class MemoryStore:
                 and agent in (None, e.agent) and node in (None, e.node)]
         rows.sort(key=lambda e: e.time)
         return rows[-limit:] if limit > 0 else []
+
+    async def close_interrupted(self, node: str, now: datetime) -> int:
+        stale = [c for c in self._cdrs.values()
+                 if c.end is None and c.node in (node, "") and c.start <= utc(now)]
+        for cdr in stale:
+            times = [e.time for e in self._traces.get(cdr.call_id, [])]
+            self._cdrs[cdr.call_id] = interrupted(cdr, max(times) if times else None)
+        return len(stale)
 
     async def close(self) -> None:
         pass

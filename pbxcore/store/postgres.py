@@ -31,6 +31,7 @@ from pbxcore.store.base import (
     checked_leg,
     closed,
     group_legs,
+    interrupted,
     migrations,
     opened,
     scrub,
@@ -101,7 +102,16 @@ class PostgresStore:
         return (cdr.call_id, cdr.sip_call_id, cdr.start, cdr.answer, cdr.end, cdr.caller,
                 cdr.caller_name, cdr.called, cdr.route, cdr.disposition, cdr.duration,
                 cdr.billsec, cdr.hangup_by, cdr.hangup_cause, cdr.hangup_code,
-                Jsonb(list(cdr.recordings)), Jsonb(list(cdr.script_errors)), Jsonb(dict(cdr.vars)))
+                Jsonb(list(cdr.recordings)), Jsonb(list(cdr.script_errors)), Jsonb(dict(cdr.vars)),
+                cdr.node)
+
+    async def _write_closed(self, cdr: Cdr) -> None:
+        """The end of ``cdr`` (inside the caller's transaction, under the lock)."""
+        p = self._params(cdr)
+        await self._conn.execute(
+            "UPDATE cdr SET end_time = %s, disposition = %s, duration = %s, billsec = %s, "
+            "hangup_by = %s, hangup_cause = %s, hangup_code = %s, recordings = %s, "
+            "script_errors = %s, vars = %s WHERE call_id = %s", (p[4], *p[9:18], cdr.call_id))
 
     async def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> int:
         async with self._lock:
@@ -149,11 +159,24 @@ class PostgresStore:
             row = await cur.fetchone()
             if row is None:
                 raise UnknownCallError(call_id)
-            p = self._params(closed(cdr_from_row(row), end))
-            await self._conn.execute(
-                "UPDATE cdr SET end_time = %s, disposition = %s, duration = %s, billsec = %s, "
-                "hangup_by = %s, hangup_cause = %s, hangup_code = %s, recordings = %s, "
-                "script_errors = %s, vars = %s WHERE call_id = %s", (p[4], *p[9:], call_id))
+            await self._write_closed(closed(cdr_from_row(row), end))
+
+    async def close_interrupted(self, node: str, now: datetime) -> int:
+        # FOR UPDATE: a node restarting twice at once (two processes, one id) closes each once.
+        async with self._lock, self._conn.transaction():
+            cur = await self._conn.execute(
+                f"SELECT {CDR_COLUMNS} FROM cdr WHERE end_time IS NULL AND node IN (%s, '') "
+                "AND start_time <= %s FOR UPDATE", (node, utc(now)))
+            rows = await cur.fetchall()
+            for row in rows:
+                cur = await self._conn.execute(LEGS_OF.format(ids="%s"), (row[0],))
+                legs = group_legs(await cur.fetchall())
+                cur = await self._conn.execute("SELECT MAX(ts) FROM trace WHERE call_id = %s",
+                                               (row[0],))
+                last = (await cur.fetchone() or (None,))[0]
+                await self._write_closed(interrupted(cdr_from_row(row, legs.get(row[0], ())),
+                                                     None if last is None else utc(last)))
+            return len(rows)
 
     async def cdr_leg(self, call_id: str, leg: int, data: Mapping[str, Any]) -> None:
         from psycopg.types.json import Jsonb

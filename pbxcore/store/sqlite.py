@@ -34,7 +34,9 @@ from pbxcore.store.base import (
     checked_entry,
     checked_leg,
     closed,
+    from_iso,
     group_legs,
+    interrupted,
     iso,
     migrations,
     opened,
@@ -69,7 +71,17 @@ def cdr_params(cdr: Cdr) -> tuple[Any, ...]:
             cdr.caller, cdr.caller_name, cdr.called, cdr.route, cdr.disposition, cdr.duration,
             cdr.billsec, cdr.hangup_by, cdr.hangup_cause, cdr.hangup_code,
             json.dumps(list(cdr.recordings)), json.dumps(list(cdr.script_errors)),
-            json.dumps(dict(cdr.vars), ensure_ascii=False))
+            json.dumps(dict(cdr.vars), ensure_ascii=False), cdr.node)
+
+
+_CLOSE = ("UPDATE cdr SET end_time = ?, disposition = ?, duration = ?, billsec = ?, "
+          "hangup_by = ?, hangup_cause = ?, hangup_code = ?, recordings = ?, "
+          "script_errors = ?, vars = ? WHERE call_id = ?")
+
+
+def _write_closed(tx: sqlite3.Connection, cdr: Cdr) -> None:
+    p = cdr_params(cdr)
+    tx.execute(_CLOSE, (p[4], *p[9:18], cdr.call_id))
 
 
 class SqliteStore:
@@ -167,10 +179,23 @@ class SqliteStore:
                              (call_id,)).fetchone()
             if row is None:
                 raise UnknownCallError(call_id)
-            p = cdr_params(closed(cdr_from_row(row), end))
-            tx.execute("UPDATE cdr SET end_time = ?, disposition = ?, duration = ?, billsec = ?, "
-                       "hangup_by = ?, hangup_cause = ?, hangup_code = ?, recordings = ?, "
-                       "script_errors = ?, vars = ? WHERE call_id = ?", (p[4], *p[9:], call_id))
+            _write_closed(tx, closed(cdr_from_row(row), end))
+
+    async def close_interrupted(self, node: str, now: datetime) -> int:
+        return await self._run(self._close_interrupted, node, now)
+
+    def _close_interrupted(self, node: str, now: datetime) -> int:
+        with self._tx() as tx:
+            rows = tx.execute(f"SELECT {CDR_COLUMNS} FROM cdr WHERE end_time IS NULL "
+                              "AND node IN (?, '') AND start_time <= ?",
+                              (node, iso(now))).fetchall()
+            for row in rows:
+                legs = group_legs(tx.execute(LEGS_OF.format(ids="?"), (row[0],)))
+                (last,) = tx.execute("SELECT MAX(ts) FROM trace WHERE call_id = ?",
+                                     (row[0],)).fetchone()
+                _write_closed(tx, interrupted(cdr_from_row(row, legs.get(row[0], ())),
+                                              from_iso(last)))
+            return len(rows)
 
     async def cdr_leg(self, call_id: str, leg: int, data: Mapping[str, Any]) -> None:
         text = json.dumps(checked_leg(leg, data), ensure_ascii=False)

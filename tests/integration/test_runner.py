@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -123,7 +124,9 @@ print(os.getcwd(), file=sys.stderr)
     assert pid == pgid == sid == r.pid  # own session and process group
     env_line, cwd_line = r.stderr.decode().splitlines()
     # The script sees exactly the contract's environment, nothing of ours.
-    assert json.loads(env_line) == event_env(EV, {"CRM_URL": "http://crm.invalid"})
+    seen = json.loads(env_line)
+    assert re.fullmatch("[0-9a-f]{16}", seen.pop("PBX_RUN_ID"))  # contain: marks this run
+    assert seen == event_env(EV, {"CRM_URL": "http://crm.invalid"})
     assert cwd_line == str(tmp_path)
     assert_group_gone(r)
 

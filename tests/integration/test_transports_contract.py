@@ -252,7 +252,7 @@ async def test_worker_environment_is_minimal_and_names_the_transport(tmp_path: P
                                 timeout=5)
         assert result.ok, result.error
         values = result.actions[0].vars  # type: ignore[attr-defined]
-        assert values["keys"] == "CRM,HOME,LANG,PATH,PBX_PROTOCOL,PBX_TRANSPORT"
+        assert values["keys"] == "CRM,HOME,LANG,PATH,PBX_PROTOCOL,PBX_RUN_ID,PBX_TRANSPORT"
         assert values["ev"] == "incoming" and values["raw"] == "A\nB"
     finally:
         del os.environ["PBX_LEAK_TEST"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 from pathlib import Path
 
@@ -118,11 +119,15 @@ def test_unknown_key_suggests_and_points_at_the_line(site: Path) -> None:
     ]
 
 
-def test_script_problems(site: Path) -> None:
+def test_script_problems_are_warnings(site: Path) -> None:
+    """A missing or non-executable script does not stop the switch (issue 9, item 4): the
+    config loads, with a warning per route, and that route's calls get its fallback."""
     (site / "scripts" / "ivr.py").chmod(0o644)
     text = VALID.replace('match = "^9"\nscript = "scripts/ivr.py"',
                          'match = "^9"\nscript = "scripts/missing.sh"')
-    assert problems(write(site, text)) == [
+    cfg = load_config(write(site, text))
+    assert len(cfg.routes) == 2 and all(p == site / "pbx.toml" for p, _, _ in cfg.warnings)
+    assert [(line, reason) for _, line, reason in cfg.warnings] == [
         (line_of(text, "scripts/ivr.py"), "script scripts/ivr.py is not executable (chmod +x)"),
         (line_of(text, "scripts/missing.sh"), "script scripts/missing.sh does not exist"),
     ]
@@ -231,8 +236,8 @@ def test_unreadable_file_and_wrong_table_types(site: Path) -> None:
 
 
 def test_store_dsn_is_readable_while_routes_are_broken(site: Path) -> None:
-    (site / "scripts" / "ivr.py").unlink()
     path = site / "pbx.toml"
+    path.write_text(path.read_text().replace("[[routes]]", "[[routes]]\nscrpit = 1", 1))
     with pytest.raises(ConfigError):
         load_config(path)
     assert read_store_dsn(path) == f"sqlite:///{site}/var/pbx.db"
@@ -257,3 +262,22 @@ def test_route_name_defaults_to_its_match_and_is_checked(site: Path) -> None:
     bad = ROUTE.replace('match = "^100$"', 'name = "a b"\nmatch = "^100$"')
     assert problems(write(site, bad)) == [
         (line_of(bad, "name"), "name 'a b' in [[routes]] #1 must be 1..64 letters, digits, _ . -")]
+
+
+def test_node_id_and_scripts_user(site: Path) -> None:
+    me = pwd.getpwuid(os.geteuid())  # always allowed: running scripts as ourselves
+    cfg = load_config(write(site, f'[node]\nid = "pbx-a.1"\n[scripts]\nuser = "{me.pw_name}"\n'
+                            + ROUTE))
+    assert cfg.node == "pbx-a.1"
+    assert (cfg.scripts.user, cfg.scripts.uid, cfg.scripts.gid) == (me.pw_name, me.pw_uid,
+                                                                    me.pw_gid)
+    default = load_config(write(site, ROUTE))
+    assert default.node and default.scripts.user is None  # host name; run as the switch
+
+
+def test_scripts_user_must_exist_and_node_id_be_a_name(site: Path) -> None:
+    text = '[node]\nid = "a b"\n[scripts]\nuser = "no-such-user-pbx"\n' + ROUTE
+    assert problems(write(site, text)) == [
+        (2, "id 'a b' in [node] must be 1-64 of A-Z a-z 0-9 _ . -"),
+        (4, "user 'no-such-user-pbx' in [scripts] does not exist on this system"),
+    ]

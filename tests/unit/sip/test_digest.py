@@ -18,6 +18,7 @@ from pbxcore.sip.digest import (
 )
 
 USERS = {"1001": "secret", "1005": "letmein"}
+RURI = "sip:pbx.test"  # the Request-URI of the REGISTERs below
 SECRET = b"cluster-shared-secret"
 
 
@@ -60,8 +61,15 @@ def test_rfc7616_3_9_1_vectors_through_the_client(algorithm: str, expected: str)
     assert p["opaque"] == "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"
 
 
-def test_challenge_one_value_per_algorithm_same_nonce_qop_auth() -> None:
+def test_challenge_offers_md5_alone_by_default() -> None:
+    """Debian 12's baresip (libre 1.1.0) refuses a 401 holding any non-MD5 challenge."""
     values = server().challenge(1000.0)
+    assert [parse_auth_params(v)[1]["algorithm"] for v in values] == ["MD5"]
+    assert DigestServer("r", SECRET).algorithms == ("MD5",)
+
+
+def test_challenge_one_value_per_algorithm_same_nonce_qop_auth() -> None:
+    values = server(algorithms=("MD5", "SHA-256")).challenge(1000.0)
     assert len(values) == 2
     parsed = [parse_auth_params(v)[1] for v in values]
     assert [p["algorithm"] for p in parsed] == ["MD5", "SHA-256"]
@@ -69,16 +77,18 @@ def test_challenge_one_value_per_algorithm_same_nonce_qop_auth() -> None:
     assert all(p["qop"] == "auth" and p["realm"] == "pbx.test" and p["opaque"] for p in parsed)
     assert "stale" not in parsed[0]
     assert parse_auth_params(server().challenge(1.0, stale=True)[0])[1]["stale"] == "TRUE"
+    assert [parse_auth_params(v)[1]["algorithm"]  # order = preference (RFC 8760 §2.4)
+            for v in server(algorithms=("SHA-256", "MD5")).challenge(1.0)] == ["SHA-256", "MD5"]
 
 
 @pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
 def test_round_trip_client_to_server(algorithm: str) -> None:
-    srv = server()
+    srv = server(algorithms=("MD5", "SHA-256"))
     challenge = [c for c in srv.challenge(100.0) if f"algorithm={algorithm}" in c][0]
     value = authorization_for(challenge, method="REGISTER", uri="sip:pbx.test", username="1001",
                               password="secret", cnonce="c0ffee", nc=3)
-    assert srv.verify(value, "REGISTER", USERS, 101.0) == AuthResult(True, "1001", False, "ok")
-    assert not srv.verify(value, "INVITE", USERS, 101.0).ok  # method is in the hash
+    assert srv.verify(value, "REGISTER", RURI, USERS, 101.0) == AuthResult(True, "1001", False, "ok")
+    assert not srv.verify(value, "INVITE", RURI, USERS, 101.0).ok  # method is in the hash
 
 
 def test_pyvoip_answer_without_qop_and_with_its_own_uri() -> None:
@@ -89,7 +99,7 @@ def test_pyvoip_answer_without_qop_and_with_its_own_uri() -> None:
     response = md5(f"{ha1}:{nonce}:{md5('REGISTER:sip:127.0.0.1;transport=UDP')}")
     value = (f'Digest username="1001",realm="pbx.test",nonce="{nonce}",'
              f'uri="sip:127.0.0.1;transport=UDP",response="{response}",algorithm=MD5')
-    assert srv.verify(value, "REGISTER", USERS, 11.0).ok
+    assert srv.verify(value, "REGISTER", "sip:127.0.0.1", USERS, 11.0).ok
 
 
 def test_svcrack_qop_without_cnonce_is_rfc2069() -> None:
@@ -99,7 +109,8 @@ def test_svcrack_qop_without_cnonce_is_rfc2069() -> None:
     response = md5(f"{ha1}:{nonce}:{md5('REGISTER:sip:127.0.0.1')}")
     value = (f'Digest username="1005", realm="pbx.test", nonce="{nonce}", '
              f'uri="sip:127.0.0.1", response="{response}", algorithm=MD5, qop=auth')
-    assert srv.verify(value, "REGISTER", USERS, 11.0) == AuthResult(True, "1005", False, "ok")
+    assert srv.verify(value, "REGISTER", "sip:127.0.0.1", USERS, 11.0) == AuthResult(
+        True, "1005", False, "ok")
 
 
 def answer(srv: DigestServer, now: float, *, user: str = "1001", password: str = "secret",
@@ -110,35 +121,41 @@ def answer(srv: DigestServer, now: float, *, user: str = "1001", password: str =
 
 def test_stale_nonce_with_right_password_is_stale_wrong_password_is_not() -> None:
     srv = server(nonce_ttl=300.0)
-    assert srv.verify(answer(srv, 0.0), "REGISTER", USERS, 301.0) == AuthResult(
+    assert srv.verify(answer(srv, 0.0), "REGISTER", RURI, USERS, 301.0) == AuthResult(
         False, "1001", True, "stale nonce")
-    assert not srv.verify(answer(srv, 0.0, password="x"), "REGISTER", USERS, 301.0).stale
-    assert srv.verify(answer(srv, 0.0), "REGISTER", USERS, 299.0).ok
+    assert not srv.verify(answer(srv, 0.0, password="x"), "REGISTER", RURI, USERS, 301.0).stale
+    assert srv.verify(answer(srv, 0.0), "REGISTER", RURI, USERS, 299.0).ok
 
 
 def test_nonce_from_another_secret_or_tampered_is_refused() -> None:
+    """Right password, nonce not ours (another node's secret, a restart, a forged time):
+    stale, so the phone retries at once with a fresh nonce instead of asking its user."""
     srv = server()
     other = DigestServer("pbx.test", b"other secret", rand=lambda: "salt")
-    assert srv.verify(answer(srv, 5.0, challenge=other.challenge(5.0)[0]), "REGISTER", USERS,
-                      6.0).reason == "bad nonce"
+    assert srv.verify(answer(srv, 5.0, challenge=other.challenge(5.0)[0]), "REGISTER", RURI,
+                      USERS, 6.0) == AuthResult(False, "1001", True, "nonce not ours")
     challenge = srv.challenge(5.0)[0]
     nonce = nonce_of(challenge)
     issued, salt, mac = nonce.split(".")
     forged = challenge.replace(nonce, f"{int(issued, 16) + 999999:x}.{salt}.{mac}")
-    assert srv.verify(answer(srv, 5.0, challenge=forged), "REGISTER", USERS, 6.0) == AuthResult(
-        False, "1001", False, "bad nonce")
+    assert srv.verify(answer(srv, 5.0, challenge=forged), "REGISTER", RURI, USERS,
+                      6.0) == AuthResult(False, "1001", True, "nonce not ours")
+    # the wrong password with a foreign nonce is a plain failure, counted
+    wrong = srv.verify(answer(srv, 5.0, password="x", challenge=forged), "REGISTER", RURI,
+                       USERS, 6.0)
+    assert (wrong.stale, wrong.failure, wrong.reason) == (False, True, "wrong credentials")
     # any node with the same secret verifies: stateless
     twin = DigestServer("pbx.test", SECRET)
-    assert twin.verify(answer(srv, 5.0), "REGISTER", USERS, 6.0).ok
+    assert twin.verify(answer(srv, 5.0), "REGISTER", RURI, USERS, 6.0).ok
 
 
 def test_wrong_realm_unknown_user_and_wrong_password() -> None:
     srv = server()
     elsewhere = DigestServer("other.realm", SECRET).challenge(1.0)[0]
-    assert srv.verify(answer(srv, 1.0, challenge=elsewhere), "REGISTER", USERS,
+    assert srv.verify(answer(srv, 1.0, challenge=elsewhere), "REGISTER", RURI, USERS,
                       2.0).reason == "wrong realm"
-    unknown = srv.verify(answer(srv, 1.0, user="9999"), "REGISTER", USERS, 2.0)
-    wrong = srv.verify(answer(srv, 1.0, password="nope"), "REGISTER", USERS, 2.0)
+    unknown = srv.verify(answer(srv, 1.0, user="9999"), "REGISTER", RURI, USERS, 2.0)
+    wrong = srv.verify(answer(srv, 1.0, password="nope"), "REGISTER", RURI, USERS, 2.0)
     assert (unknown.ok, unknown.reason) == (wrong.ok, wrong.reason) == (False, "wrong credentials")
 
 
@@ -155,8 +172,8 @@ def test_unknown_user_costs_a_hash_like_a_known_one(monkeypatch: pytest.MonkeyPa
     srv = server()
     unknown, wrong = answer(srv, 1.0, user="9999"), answer(srv, 1.0, password="nope")
     monkeypatch.setattr(digest, "digest_response", counting)
-    srv.verify(unknown, "REGISTER", USERS, 2.0)
-    srv.verify(wrong, "REGISTER", USERS, 2.0)
+    srv.verify(unknown, "REGISTER", RURI, USERS, 2.0)
+    srv.verify(wrong, "REGISTER", RURI, USERS, 2.0)
     assert calls == ["9999", "1001"]
 
 
@@ -172,22 +189,22 @@ def test_unknown_user_costs_a_hash_like_a_known_one(monkeypatch: pytest.MonkeyPa
     'Digest username="1001", realm="pbx.test", nonce="n", uri="x", response="y", algorithm=SHA1',
 ])
 def test_other_schemes_and_malformed_headers_fail_without_exception(value: str) -> None:
-    result = server().verify(value, "REGISTER", USERS, 1.0)
+    result = server().verify(value, "REGISTER", RURI, USERS, 1.0)
     assert not result.ok and not result.stale
 
 
 def test_auth_int_and_missing_header() -> None:
     srv = server()
     value = answer(srv, 1.0).replace("qop=auth", "qop=auth-int")
-    assert srv.verify(value, "REGISTER", USERS, 1.0).reason == "unsupported qop 'auth-int'"
-    assert srv.verify(None, "REGISTER", USERS, 1.0) == AuthResult(False, None, False,
+    assert srv.verify(value, "REGISTER", RURI, USERS, 1.0).reason == "unsupported qop 'auth-int'"
+    assert srv.verify(None, "REGISTER", RURI, USERS, 1.0) == AuthResult(False, None, False,
                                                                  "no credentials")
 
 
 def test_sha256_only_server_refuses_md5() -> None:
     srv = server(algorithms=("SHA-256",))
     md5_challenge = DigestServer("pbx.test", SECRET).challenge(1.0)[0]
-    assert srv.verify(answer(srv, 1.0, challenge=md5_challenge), "REGISTER", USERS,
+    assert srv.verify(answer(srv, 1.0, challenge=md5_challenge), "REGISTER", RURI, USERS,
                       1.0).reason == "unsupported algorithm 'MD5'"
     with pytest.raises(ValueError):
         DigestServer("r", SECRET, algorithms=("SHA-512-256",))
@@ -218,7 +235,7 @@ def test_client_rfc2069_when_no_qop_offered_and_refusals() -> None:
 
 
 def test_pick_challenge_prefers_sha256() -> None:
-    md5_c, sha_c = DigestServer("r", SECRET).challenge(1.0)
+    md5_c, sha_c = DigestServer("r", SECRET, algorithms=("MD5", "SHA-256")).challenge(1.0)
     assert pick_challenge([md5_c, sha_c]) == sha_c
     assert pick_challenge(["Basic realm=x", md5_c]) == md5_c
     assert pick_challenge(["Basic realm=x", 'Digest nonce="n", algorithm=SHA-512']) is None
@@ -245,4 +262,5 @@ def test_captured_peer_answers_hash_as_we_compute(name: str, method: str) -> Non
     ) == p["response"]
     # Our server refuses it only for the nonce, which is not one of ours.
     srv = DigestServer("pbxcore", SECRET)
-    assert srv.verify(msg.headers.get("Authorization"), method, USERS, 1.0).reason == "bad nonce"
+    assert srv.verify(msg.headers.get("Authorization"), method, msg.uri, USERS,
+                      1.0).reason == "nonce not ours"

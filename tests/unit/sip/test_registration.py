@@ -68,7 +68,8 @@ def ok(req: Request, *, contact_expires: int | None = None, expires: int | None 
 
 
 def verify(req: Request, srv: DigestServer, now: float, header: str = "Authorization") -> bool:
-    return srv.verify(wire(req).headers.get(header), "REGISTER", USERS, now).ok
+    msg = wire(req)
+    return srv.verify(msg.headers.get(header), "REGISTER", msg.uri, USERS, now).ok
 
 
 def branch(req: Request) -> str:
@@ -152,8 +153,8 @@ def test_stale_nonce_is_answered_again_without_failing() -> None:
     assert refresh is not None
     # Credentials are re-used with the next nonce count, but the nonce is now too old.
     assert 'nc=00000002' in (refresh.headers.get("Authorization") or "")
-    assert srv.verify(wire(refresh).headers.get("Authorization"), "REGISTER", USERS,
-                      refresh_at).stale
+    assert srv.verify(wire(refresh).headers.get("Authorization"), "REGISTER", refresh.uri,
+                      USERS, refresh_at).stale
     again = c.on_response(challenge(refresh, srv, refresh_at, stale=True), refresh_at)
     assert again is not None and verify(again, srv, refresh_at)
     # Even just-computed credentials may meet a stale nonce (slow network): answer once more.
@@ -398,7 +399,8 @@ def test_authorize_answers_a_407_on_an_invite_once() -> None:
     assert again.headers.get("From") == f"<{AOR}>;tag=f1" and again.headers.get("To") == req.headers.get("To")
     assert parse_via(again.headers.values("Via")[0]).branch == "z9hG4bKabc"
     assert parse_via(again.headers.values("Via")[0]).rport == ""
-    assert srv.verify(wire(again).headers.get("Proxy-Authorization"), "INVITE", USERS, T0).ok
+    assert srv.verify(wire(again).headers.get("Proxy-Authorization"), "INVITE", again.uri, USERS,
+                      T0).ok
     # The same realm challenging the answer again: the password is wrong, give up.
     assert authorize(again, make_response(again, 407, to_tag="p", headers=[
         ("Proxy-Authenticate", srv.challenge(T0)[0])]), Credentials("alice", "s3cret")) is None

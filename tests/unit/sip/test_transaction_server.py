@@ -27,7 +27,7 @@ CALL_ID = "8d2d8e7d7f0f0a4e2e6a1c3b5d7f9e1a@127.0.0.1:5061"
 
 def pyvoip(method: str, *, cseq: int = 1, branch: str = PYVOIP_BRANCH, uri: str = "sip:2000@127.0.0.1",
            to: str = "<sip:2000@127.0.0.1>", via: str = "127.0.0.1:5061", call_id: str = CALL_ID,
-           extra: str = "") -> Request:
+           extra: str = "", from_tag: str = "a1b2c3d4") -> Request:
     """A request the way pyVoIP 1.6.8's gen_invite / gen_ack / gen_bye writes it."""
     text = (
         f"{method} {uri} SIP/2.0\r\n"
@@ -35,7 +35,7 @@ def pyvoip(method: str, *, cseq: int = 1, branch: str = PYVOIP_BRANCH, uri: str 
         "Max-Forwards: 70\r\n"
         "Contact: <sip:1001@127.0.0.1:5061>\r\n"
         f"To: {to}\r\n"
-        "From: <sip:1001@127.0.0.1>;tag=a1b2c3d4\r\n"
+        f"From: <sip:1001@127.0.0.1>;tag={from_tag}\r\n"
         f"Call-ID: {call_id}\r\n"
         f"CSeq: {cseq} {method}\r\n"
         f"{extra}"
@@ -155,6 +155,48 @@ def test_pyvoip_invite_after_401_same_branch_cseq_2_is_a_new_transaction() -> No
     assert tx2 != tx1
     layer.receive_request(pyvoip("ACK", cseq=1, to="<sip:2000@127.0.0.1>;tag=x"), PHONE, 0.1)
     assert layer.state(tx1) is State.CONFIRMED and layer.state(tx2) is State.PROCEEDING
+
+
+@pytest.mark.parametrize("final", [200, 486])
+def test_restarted_phone_reusing_branch_call_id_and_cseq_is_a_new_request(final: int) -> None:
+    """Issue 9 item 9: a fresh pyVoIP process reuses the branch, Call-ID and CSeq of the last
+    INVITE with a new From tag.  §8.2.2.2: a different From tag is a different request, so it
+    is a new transaction, not a retransmission that gets the old call's final response."""
+    layer = TransactionLayer()
+    tx1, req1 = new_invite(layer)
+    layer.send_response(tx1, make_response(req1, final, to_tag="srv1"), 0.0)
+    old_state = layer.state(tx1)  # Accepted (2xx) or Completed (486): both still match
+    out = layer.receive_request(pyvoip("INVITE", from_tag="fresh999"), PHONE, 1.0)
+    assert sends(out) == [100]  # not the previous call's 200/486
+    (got,) = of(out, RequestReceived)
+    assert isinstance(got, RequestReceived) and got.server_tx != tx1
+    assert layer.state(tx1) is old_state and layer.state(got.server_tx) is State.PROCEEDING
+    # The old transaction is still there for its own retransmissions and ACK.
+    assert sends(layer.receive_request(pyvoip("INVITE"), PHONE, 1.1)) == [final]
+    # A CANCEL with the new From tag cancels the new INVITE only.
+    cancel = build_cancel(pyvoip("INVITE", from_tag="fresh999"))
+    (reported,) = of(layer.receive_request(cancel, PHONE, 1.2), CancelReceived)
+    assert isinstance(reported, CancelReceived) and reported.invite_tx == got.server_tx
+
+
+def test_non_invite_with_a_new_from_tag_is_a_new_transaction() -> None:
+    layer = TransactionLayer()
+    (first,) = of(layer.receive_request(pyvoip("REGISTER"), PHONE, 0.0), RequestReceived)
+    assert isinstance(first, RequestReceived)
+    layer.send_response(first.server_tx, make_response(first.request, 200, to_tag="t"), 0.0)
+    assert sends(layer.receive_request(pyvoip("REGISTER"), PHONE, 0.5)) == [200]  # retransmit
+    out = layer.receive_request(pyvoip("REGISTER", from_tag="other"), PHONE, 0.6)
+    (second,) = of(out, RequestReceived)
+    assert not sends(out) and isinstance(second, RequestReceived)
+    assert second.server_tx != first.server_tx
+
+
+def test_same_from_tag_but_other_call_id_is_a_new_transaction() -> None:
+    layer = TransactionLayer()
+    tx1, req1 = new_invite(layer)
+    layer.send_response(tx1, make_response(req1, 200, to_tag="srv1"), 0.0)
+    out = layer.receive_request(pyvoip("INVITE", call_id="other@h"), PHONE, 0.5)
+    assert sends(out) == [100] and of(out, RequestReceived)
 
 
 def test_bye_with_the_invite_branch_is_its_own_non_invite_transaction() -> None:
@@ -336,3 +378,22 @@ def test_captured_pyvoip_invite_and_ack_for_2xx() -> None:
     assert header_tag(ack.headers.get("To") or "") != "pbx9"
     assert layer.receive_request(ack, PHONE, 1.3) == [AckReceived(tx, ack)]
     assert [o for o in layer.handle_timer(2.0) if isinstance(o, Send)] == []
+
+
+def test_awaiting_final_and_server_transaction_count() -> None:
+    """What the TU's guard asks after a failure, and what the leak tests count."""
+    layer = TransactionLayer()
+    tx, req = new_invite(layer)
+    (reg,) = of(layer.receive_request(pyvoip("REGISTER"), PHONE, 0.0), RequestReceived)
+    assert isinstance(reg, RequestReceived)
+    assert layer.server_transactions() == 2
+    assert layer.awaiting_final(tx) and layer.awaiting_final(reg.server_tx)
+    layer.send_response(tx, make_response(req, 180, to_tag="t"), 0.1)
+    assert layer.awaiting_final(tx)  # a provisional response is no answer
+    layer.send_response(tx, make_response(req, 500, to_tag="t"), 0.2)
+    layer.send_response(reg.server_tx, make_response(reg.request, 200, to_tag="t"), 0.2)
+    assert not layer.awaiting_final(tx) and not layer.awaiting_final(reg.server_tx)
+    assert not layer.awaiting_final("nonexistent") and not layer.awaiting_final("")
+    layer.receive_request(pyvoip("ACK", to="<sip:2000@127.0.0.1>;tag=t"), PHONE, 0.3)
+    run(layer, 100.0)
+    assert layer.server_transactions() == 0
