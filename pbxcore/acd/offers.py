@@ -53,13 +53,55 @@ def screen_pop(call: Call, queue: str) -> tuple[str, list[tuple[str, str]]]:
 
 ModelInput = Callable[["Acd", float], list[Decision]]
 
+LEG_GONE_WAIT = 2.0  # seconds an offer waits for the agent's previous leg to be answered out
+
+
+class AgentLegs:
+    """The legs the ACD set up to each agent, until each is over on the wire."""
+
+    def __init__(self) -> None:
+        self._legs: dict[str, list[OutboundLeg]] = {}
+
+    def add(self, agent: str, leg: OutboundLeg) -> None:
+        live = [x for x in self._legs.get(agent, []) if not _over(x)]
+        self._legs[agent] = [*live, leg]
+
+    async def gone(self, agent: str) -> None:
+        """Return once every earlier leg to `agent` is over (bounded by LEG_GONE_WAIT)."""
+        live = [leg for leg in self._legs.get(agent, []) if not _over(leg)]
+        self._legs[agent] = live
+        if not live:
+            return
+        waits = [asyncio.ensure_future(_until_over(leg)) for leg in live]
+        try:
+            await asyncio.wait(waits, timeout=LEG_GONE_WAIT)
+        finally:
+            for w in waits:
+                w.cancel()
+
+
+def _over(leg: OutboundLeg) -> bool:
+    """Rung out, cancelled or refused with a final response, or answered and since ended."""
+    if not leg.result.done():
+        return False
+    return leg.result.result().status != "answered" or leg.ended.is_set()
+
+
+async def _until_over(leg: OutboundLeg) -> None:
+    if not leg.result.done():
+        await asyncio.wait([leg.result])  # (asyncio.wait never cancels what it waits for)
+    if leg.result.result().status == "answered":
+        await leg.ended.wait()
+
 
 class OfferRun:
     """The legs of one offer, and which of its agents has answered or failed."""
 
-    def __init__(self, offer: Offer, call: Call, report: Callable[[ModelInput], None]) -> None:
+    def __init__(self, offer: Offer, call: Call, report: Callable[[ModelInput], None],
+                 legs: AgentLegs) -> None:
         self.offer = offer
         self.call = call
+        self._legs = legs
         self._report = report  # feeds one model input (with `now`) and applies its decisions
         self.legs: dict[str, list[OutboundLeg]] = {a: [] for a in offer.agents}
         self.winner: OutboundLeg | None = None  # the answered leg the caller is bridged to
@@ -74,6 +116,9 @@ class OfferRun:
 
     async def _ring(self, agent: str) -> None:
         call, deps = self.call, self.call.deps
+        # The agent's leg of an earlier offer may still be on its way out (our CANCEL not yet
+        # answered): a phone without call waiting would answer this INVITE 486.
+        await self._legs.gone(agent)
         bindings = deps.registrar.bindings(agent)
         if not bindings:
             self._outcome(agent, "failed", DialResult("failed", 480, "not registered"))
@@ -87,6 +132,7 @@ class OfferRun:
                               caller=call.info.caller or "anonymous", caller_name=display,
                               max_forwards=max(0, call.max_forwards - 1), extra_headers=headers)
             legs.append(leg)
+            self._legs.add(agent, leg)
             leg.start()
         pending = {leg.result for leg in legs}
         while pending:
@@ -97,7 +143,9 @@ class OfferRun:
                     return
         results = [leg.result.result() for leg in legs]
         best = next((r for r in results if r.status in ("busy", "declined")), results[-1])
-        how = ("rejected" if best.status in ("busy", "declined") else
+        # Declined (603) counts toward auto-pause like a ring-out; busy (486: the phone is on
+        # another call) and errors do not (Asterisk's autopausebusy/autopauseunavail default).
+        how = ("rejected" if best.status == "declined" else
                "noanswer" if best.status in ("noanswer", "canceled") else "failed")
         self._outcome(agent, how, best)
 

@@ -42,7 +42,7 @@ from pbxcore.acd.model import (
     Leave,
     Offer,
 )
-from pbxcore.acd.offers import ModelInput, OfferRun
+from pbxcore.acd.offers import AgentLegs, ModelInput, OfferRun
 from pbxcore.acd.recovery import interrupted_rows, last_agent_states
 from pbxcore.acd.spec import QueueSpec
 from pbxcore.acd.waiting import Waiter, wait_in_queue
@@ -77,6 +77,7 @@ class AcdService:
         self.waiters: dict[str, Waiter] = {}  # by call id
         self.offers: dict[int, OfferRun] = {}  # by offer id
         self.alerts: dict[str, dict[str, dict[str, Any]]] = {}  # queue -> figure -> raised alert
+        self.agent_legs = AgentLegs()  # every agent's legs until they are over on the wire
         self._registered: dict[str, bool] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -176,7 +177,7 @@ class AcdService:
             for agent in d.agents:
                 self.feed(_failed(d.offer_id, agent))
             return
-        run = OfferRun(d, waiter.call, self.feed)
+        run = OfferRun(d, waiter.call, self.feed, self.agent_legs)
         self.offers[d.offer_id] = run
         run.start()
 

@@ -78,11 +78,13 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
     playing: asyncio.Future[None] | None = None
     decision: Connect | Leave | None = None
     key = ""
+    joined = False
     try:
         acd.feed(lambda model, now: model.join(call_id, queue, now, priority=priority,
                                                timeout=timeout, announce=bool(parts),
                                                caller=call.info.caller))
-        if not waiter.inbox.qsize():  # joined (not refused at the door): the segment opens
+        joined = not waiter.inbox.qsize()  # else refused at the door (full, empty)
+        if joined:  # the CDR's queue segment opens
             waiter.segment()
         while decision is None:
             item = await waiter.inbox.get()
@@ -110,10 +112,12 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
         await asyncio.gather(*tasks, return_exceptions=True)
     if isinstance(decision, Leave):
         call.media.set_background(None)
-        fields = queue_fields(queue, wait=decision.wait, position=decision.position, agent=None)
+        # PBX_QUEUE_POSITION 0: it never joined (docs/protocol.md)
+        position = decision.position if joined else 0
+        fields = queue_fields(queue, wait=decision.wait, position=position, agent=None)
         call.carry(fields)
         call.note("note", {"queue": queue, "left": decision.result, "wait": decision.wait})
-        waiter.position = decision.position
+        waiter.position = position
         waiter.segment(wait=decision.wait, outcome=decision.result)
         return Outcome("queue", result=decision.result,
                        digits=key if decision.result == "exit_key" else None, extra=fields)
@@ -187,13 +191,17 @@ async def _keys(call: Call, waiter: Waiter, exit_key: str) -> None:
 async def _announce(call: Call, item: Announce, parts: Sequence[str], hold: bytes | None) -> None:
     names = announcement(item.position, item.estimated_wait, call.language, parts)
     try:
-        pcm = b"".join(call.sound(n) for n in names)
+        # Prompt by prompt, never joined: each prompt's PCM is the sound library's own object,
+        # so its G.711 encoding is a cache hit (media.session.encode_cached), while a joined
+        # announcement would be new audio to encode on the event loop every time.
+        prompts = [call.sound(n) for n in names]
     except ValueError as exc:  # a prompt missing for this language: keep the music
         call.note("error", {"announce": names, "error": str(exc)})
         return
     call.media.set_background(None)
     try:
-        await call.media.play(pcm)
+        for pcm in prompts:
+            await call.media.play(pcm)
     finally:
         call.media.stop_playing()
         call.media.set_background(hold)

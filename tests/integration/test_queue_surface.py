@@ -1,6 +1,7 @@
-"""The `queue` and `agent` actions through a real `pbx run` before any ACD service exists: the
-call layer answers `queue` with the `empty` outcome ("no ACD service"), every later event
-carries PBX_QUEUE*, and `agent` is refused on routes without `agent_control`."""
+"""The `queue` and `agent` actions through a real `pbx run`: a queue nobody is logged in to
+(`empty = "leave"`) answers `queue` with the `empty` outcome at once (position 0: it never
+joined), every later event carries PBX_QUEUE*, an unknown queue is a script error, and `agent` is
+refused on routes without `agent_control`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ echo "$PBX_CALLED $PBX_EVENT $PBX_RESULT q=$PBX_QUEUE wait=$PBX_QUEUE_WAIT \
 pos=$PBX_QUEUE_POSITION agent=$PBX_AGENT" >> "$(dirname "$0")/events.log"
 case "$PBX_EVENT" in
   incoming) echo "queue ${QUEUE} exit_key=0 priority=3";;
-  queue) echo "agent pause 1001 reason=lunch"; echo "log after agent"; echo hangup;;
+  queue) echo "agent login 1001"; echo "agent pause 1001 reason=lunch"; echo "log after agent"
+         echo hangup;;
 esac
 """
 
@@ -43,7 +45,7 @@ env = {{ QUEUE = "{queue}" }}
 agent_control = {control}
 """ for num, queue, control in [("600", "support", "false"), ("601", "support", "true"),
                                 ("602", "nosuch", "false")])
-    extra = '[[queues]]\nname = "support"\nmembers = ["1001"]\n'
+    extra = '[[queues]]\nname = "support"\nmembers = ["1001"]\nempty = "leave"\n'
     config = write_config(dir, port=port, routes=routes, scripts=s, extra=extra)
     sw = start_switch(dir, config, port)
     yield sw, s
@@ -73,7 +75,7 @@ def call(sw: SwitchProcess, dir: Path, called: str) -> tuple[list[str], dict]:
     return lines, cdr
 
 
-def test_queue_without_a_service_is_empty_and_agent_needs_permission(site) -> None:  # type: ignore[no-untyped-def]
+def test_queue_nobody_serves_is_empty_and_agent_needs_permission(site) -> None:  # type: ignore[no-untyped-def]
     sw, dir = site
     lines, cdr = call(sw, dir, "600")
     assert lines == [
@@ -81,14 +83,18 @@ def test_queue_without_a_service_is_empty_and_agent_needs_permission(site) -> No
         "600 queue empty q=support wait=0.000 pos=0 agent=",
         "600 hangup script q=support wait=0.000 pos=0 agent=",  # carried to the hangup
     ]
-    assert cdr["script_errors"] == ["agent pause 1001 reason=lunch: agent pause 1001: not "
-                                    "allowed on this route (set agent_control = true on it)"]
+    refused = "not allowed on this route (set agent_control = true on it)"
+    assert cdr["script_errors"] == [f"agent login 1001: agent login 1001: {refused}",
+                                    f"agent pause 1001 reason=lunch: agent pause 1001: {refused}"]
     trace = sw.pbx("trace", cdr["call_id"])
-    assert "no ACD service" in trace.stdout and "after agent" in trace.stdout
+    assert "after agent" in trace.stdout
 
-    lines, cdr = call(sw, dir, "601")  # agent_control = true: allowed (no service: a note)
+    lines, cdr = call(sw, dir, "601")  # agent_control = true: allowed
     assert lines[1] == "601 queue empty q=support wait=0.000 pos=0 agent="
     assert cdr["script_errors"] == []
+    agents = json.loads(sw.pbx("agents", "--json").stdout)["agents"]
+    assert [(a["extension"], a["state"], a["reason"]) for a in agents] == [
+        ("1001", "paused", "lunch")]
 
 
 def test_unknown_queue_is_a_script_error_and_empty(site) -> None:  # type: ignore[no-untyped-def]
@@ -115,7 +121,8 @@ def test_hot_reload_reports_queue_changes_and_new_calls_use_them(tmp_path: Path)
         assert cdr["script_errors"][0] == "queue vip: no such [[queues]] name"
         text = config.read_text()
         config.write_text(text.replace('members = ["1001"]', 'members = ["1001", "1002:2"]\n'
-                                       '\n[[queues]]\nname = "vip"\nstrategy = "ringall"'))
+                                       '\n[[queues]]\nname = "vip"\nstrategy = "ringall"\n'
+                                       'empty = "leave"'))
         deadline = time.monotonic() + 15
         while "config reloaded" not in sw.log_text() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -50,7 +50,7 @@ def test_a_path_too_long_for_a_unix_socket_is_refused_with_its_line(site: Path) 
 
 def test_the_socket_is_found_while_the_rest_is_broken(site: Path) -> None:
     # `pbx reload` after a bad edit must still reach the running switch to report it.
-    write(site, '[paths]\ncontrol = "ctl.sock"\n[[routes]]\nmatch = "^1$"\nscript = "nope"\n')
+    write(site, '[paths]\ncontrol = "ctl.sock"\n[[routes]]\nmatch = "^(1"\nscript = "nope"\n')
     with pytest.raises(ConfigError):
         load_config(site / "pbx.toml")
     assert read_control_path(site / "pbx.toml") == site / "ctl.sock"

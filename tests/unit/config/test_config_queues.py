@@ -217,8 +217,8 @@ alert = "scripts/ivr.py"
     ]
     result = CliRunner().invoke(main, ["check", "--config", str(site / "pbx.toml")])
     assert result.exit_code == 0
-    assert result.stdout == "config OK: 2 routes, 2 users, 3 queues\n"
-    assert f"warning: {site / 'pbx.toml'}:{line_of(text, 'missing.sh')}: alert program " \
+    assert result.stdout == "config OK: 2 routes, 2 users, 3 queues, 3 warnings\n"
+    assert f"{site / 'pbx.toml'}:{line_of(text, 'missing.sh')}: warning: alert program " \
         "scripts/missing.sh does not exist" in result.stderr
 
 
