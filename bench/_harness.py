@@ -100,9 +100,11 @@ class BenchSwitch:
 @contextmanager
 def bench_switch(dir: Path, routes: list[tuple[str, Path]], *, sounds: Path | None = None,
                  rtp_size: int = 1000, store: str = "sqlite:///var/pbx.db",
-                 handler: str = "script", route_extra: str = "") -> Iterator[BenchSwitch]:
+                 handler: str = "script", route_extra: str = "",
+                 extra: str = "") -> Iterator[BenchSwitch]:
     """Start `pbx run` with public routes (match, program) and stop it (by pid) on exit.
-    `handler`: "script" (a process per event) or "worker" (a persistent worker pool)."""
+    `handler`: "script" (a process per event) or "worker" (a persistent worker pool);
+    `extra`: more TOML after the routes (`[[users]]`, `[[queues]]`, ...)."""
     port = free_port()
     low, high = _free_rtp_block(rtp_size)
     route_text = "".join(
@@ -121,7 +123,7 @@ def bench_switch(dir: Path, routes: list[tuple[str, Path]], *, sounds: Path | No
         recordings = "var/recordings"
         [store]
         dsn = "{store}"
-        """) + "\n" + route_text
+        """) + "\n" + route_text + "\n" + extra
     config = dir / "pbx.toml"
     config.write_text(text)
     sw = start_switch(dir, config, port)
