@@ -44,8 +44,10 @@ import multiprocessing as mp
 import resource
 import secrets
 import selectors
+import shutil
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -200,7 +202,7 @@ class Agents:
             r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             r.bind((HOST, 0))
             self.list.append(Agent(str(FIRST_AGENT + i), s, r))
-        self.decisions_ms: list[float] = []
+        self.decisions: list[tuple[int, float]] = []  # (INVITE arrival ns, ms)
         self.decision_misses = 0  # freed while callers waited, no INVITE within 5 s
         self.busy_invites = 0
 
@@ -268,7 +270,7 @@ class Agents:
                 self._reply(a, msg, "486 Busy Here", addr, tag=secrets.token_hex(4))
                 return
             if a.free_ns is not None and a.waiting_at_free >= len(self.list):
-                self.decisions_ms.append((arrived - a.free_ns) / 1e6)
+                self.decisions.append((arrived, (arrived - a.free_ns) / 1e6))
             a.free_ns = None
             a.gen += 1
             a.state, a.call_id, a.invite, a.remote = "ringing", call_id, msg, addr
@@ -557,7 +559,15 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 bench.waiting_samples.append(bench.waiting())
                 if time.monotonic() < window_end:
                     bench.loop.at(time.monotonic() + 0.5, sample)
-            load_in_window = open("/proc/loadavg").read().split()[0]
+            arrived_ns = time.time_ns()  # every caller has arrived (and their script ran)
+            with open("/proc/loadavg") as f:
+                load_in_window = f.read().split()[0]
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen([shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(sw.pid), "--duration",
+                                        str(int(args.window)), "--format", "raw", "--output",
+                                        args.profile, "--nonblocking"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             with RssSampler(sw.pid) as rss:
                 a, mach_a = proc_sample(sw.pid), machine_busy()
                 window_end = time.monotonic() + args.window
@@ -568,6 +578,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 parent.send(("stop", [c.gone_ns for c in bench.callers]))
                 spacing: dict[str, object] = parent.recv()
             cpu, _ = cpu_percent(a, b)
+            if spy is not None:
+                spy.wait(30)
             # The rest of the run: agents serve, impatient callers hang up.
             bench.loop.run(args.patience + args.talk + 20,
                            lambda: all(c.gone_ns is not None or c.entered_ns is None
@@ -599,7 +611,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "still_waiting": len(still), "asa": asa, "waiting_avg": avg_waiting,
         "waiting_min": min(waiting), "waiting_max": max(waiting), "cpu": cpu,
         "idle_cpu": idle_cpu, "rss_idle_kb": idle_b.rss_kb, "rss_max_kb": rss.max_kb,
-        "spacing": spacing, "decisions": agents.decisions_ms, "misses": agents.decision_misses,
+        "spacing": spacing, "decisions": [ms for _, ms in agents.decisions],
+        "steady": [ms for at, ms in agents.decisions if at > arrived_ns],
+        "misses": agents.decision_misses,
         "busy_invites": agents.busy_invites, "journal": journal,
         "machine": machine_percent(mach_a, mach_b), "load_in_window": load_in_window,
     }
@@ -615,6 +629,8 @@ def main() -> None:
                     help="seconds a caller waits before hanging up (45)")
     ap.add_argument("--window", type=float, default=10.0, help="measurement seconds (10)")
     ap.add_argument("--rate", type=float, default=50.0, help="callers arriving per second (50)")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="py-spy record the switch during the window (raw collapsed stacks)")
     ap.add_argument("--announce-every", type=float, default=10.0,
                     help="queue announce_every, seconds (10)")
     args = ap.parse_args()
@@ -629,6 +645,7 @@ def main() -> None:
     sp: dict[str, float] = r["spacing"]  # type: ignore[assignment]
     asa: list[float] = r["asa"]  # type: ignore[assignment]
     dec: list[float] = r["decisions"]  # type: ignore[assignment]
+    steady: list[float] = r["steady"]  # type: ignore[assignment]
     waiting = float(r["waiting_avg"])  # type: ignore[arg-type]
     cpu, idle = float(r["cpu"]), float(r["idle_cpu"])  # type: ignore[arg-type]
     rss_per = (int(r["rss_max_kb"]) - int(r["rss_idle_kb"])) / max(waiting, 1)  # type: ignore[call-overload]
@@ -651,6 +668,9 @@ def main() -> None:
           f"n={len(dec)}, p50 {pct(dec, .5):.2f} ms, p99 {pct(dec, .99):.2f} ms, max "
           f"{max(dec, default=float('nan')):.2f} ms; {r['misses']} freed agents got no INVITE "
           f"within 5 s   goal: p99 < {GOAL_DECISION_P99_MS:g} ms")
+    print(f"  after every caller had arrived (no call set-ups, no script runs): n={len(steady)}, "
+          f"p50 {pct(steady, .5):.2f} ms, p99 {pct(steady, .99):.2f} ms, max "
+          f"{max(steady, default=float('nan')):.2f} ms")
     print(f"switch CPU: {cpu:.1f}% of a core in the window (idle, agents registered: "
           f"{idle:.1f}%) -> {(cpu - idle) / max(waiting, 1):.3f}% of a core per waiting caller; "
           f"RSS {int(r['rss_idle_kb']) / 1024:.1f} MB idle, {int(r['rss_max_kb']) / 1024:.1f} MB "
