@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -79,6 +80,7 @@ from pbxcore.sip.digest import authorization_for  # noqa: E402
 GOAL_SPACING_P99_MS = 30.0
 GOAL_DECISION_P99_MS = 5.0
 GOAL_CALLERS = 1000
+STALL_MS = 250.0  # a gap this long in many streams at once: the switch's loop stood still
 QUEUE = "bench"
 FIRST_AGENT = 3000
 SCRIPT = f"""#!/bin/sh
@@ -452,6 +454,7 @@ def _gaps(arrivals: list[list[tuple[int, int]]], cutoffs: list[int | None]) -> d
     pooled: list[float] = []
     per_p99: list[float] = []
     lost = received = streams = 0
+    big: list[tuple[int, float]] = []  # (start ns, ms) of gaps > STALL_MS
     for stream, cutoff in zip(arrivals, cutoffs, strict=True):
         kept = [p for p in stream if cutoff is None or p[0] < cutoff]
         received += len(kept)
@@ -459,6 +462,7 @@ def _gaps(arrivals: list[list[tuple[int, int]]], cutoffs: list[int | None]) -> d
             continue
         streams += 1
         gaps = [(b[0] - a[0]) / 1e6 for a, b in zip(kept, kept[1:], strict=False)]
+        big += [(a[0], g) for a, g in zip(kept, gaps, strict=False) if g > STALL_MS]
         pooled += gaps
         per_p99.append(pct(gaps, .99))
         expected = (kept[-1][1] - kept[0][1]) % 65536 + 1
@@ -466,7 +470,21 @@ def _gaps(arrivals: list[list[tuple[int, int]]], cutoffs: list[int | None]) -> d
     return {"received": received, "streams": streams, "lost": lost, "gaps": len(pooled),
             "p50": pct(pooled, .5), "p99": pct(pooled, .99), "p999": pct(pooled, .999),
             "max": max(pooled, default=float("nan")),
-            "worst_stream_p99": max(per_p99, default=float("nan"))}
+            "worst_stream_p99": max(per_p99, default=float("nan")), "stalls": _stalls(big)}
+
+
+def _stalls(big: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Gaps > STALL_MS that began within 50 ms of each other on many streams are one stall of
+    the switch's loop: (how many streams had it, its longest gap in ms)."""
+    out: list[tuple[int, float]] = []
+    last = -1 << 62
+    for start, ms in sorted(big):
+        if start - last > 50_000_000:
+            out.append((0, 0.0))
+        n, longest = out[-1]
+        out[-1] = (n + 1, max(longest, ms))
+        last = start
+    return out
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -506,7 +524,7 @@ def queue_toml(agents: int, announce_every: float) -> str:
     members = ", ".join(f'"{FIRST_AGENT + i}"' for i in range(agents))
     return (users + f'\n[[queues]]\nname = "{QUEUE}"\nstrategy = "longest-idle"\n'
             f"members = [{members}]\nring_timeout = 15\nretry = 1\nwrapup = 0\n"
-            f"announce_every = {announce_every:g}\n")
+            + (f"announce_every = {announce_every:g}\n" if announce_every > 0 else ""))
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
@@ -616,6 +634,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "misses": agents.decision_misses,
         "busy_invites": agents.busy_invites, "journal": journal,
         "machine": machine_percent(mach_a, mach_b), "load_in_window": load_in_window,
+        "finals": dict(Counter(str(c.leg.final) for c in bench.callers)),
     }
 
 
@@ -631,16 +650,22 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=50.0, help="callers arriving per second (50)")
     ap.add_argument("--profile", metavar="FILE",
                     help="py-spy record the switch during the window (raw collapsed stacks)")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="run the switch in DIR (new) and keep it: pbx.toml, pbx.log, var/pbx.db")
     ap.add_argument("--announce-every", type=float, default=10.0,
-                    help="queue announce_every, seconds (10)")
+                    help="queue announce_every, seconds (10; 0: no announcements)")
     args = ap.parse_args()
     print(f"queue bench: {args.callers} callers, {args.agents} agents, talk {args.talk:g} s, "
           f"ring {args.ring:g} s, patience {args.patience:g} s, window {args.window:g} s, "
           f"arrivals {args.rate:g}/s, announcements every {args.announce_every:g} s; "
           f"{time.strftime('%Y-%m-%d %H:%M')}, python {sys.version.split()[0]}")
     print(f"machine: {machine_note()}")
-    with tempfile.TemporaryDirectory(prefix="pbx-bq-") as tmp:
-        r = run(args, Path(tmp))
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=False)
+        r = run(args, Path(args.keep).resolve())
+    else:
+        with tempfile.TemporaryDirectory(prefix="pbx-bq-") as tmp:
+            r = run(args, Path(tmp))
     print(f"machine at the end: {machine_note()}")
     sp: dict[str, float] = r["spacing"]  # type: ignore[assignment]
     asa: list[float] = r["asa"]  # type: ignore[assignment]
@@ -654,6 +679,7 @@ def main() -> None:
           f"answered by an agent, {r['abandoned']} abandoned after {args.patience:g} s "
           f"({100 * int(r['abandoned']) / entered:.1f}%), {r['still_waiting']} still waiting "
           f"at the end (hung up by the bench)")  # type: ignore[call-overload]
+    print(f"final answers to the callers' INVITEs: {json.dumps(r['finals'], sort_keys=True)}")
     print(f"journal: {json.dumps(r['journal'], sort_keys=True)}")
     print(f"ASA (queue answered -> agent answered): mean {sum(asa) / max(len(asa), 1):.2f} s, "
           f"p50 {pct(asa, .5):.2f} s, p99 {pct(asa, .99):.2f} s")
@@ -664,6 +690,9 @@ def main() -> None:
           f"{sp['worst_stream_p99']:.2f} ms; {sp['streams']} streams, {sp['received']} packets, "
           f"{sp['lost']} lost   goal: p99 < {GOAL_SPACING_P99_MS:g} ms with "
           f"{GOAL_CALLERS} waiting")
+    stalls: list[tuple[int, float]] = sp["stalls"]  # type: ignore[assignment]
+    print(f"gaps > {STALL_MS:g} ms: {len(stalls)} bursts (streams hit, longest ms): "
+          f"{', '.join(f'{n}/{ms:.0f}' for n, ms in stalls[:12]) or 'none'}")
     print(f"queue decision (agent's BYE answered -> next INVITE to it, >= {r['m']} waiting): "
           f"n={len(dec)}, p50 {pct(dec, .5):.2f} ms, p99 {pct(dec, .99):.2f} ms, max "
           f"{max(dec, default=float('nan')):.2f} ms; {r['misses']} freed agents got no INVITE "
