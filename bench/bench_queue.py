@@ -10,8 +10,8 @@ public route whose /bin/sh script prints `queue bench`.
 * Agents: M simulated phones in this process (raw SIP over UDP, one socket each): REGISTER with
   digest, logged in through the control socket (the `agent` command `pbx agent login` uses);
   on the switch's INVITE they send 180, answer with 200 + SDP after --ring s, "talk" for
-  --talk s and send BYE.  Busy agents answer a second INVITE 486 (it never happens: the ACD does
-  not offer a talking agent).
+  --talk s and send BYE.  A phone ringing or talking answers another INVITE 486 (no call
+  waiting); one that has sent its BYE takes the new call.
 * Callers: N raw UDP UACs (one SIP socket, a distinct From user each so the agent's INVITE says
   which caller it is) INVITE at --rate calls/s; the queue answers them.  A caller not connected
   to an agent --patience s after the queue answered hangs up (BYE): abandoned.  Every caller's
@@ -207,6 +207,7 @@ class Agents:
         self.decisions: list[tuple[int, float]] = []  # (INVITE arrival ns, ms)
         self.decision_misses = 0  # freed while callers waited, no INVITE within 5 s
         self.busy_invites = 0
+        self.busy_states: Counter[str] = Counter()  # the phone's state when it said 486
 
     def register_all(self, switch_port: int) -> None:
         for a in self.list:
@@ -267,8 +268,11 @@ class Agents:
                 else:
                     self._reply(a, msg, "200 OK", addr, tag=a.to_tag, sdp=self._sdp(a))
                 return
-            if a.state != "idle":
+            if a.state == "hanging_up":  # our BYE is out: the line is free for the phone
+                self.busy_states["hanging_up (taken)"] += 1
+            elif a.state != "idle":
                 self.busy_invites += 1
+                self.busy_states[a.state] += 1
                 self._reply(a, msg, "486 Busy Here", addr, tag=secrets.token_hex(4))
                 return
             if a.free_ns is not None and a.waiting_at_free >= len(self.list):
@@ -632,7 +636,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "spacing": spacing, "decisions": [ms for _, ms in agents.decisions],
         "steady": [ms for at, ms in agents.decisions if at > arrived_ns],
         "misses": agents.decision_misses,
-        "busy_invites": agents.busy_invites, "journal": journal,
+        "busy_invites": agents.busy_invites, "busy_states": dict(agents.busy_states),
+        "journal": journal,
         "machine": machine_percent(mach_a, mach_b), "load_in_window": load_in_window,
         "finals": dict(Counter(str(c.leg.final) for c in bench.callers)),
     }
@@ -705,7 +710,8 @@ def main() -> None:
           f"RSS {int(r['rss_idle_kb']) / 1024:.1f} MB idle, {int(r['rss_max_kb']) / 1024:.1f} MB "
           f"max -> {rss_per:.1f} KB per waiting caller; whole machine {r['machine']:.0f}% busy")  # type: ignore[call-overload]
     if r["busy_invites"]:
-        print(f"note: {r['busy_invites']} INVITEs reached an agent already on a call (486)")
+        print(f"note: {r['busy_invites']} INVITEs reached an agent already on a call (486); the "
+              f"phone was then: {json.dumps(r['busy_states'], sort_keys=True)}")
 
 
 if __name__ == "__main__":
