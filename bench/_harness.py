@@ -104,7 +104,7 @@ def bench_switch(dir: Path, routes: list[tuple[str, Path]], *, sounds: Path | No
                  extra: str = "") -> Iterator[BenchSwitch]:
     """Start `pbx run` with public routes (match, program) and stop it (by pid) on exit.
     `handler`: "script" (a process per event) or "worker" (a persistent worker pool);
-    `extra`: more TOML tables (e.g. a [limits] table)."""
+    `extra`: more TOML tables after the routes (`[limits]`, `[[users]]`, `[[queues]]`, ...)."""
     port = free_port()
     low, high = _free_rtp_block(rtp_size)
     route_text = "".join(
@@ -123,7 +123,7 @@ def bench_switch(dir: Path, routes: list[tuple[str, Path]], *, sounds: Path | No
         recordings = "var/recordings"
         [store]
         dsn = "{store}"
-        """) + "\n" + extra + "\n" + route_text
+        """) + "\n" + route_text + "\n" + extra
     config = dir / "pbx.toml"
     config.write_text(text)
     sw = start_switch(dir, config, port)

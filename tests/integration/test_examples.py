@@ -26,7 +26,8 @@ from pbxcore.script.actions import Gather, Play, parse_action_line
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-OURS = ["business-hours", "crm-lookup", "forward-while-away", "polyglot", "two-shops", "workers"]
+OURS = ["business-hours", "call-centre", "crm-lookup", "forward-while-away", "polyglot", "two-shops",
+        "workers"]
 PG_DSN = "postgresql://postgres@127.0.0.1/test"
 
 
@@ -270,3 +271,73 @@ fallback = ["play beep", "hangup"]
     finally:
         sw.stop()
     assert "SoundError" not in sw.log_text() and "not found" not in sw.log_text()
+
+
+def test_call_centre_on_a_real_switch(tmp_path: Path) -> None:
+    # The example's script, prompts and queues on a real `pbx run`: a known customer calls the
+    # book shop, presses 1 during the menu, waits for the operators; a SIPp operator (logged in
+    # with `pbx agent`) gets the screen pop with the CRM id, answers, talks and hangs up.
+    import wave
+
+    from tests.integration.switch_harness import free_port, start_switch, write_config
+    from tests.integration.uac import Uac, rms
+    from tests.peers.helpers import closed_cdr
+    from tests.peers.switching_helpers import USERS, Callees, SippCallee
+
+    example = EXAMPLES / "call-centre"
+    sounds = tmp_path / "sounds"
+    shutil.copytree(ROOT / "sounds", sounds)
+    shutil.copytree(example / "sounds", sounds, dirs_exist_ok=True)
+    # The example's queues with the test's extensions (USERS: 1001..1007) as the agents.
+    text = (example / "pbx.toml").read_text(encoding="utf-8")
+    queues = text[text.index("[[queues]]"):text.index("[agents]")]
+    for old, new in (("1101", "1005"), ("1102", "1006"), ("1103", "1007"), ("1201", "1001"),
+                     ("1202", "1003"), ("1203", "1004"), ("1204", "1001")):
+        queues = queues.replace(f'"{old}', f'"{new}')
+    queues = queues.replace('alert = "alert.py"', f'alert = "{example / "alert.py"}"')
+    routes = f"""
+[[routes]]
+match = "^710[12]$"
+script = "{example / 'callcentre.py'}"
+language = "en"
+fallback = ["play beep", "hangup"]
+""" + queues
+    port = free_port()
+    config = write_config(tmp_path, port=port, routes=routes, users=USERS)
+    config.write_text(config.read_text().replace(f'sounds = "{ROOT / "sounds"}"',
+                                                 f'sounds = "{sounds}"'))
+    with wave.open(str(example / "sounds/en/call-centre/books-welcome.wav")) as w:
+        welcome = w.getnframes() / w.getframerate()
+    sw = start_switch(tmp_path, config, port)
+    try:
+        with Callees() as callees:
+            operator = callees.start(SippCallee("queue_agent.xml", sw.port, "1005",
+                                                tmp_path / "a1005"))
+            login = sw.pbx("agent", "login", "1005", "--queue", "operators")
+            assert login.returncode == 0, login.stdout + login.stderr
+            uac = Uac(sw.port, user="1002", password=USERS["1002"])
+            try:
+                resp = uac.call("7102")
+                assert resp is not None and resp.status == 200
+                uac.rtp.drain(welcome + 2.0)  # the greeting, then the menu's gather
+                assert rms(uac.rtp.audio()) > 500, "no greeting heard"
+                uac.rtp.send_dtmf("1")
+                assert uac.wait_bye(30) is not None  # the operator talked and hung up
+            finally:
+                uac.close()
+            assert operator.wait() == 0, operator.logs()
+            invite = operator.messages()
+        cdr = closed_cdr(sw, uac.call_id)
+        assert [(q["queue"], q["agent"], q["outcome"]) for q in cdr["queues"]] == [
+            ("operators", "1005", "answered")]
+        assert cdr["vars"]["SHOP"] == "books" and cdr["vars"]["TIER"] == "normal"
+        assert cdr["vars"]["CRM_ID"] == "C-1002" and cdr["vars"]["CUSTOMER"] == "Bob O'Brien"
+        # The screen pop: the queue in the display name, the CRM's data as X-Pbx-Var-* headers.
+        lower = invite.lower()
+        assert '"[operators] ' in invite, invite
+        assert "x-pbx-var-crm_id: c-1002" in lower and "x-pbx-var-shop: books" in lower
+        assert "x-pbx-var-customer: bob o'brien" in lower
+    finally:
+        sw.stop()
+    log = sw.log_text()
+    assert "SoundError" not in log and "not found" not in log, log[-4000:]

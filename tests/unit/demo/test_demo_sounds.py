@@ -20,7 +20,18 @@ from pbxcore.config import check_prompts, load_config
 ROOT = Path(__file__).resolve().parents[3]
 SOUNDS = ROOT / "sounds"
 LANGUAGES = ("en", "ru")
-ALL_WAVS = sorted(SOUNDS.rglob("*.wav"))
+# The examples' own prompts, once copied into sounds/ as their READMEs (and `bash .ci/demo`, for
+# the call centre) do, live in sounds/<language>/<example>/: not the stock set these tests check.
+EXAMPLE_PROMPTS = frozenset(p.name for p in (ROOT / "examples").glob("*/sounds/*/*") if p.is_dir())
+
+
+def stock_wavs(base: Path) -> list[Path]:
+    return sorted(p for p in base.rglob("*.wav")
+                  if not (len(p.relative_to(base).parts) > 2
+                          and p.relative_to(base).parts[1] in EXAMPLE_PROMPTS))
+
+
+ALL_WAVS = stock_wavs(SOUNDS)
 
 # Files every language has: what scripts, fallbacks and the engine itself (beep before record,
 # hold music while a script runs, digits for `say digits`) play.
@@ -174,10 +185,20 @@ def test_demo_config_loads_and_points_at_the_demo() -> None:
     assert config.store_dsn == f"sqlite:///{ROOT / 'var/pbx.db'}"
     assert [(r.match.pattern, r.script.name, r.language) for r in config.routes] == [
         ("^100$", "ivr.py", "en"), ("^101$", "ivr.sh", "en"), ("^102$", "say-number.sh", "en"),
-        ("^200$", "ivr.py", "ru")]
+        ("^200$", "ivr.py", "ru"), ("^7101$", "callcentre.py", "en"),
+        ("^7102$", "callcentre.py", "en")]
     assert all(r.fallback == ("play sorry", "hangup") and r.timeout == 5 for r in config.routes)
     assert all(os.access(r.script, os.X_OK) for r in config.routes)
-    assert [u.extension for u in config.users] == ["1001", "1002", "1003"]
+    assert [u.extension for u in config.users] == ["1001", "1002", "1003", "1101", "1102", "1103",
+                                                   "1201", "1202", "1203", "1204"]
+    # The call centre (examples/call-centre): the example's queues, its alert program runnable.
+    example = load_config(ROOT / "examples/call-centre/pbx.toml")
+    assert [q.name for q in config.queues] == [q.name for q in example.queues] == [
+        "operators", "consult-bouquets", "consult-plants", "consult-fiction", "consult-children"]
+    assert [q.members for q in config.queues] == [q.members for q in example.queues]
+    assert all(q.alert_program is None or os.access(q.alert_program, os.X_OK)
+               for q in config.queues)
+    assert config.queues[0].alert_program == str(ROOT / "examples/call-centre/alert.py")
 
 
 def test_generate_sh_reproduces_the_committed_set(tmp_path: Path) -> None:
@@ -191,7 +212,7 @@ def test_generate_sh_reproduces_the_committed_set(tmp_path: Path) -> None:
 
     def lengths(base: Path) -> dict[str, float]:
         out = {}
-        for path in sorted(base.rglob("*.wav")):
+        for path in stock_wavs(base):
             with wave.open(str(path), "rb") as w:
                 out[str(path.relative_to(base))] = w.getnframes() / w.getframerate()
         return out
