@@ -23,7 +23,7 @@ WHEN = ("an age (30m, 1h, 2d, 1w), today, yesterday (from 00:00 UTC) or an ISO t
 def filter_options(fn: F) -> F:
     """--from --to --queue --agent --direction --number --min-duration."""
     options = [
-        click.option("--from", "since", help=f"Calls from this time on: {WHEN}."),
+        click.option("--from", "--since", "since", help=f"Calls from this time on: {WHEN}."),
         click.option("--to", "until", help=f"Calls before this time: {WHEN}. Default: now."),
         click.option("--queue", help="Only calls that visited this queue."),
         click.option("--agent", help="Only calls an agent (extension) answered."),

@@ -99,3 +99,38 @@ def write_xlsx(path: Path, reports: list[Report], agents: dict[str, AgentTime],
     ws.column_dimensions["A"].width = 16
     ws.column_dimensions["B"].width = 90
     wb.save(path)
+
+
+def write_rows_csv(path: Path, fields: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """`pbx cdr --csv`: one row per record, text cells kept from running as formulas."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        w = csv.writer(out)
+        w.writerow(fields)
+        for r in rows:
+            w.writerow([_safe(v) if isinstance(v, str) else ("" if v is None else v)
+                        for v in (r[k] for k in fields)])
+
+
+SECONDS_FIELDS = frozenset({"duration", "billsec"})
+
+
+def write_rows_xlsx(path: Path, sheet: str, fields: tuple[str, ...],
+                    rows: list[dict[str, Any]]) -> None:
+    """`pbx cdr --xlsx`: one sheet, a bold header, seconds as numbers (0.0)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = sheet
+    ws.append(list(fields))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for r in rows:
+        ws.append([_safe(v) if isinstance(v, str) else v for v in (r[k] for k in fields)])
+        for col, name in enumerate(fields, start=1):
+            if name in SECONDS_FIELDS:
+                ws.cell(row=ws.max_row, column=col).number_format = "0.0"
+    ws.freeze_panes = "A2"
+    wb.save(path)
