@@ -79,8 +79,8 @@ def _columns(by: str, sl: str) -> list[tuple[Column, Any]]:
         (Column("max wait", 7, "right"), lambda f: _secs(f.max_wait)),
     ]
     if agent:
-        cols += [(Column("logged in", 2, "right"), lambda f: duration(f.logged_in)),
-                 (Column("paused", 3, "right"), lambda f: duration(f.paused)),
+        cols += [(Column("logged in", 3, "right"), lambda f: duration(f.logged_in)),
+                 (Column("paused", 4, "right"), lambda f: duration(f.paused)),
                  (Column("occ.", 2, "right"), lambda f: _pct(f.occupancy))]
     return cols
 

@@ -156,6 +156,7 @@ class Store(Protocol):
         """Insert or replace leg number ``leg`` (1, 2, ...) of the call; ``data`` is JSON-able,
         normally: target, uri, ring_start, answer, end (ISO strings or None), disposition (one of
         LEG_DISPOSITIONS), sip_code (int or None), reason, talk_seconds (float or None),
+        hold_seconds (of talk_seconds, while either side held the call; float or None),
         recordings (list). Allowed after cdr_close too (a leg may be finished last)."""
 
     async def cdr_queue(self, call_id: str, segment: QueueSegment) -> None:
