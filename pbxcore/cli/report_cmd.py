@@ -34,7 +34,8 @@ DEFINITIONS = {
     "sl2": "answered within the queue's service_level / (answered + abandoned) "
            "(Asterisk ServicelevelPerf2)",
     "aht": "(talk + wrap-up) / answered (seconds); talk includes time on hold",
-    "hold": "seconds on hold from the CDR legs' hold_seconds; null where not recorded",
+    "hold": "seconds on hold within talk, from the answered CDR legs' hold_seconds; null "
+            "for calls recorded before legs had it",
     "occupancy": "(time talking + in wrap-up) / (logged in - paused), from agent events",
     "direction": "out: the caller is one of the switch's [[users]]; in: any other caller",
     "did": "the called number of inbound calls",
