@@ -39,6 +39,18 @@ def _safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _xlsx(value: Any) -> Any:
+    """A cell value for openpyxl: text kept from formulas (_safe) and with the control
+    characters XML cannot hold shown as escapes (openpyxl refuses them: a caller's ESC would
+    fail the whole export)."""
+    if not isinstance(value, str):
+        return value
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return _safe(ILLEGAL_CHARACTERS_RE.sub(
+        lambda m: m.group().encode("unicode_escape").decode(), value))
+
+
 def write_csv(path: Path, rep: Report, agents: dict[str, AgentTime]) -> None:
     """The grouping's rows, then a totals row keyed "total"."""
     with path.open("w", newline="", encoding="utf-8") as out:
@@ -69,7 +81,7 @@ def write_xlsx(path: Path, reports: list[Report], agents: dict[str, AgentTime],
         for cell in ws[1]:
             cell.font = bold
         for f in [*rep.rows, rep.totals]:
-            values: list[Any] = [_safe(f.key)]
+            values: list[Any] = [_xlsx(f.key)]
             for (_, kind, _), v in zip(EXPORT_FIELDS, _cells(f), strict=True):
                 # Excel keeps time as a fraction of a day: h:mm:ss formats need that.
                 values.append(v / 86400 if kind == "duration" and v is not None else v)
@@ -89,7 +101,7 @@ def write_xlsx(path: Path, reports: list[Report], agents: dict[str, AgentTime],
         cell.font = bold
     for name, t in sorted(agents.items()):
         for reason, s in sorted(t.pauses.items()):
-            ws.append([_safe(name), _safe(reason), s / 86400])
+            ws.append([_xlsx(name), _xlsx(reason), s / 86400])
             ws.cell(row=ws.max_row, column=3).number_format = FORMATS["duration"]
     ws = wb.create_sheet("about")
     ws.append(["from (UTC)", utc_text(p.since)])
@@ -128,7 +140,7 @@ def write_rows_xlsx(path: Path, sheet: str, fields: tuple[str, ...],
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for r in rows:
-        ws.append([_safe(v) if isinstance(v, str) else v for v in (r[k] for k in fields)])
+        ws.append([_xlsx(r[k]) for k in fields])
         for col, name in enumerate(fields, start=1):
             if name in SECONDS_FIELDS:
                 ws.cell(row=ws.max_row, column=col).number_format = "0.0"

@@ -20,8 +20,8 @@ from openpyxl import load_workbook
 
 from pbxcore.cli.main import main
 from pbxcore.report.figures import GROUPINGS
-from pbxcore.store import open_store
-from tests.integration.store.report_fixture import write_fixture
+from pbxcore.store import CdrEnd, CdrStart, open_store
+from tests.integration.store.report_fixture import at, write_fixture
 
 FIXTURES = Path(__file__).parents[1] / "config" / "fixtures"
 PERIOD = ("--from", "2026-05-04", "--to", "2026-05-06")
@@ -207,3 +207,28 @@ def test_cdr_filters_csv_xlsx(config: Path, tmp_path: Path) -> None:
     assert ws.max_row == 3 and ws.cell(row=2, column=1).value == "C8"
     duration = ws.cell(row=2, column=header.index("duration") + 1)
     assert (duration.value, duration.number_format) == (106.0, "0.0")
+
+
+def test_caller_made_numbers_stay_text(config: Path, tmp_path: Path) -> None:
+    """A DID a peer made up reaches the terminal escaped, never as markup or escapes, and a
+    spreadsheet as text, never as a formula."""
+    evil = "=HYPERLINK(1)\x1b[2J[red]x"
+
+    async def add() -> None:
+        store = await open_store("sqlite:///var/pbx.db", base_dir=config.parent)
+        try:
+            await store.cdr_open(CdrStart("E1", "e@x", at(0, "12:00:00"), "0611", evil))
+            await store.cdr_close("E1", CdrEnd(at(0, "12:00:09"), "rejected", "switch"))
+        finally:
+            await store.close()
+
+    asyncio.run(add())
+    out, book = tmp_path / "did.csv", tmp_path / "did.xlsx"
+    result = pbx("report", "--config", config, *PERIOD, "--by", "did", "--csv", out,
+                 "--xlsx", book, columns=200)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\\x1b[2J[red]x" in result.stdout
+    keys = [r["did"] for r in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")))]
+    assert "'" + evil in keys
+    cell = next(c for c in load_workbook(book)["did"]["A"] if c.value and "HYPER" in c.value)
+    assert (cell.value, cell.data_type) == ("'=HYPERLINK(1)\\x1b[2J[red]x", "s")
