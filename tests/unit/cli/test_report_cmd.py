@@ -11,6 +11,8 @@ import json
 import re
 import shutil
 import struct
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -232,3 +234,13 @@ def test_caller_made_numbers_stay_text(config: Path, tmp_path: Path) -> None:
     assert "'" + evil in keys
     cell = next(c for c in load_workbook(book)["did"]["A"] if c.value and "HYPER" in c.value)
     assert (cell.value, cell.data_type) == ("'=HYPERLINK(1)\\x1b[2J[red]x", "s")
+
+
+def test_heavy_writers_load_only_when_asked(config: Path, tmp_path: Path) -> None:
+    """openpyxl and matplotlib cost seconds to import: a table or JSON report loads neither."""
+    code = ("import sys; from click.testing import CliRunner; from pbxcore.cli.main import main; "
+            f"r = CliRunner().invoke(main, ['report', '--config', {str(config)!r}, '--json']); "
+            "print(r.exit_code, 'openpyxl' in sys.modules, 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).parents[3])
+    assert out.stdout.split() == ["0", "False", "False"], out.stderr
