@@ -359,4 +359,6 @@ def _close_leg_record(call: Call, leg: OutboundLeg, bridge: Bridge, answered: da
         call.recordings.append(recordings[1])
         bridge.recorder = CallRecorder()
     call.add_leg(leg_record(leg, DialResult("answered", 200), answer=answered.isoformat(),
-                             talk_seconds=round(talk, 3), recordings=recordings, **more))
+                             talk_seconds=round(talk, 3),
+                             hold_seconds=round(bridge.take_hold_seconds(), 3),
+                             recordings=recordings, **more))

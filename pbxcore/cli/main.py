@@ -14,6 +14,7 @@ from pbxcore.cli.journal_cmd import journal
 from pbxcore.cli.queues_cmd import agent, agents, queues
 from pbxcore.cli.registrations_cmd import registrations
 from pbxcore.cli.replay_cmd import replay
+from pbxcore.cli.report_cmd import report_command
 from pbxcore.cli.run_cmd import run
 from pbxcore.cli.simulate_cmd import simulate
 from pbxcore.cli.switch_cmd import reload, status
@@ -34,5 +35,5 @@ def main() -> None:
 
 
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
-                registrations, reload, queues, agents, agent):
+                registrations, reload, queues, agents, agent, report_command):
     main.add_command(command)

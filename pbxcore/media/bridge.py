@@ -68,8 +68,13 @@ class Bridge:
         self.b = b
         self.recorder: CallRecorder | None = None
         self.relayed = 0
+        # Hold time for the CDR leg (reports' hold time): while either side holds.
+        self._holders: set[str] = set()
+        self._hold_since = 0.0
+        self._held = 0.0
 
     def start(self) -> None:
+        self._holders.clear()  # a new callee (after a transfer) starts off hold
         for leg in (self.a, self.b):
             leg.stop_playing()
             leg.set_background(None)
@@ -89,6 +94,24 @@ class Bridge:
         other = self.b if holder is self.a else self.a
         other.relaying = not held
         other.set_background(music if held else None)
+        was, now = bool(self._holders), time.monotonic()
+        side = "a" if holder is self.a else "b"
+        if held:
+            self._holders.add(side)
+        else:
+            self._holders.discard(side)
+        if was and not self._holders:
+            self._held += now - self._hold_since
+        elif self._holders and not was:
+            self._hold_since = now
+
+    def take_hold_seconds(self) -> float:
+        """Seconds on hold since the last call (or the start), counting a hold in progress up
+        to now; the count restarts (for the next callee's CDR leg)."""
+        now = time.monotonic()
+        total = self._held + (now - self._hold_since if self._holders else 0.0)
+        self._held, self._hold_since = 0.0, now
+        return total
 
     def stop(self) -> None:
         for leg in (self.a, self.b):

@@ -165,15 +165,18 @@ class Store(Protocol):
         """Insert or replace leg number ``leg`` (1, 2, ...) of the call; ``data`` is JSON-able,
         normally: target, uri, ring_start, answer, end (ISO strings or None), disposition (one of
         LEG_DISPOSITIONS), sip_code (int or None), reason, talk_seconds (float or None),
+        hold_seconds (of talk_seconds, while either side held the call; float or None),
         recordings (list). Allowed after cdr_close too (a leg may be finished last)."""
 
     async def cdr_queue(self, call_id: str, segment: QueueSegment) -> None:
         """Insert or replace queue segment ``segment.number`` of the call (Cdr.queues).
         Allowed after cdr_close too."""
 
-    async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
-        """CDRs that started at or after ``since``, newest first, at most ``limit``, each with its
-        legs and queue segments (read in one query each for all of them, not one per CDR)."""
+    async def cdrs(self, since: datetime | None = None, limit: int = 100, *,
+                   until: datetime | None = None) -> list[Cdr]:
+        """CDRs that started at or after ``since`` and before ``until`` (exclusive), newest
+        first, at most ``limit``, each with its legs and queue segments (read in one query each
+        for all of them, not one per CDR)."""
         ...
 
     async def cdr(self, call_id: str) -> Cdr | None: ...
@@ -254,6 +257,17 @@ def new_call_id(now: float | None = None) -> str:
     ms = int((time.time() if now is None else now) * 1000)
     n = (ms << 80) | int.from_bytes(os.urandom(10), "big")
     return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
+
+
+def cdr_window(since: datetime | None, until: datetime | None, *, mark: str,
+               text_times: bool) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (or "") and its arguments for cdrs(): since inclusive, until exclusive."""
+    parts, args = [], []
+    for sql, value in (("start_time >= {m}", since), ("start_time < {m}", until)):
+        if value is not None:
+            parts.append(sql.format(m=mark))
+            args.append(iso(value) if text_times else utc(value))
+    return ("WHERE " + " AND ".join(parts)) if parts else "", tuple(args)
 
 
 def check_update(fields: Mapping[str, Any]) -> dict[str, Any]:

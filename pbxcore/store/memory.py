@@ -77,8 +77,9 @@ class MemoryStore:
         queues = [q for q in cdr.queues if q.number != row.number] + [row]
         self._cdrs[call_id] = replace(cdr, queues=tuple(sorted(queues, key=lambda q: q.number)))
 
-    async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
-        rows = [c for c in self._cdrs.values() if since is None or c.start >= utc(since)]
+    async def cdrs(self, since: datetime | None = None, limit: int = 100, *,
+                   until: datetime | None = None) -> list[Cdr]:
+        rows = [c for c in self._cdrs.values() if in_window(c.start, since, until)]
         rows.sort(key=lambda c: (c.start, c.call_id), reverse=True)
         return rows[:limit]
 

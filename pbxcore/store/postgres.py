@@ -25,6 +25,7 @@ from pbxcore.store.base import (
     TraceEntry,
     UnknownCallError,
     cdr_from_row,
+    cdr_window,
     check_append,
     check_update,
     checked_entry,
@@ -204,8 +205,9 @@ class PostgresStore:
                 (*row, call_id)):
             raise UnknownCallError(call_id)
 
-    async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
-        where, args = ("WHERE start_time >= %s", (utc(since),)) if since else ("", ())
+    async def cdrs(self, since: datetime | None = None, limit: int = 100, *,
+                   until: datetime | None = None) -> list[Cdr]:
+        where, args = cdr_window(since, until, mark="%s", text_times=False)
         return await self._read_cdrs(f"SELECT {CDR_COLUMNS} FROM cdr {where} "
                                      "ORDER BY start_time DESC, call_id DESC LIMIT %s",
                                      (*args, limit))

@@ -29,6 +29,7 @@ from pbxcore.store.base import (
     TraceEntry,
     UnknownCallError,
     cdr_from_row,
+    cdr_window,
     check_append,
     check_update,
     checked_entry,
@@ -223,8 +224,9 @@ class SqliteStore:
         if cur.rowcount == 0:
             raise UnknownCallError(call_id)
 
-    async def cdrs(self, since: datetime | None = None, limit: int = 100) -> list[Cdr]:
-        where, args = ("WHERE start_time >= ?", (iso(since),)) if since else ("", ())
+    async def cdrs(self, since: datetime | None = None, limit: int = 100, *,
+                   until: datetime | None = None) -> list[Cdr]:
+        where, args = cdr_window(since, until, mark="?", text_times=True)
         return await self._run(self._read_cdrs, f"SELECT {CDR_COLUMNS} FROM cdr {where} "
                                "ORDER BY start_time DESC, call_id DESC LIMIT ?", (*args, limit))
 

@@ -305,7 +305,10 @@ def test_hold_by_the_callee_plays_music_to_the_caller(site) -> None:  # type: ig
     finally:
         caller.close()
         agent.close()
-    last_cdr(sw)
+    leg = last_cdr(sw)["legs"][0]
+    # Held from the re-INVITE's 200 through the 1.5 s drain, so at least that long (reports'
+    # hold time); talk includes it.
+    assert 1.5 <= leg["hold_seconds"] < leg["talk_seconds"]
     events(dir)
 
 

@@ -17,9 +17,10 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (1, ("pbxcore.transport", "pbxcore.media", "pbxcore.store", "pbxcore.script.runner",
          "pbxcore.script.transports", "pbxcore.script.worker", "pbxcore.script.webhook",
          "pbxcore.script.contain",
-         "pbxcore.config", "pbxcore.config_queues", "pbxcore.config_watch", "pbxcore.control")),
+         "pbxcore.config", "pbxcore.config_queues", "pbxcore.config_watch", "pbxcore.control",
+         "pbxcore.report.load")),
     (0, ("pbxcore.sip", "pbxcore.rtp", "pbxcore.script", "pbxcore.acd.spec",
-         "pbxcore.acd.model", "pbxcore.control.protocol")),
+         "pbxcore.acd.model", "pbxcore.control.protocol", "pbxcore.report")),
 ]
 PURE_FORBIDDEN = {"asyncio", "socket", "subprocess", "sqlite3", "psycopg", "threading",
                   "selectors", "multiprocessing"}
