@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pbxcore.acd.spec import QueueSpec
+from pbxcore.config_ops import LOG_KEYS, METRICS_KEYS, MONITOR_KEYS, OpsConfig, check_ops
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
 from pbxcore.media.wav import check_wav
 from pbxcore.script.actions import ActionError, parse_action_line
@@ -141,6 +142,7 @@ class Config:
     trunks: tuple[Trunk, ...] = ()
     queues: tuple[QueueSpec, ...] = ()  # [[queues]], in file order (pbxcore.acd.spec)
     agents: AgentsConfig = field(default_factory=AgentsConfig)  # [agents] feature codes
+    ops: OpsConfig = field(default_factory=OpsConfig)  # [monitor], [metrics], [log]
     # Problems that do not stop the switch (an alert program that is missing): `pbx check`
     # prints them, `pbx run` and hot reload log them.
     warnings: tuple[Problem, ...] = ()
@@ -208,7 +210,8 @@ class _Locator:
 # ---------------------------------------------------------------- validation
 
 _SCHEMA: dict[str, set[str]] = {
-    "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents"},
+    "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents",
+         "monitor", "metrics", "log"},
     "sip": {"listen", "realm"},
     "media": {"rtp_ports", "host"},
     "paths": {"scripts", "sounds", "recordings", "control"},
@@ -221,6 +224,9 @@ _SCHEMA: dict[str, set[str]] = {
                "expires", "domain", "from_user", "match", "prefix"},
     "queues": set(QUEUE_KEYS),
     "agents": set(AGENT_KEYS),
+    "monitor": set(MONITOR_KEYS),
+    "metrics": set(METRICS_KEYS),
+    "log": set(LOG_KEYS),
 }
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -607,10 +613,11 @@ def _check(path: Path, text: str) -> Config:
     trunks = _check_trunks(c, doc)
     queues = check_queues(c, doc, users, paths)
     agents = check_agents(c, doc)
+    ops = check_ops(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
-                  agents=agents, warnings=tuple(c.warnings))
+                  agents=agents, ops=ops, warnings=tuple(c.warnings))
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

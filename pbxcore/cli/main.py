@@ -15,6 +15,7 @@ from pbxcore.cli.replay_cmd import replay
 from pbxcore.cli.run_cmd import run
 from pbxcore.cli.simulate_cmd import simulate
 from pbxcore.cli.switch_cmd import reload, status
+from pbxcore.cli.top_cmd import top
 from pbxcore.cli.trace_cmd import trace
 
 
@@ -25,5 +26,5 @@ def main() -> None:
 
 
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
-                registrations, reload, queues, agents, agent):
+                registrations, reload, queues, agents, agent, top):
     main.add_command(command)

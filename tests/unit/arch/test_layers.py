@@ -16,7 +16,8 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (2, ("pbxcore.verbs", "pbxcore.acd", "pbxcore.call", "pbxcore.control.handlers")),
     (1, ("pbxcore.transport", "pbxcore.media", "pbxcore.store", "pbxcore.script.runner",
          "pbxcore.script.transports", "pbxcore.script.worker", "pbxcore.script.webhook",
-         "pbxcore.config", "pbxcore.config_queues", "pbxcore.config_watch", "pbxcore.control")),
+         "pbxcore.config", "pbxcore.config_queues", "pbxcore.config_ops", "pbxcore.config_watch",
+         "pbxcore.control")),
     (0, ("pbxcore.sip", "pbxcore.rtp", "pbxcore.script", "pbxcore.acd.spec",
          "pbxcore.acd.model", "pbxcore.control.protocol")),
 ]
