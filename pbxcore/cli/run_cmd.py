@@ -18,14 +18,18 @@ from pbxcore.cli.common import config_option, load_or_exit
               help="Event loop. asyncio spawns per-event scripts fastest (vfork); uvloop "
                    "relays RTP about 2.5 times cheaper but spawns with fork: for nodes that "
                    "bridge many calls with worker or webhook routes. auto: uvloop if installed.")
-def run(config_path: Path, watch: bool, loop: str) -> None:
+@click.option("--log-format", "log_format", type=click.Choice(["text", "json"]), default=None,
+              envvar="PBX_LOG_FORMAT",
+              help="text lines, or one JSON object per line with the call id "
+                   "(default: [log] format, else text).")
+def run(config_path: Path, watch: bool, loop: str, log_format: str | None) -> None:
     """Run the switch until interrupted (SIGINT/SIGTERM hang up live calls with BYE)."""
     config = load_or_exit(config_path)
     from pbxcore.control.server import ControlError
     from pbxcore.server import run_forever  # lazy: the other commands never load the switch
 
     try:
-        run_forever(config, watch=watch, loop=loop)
+        run_forever(config, watch=watch, loop=loop, log_format=log_format)
     except ControlError as exc:  # e.g. another switch already serves this control socket
         click.echo(f"pbx: {exc}", err=True)
         raise SystemExit(1) from None
