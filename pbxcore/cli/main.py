@@ -9,6 +9,7 @@ from pbxcore.cli.calls_cmd import calls, hangup
 from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
 from pbxcore.cli.journal_cmd import journal
+from pbxcore.cli.phone_cmd import phone
 from pbxcore.cli.queues_cmd import agent, agents, queues
 from pbxcore.cli.registrations_cmd import registrations
 from pbxcore.cli.replay_cmd import replay
@@ -26,5 +27,5 @@ def main() -> None:
 
 
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
-                registrations, reload, queues, agents, agent, top):
+                registrations, reload, queues, agents, agent, top, phone):
     main.add_command(command)
