@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from pbxcore.cli.main import main
 from tests.integration.switch_harness import (
     REPO,
     SwitchProcess,
@@ -160,6 +162,10 @@ def test_top_json_and_once_count_script_errors_and_capacity(site: SwitchProcess,
     assert data["calls_per_second"] > 0  # one call start in the last 10 s
     assert [q["name"] for q in data["queues"]] == ["sales"]
     assert data["trunks"] == [{"name": "provider", "status": "not registering"}]
+    # In-process too (CliRunner): the same answer through the CLI's own code path.
+    inproc = CliRunner().invoke(main, ["top", "--json", "--config", str(site.config)])
+    assert inproc.exit_code == 0, inproc.output
+    assert json.loads(inproc.output)["capacity"] == 10
     once = site.pbx("top", "--once")  # not a terminal: one frame, then exit 0
     assert once.returncode == 0 and "lines 0/10" in once.stdout
     assert "no live calls" in once.stdout
