@@ -6,6 +6,9 @@ JSON object, the call's lines carry its call id and caller text arrives escaped.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -16,7 +19,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.switch_harness import SwitchProcess, free_port, start_switch, write_config
+from tests.integration.switch_harness import (
+    REPO,
+    SwitchProcess,
+    free_port,
+    start_switch,
+    write_config,
+)
 from tests.sipp.sipp_peer import RtpSink, SippResult, run_sipp
 
 pytestmark = pytest.mark.peer
@@ -134,3 +143,16 @@ def test_scrape_during_and_after_calls(site: tuple[SwitchProcess, int], tmp_path
     assert HOSTILE in started["message"]  # intact once decoded, escaped on the wire
     assert "\\u202e" in next(line for line in lines if "Eve" in line)
     assert any(r["level"] == "WARNING" and "script failed" in r["message"] for r in about)
+
+
+def test_metrics_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        config = write_config(tmp_path, port=free_port(), routes="",
+                              extra=f'[metrics]\nlisten = "127.0.0.1:{taken}"\n')
+        got = subprocess.run([sys.executable, "-m", "pbxcore", "run", "--no-watch", "--config",
+                              str(config)], capture_output=True, text=True, timeout=30, cwd=REPO)
+    assert got.returncode == 1, got.stderr
+    assert f"pbx: cannot serve metrics on [metrics] listen 127.0.0.1:{taken}" in got.stderr
