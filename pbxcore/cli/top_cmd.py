@@ -33,6 +33,7 @@ from pbxcore.cli.top_view import PANES, render_top
 from pbxcore.control.protocol import ProtocolError, decode_response, encode_request
 
 REFRESH = 1.0  # seconds between requests
+MAX_CALLS = 500  # live calls asked for per refresh: more than any screen has rows
 
 
 def fetch(path: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -41,7 +42,7 @@ def fetch(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     sock.settimeout(5)
     try:
         sock.connect(str(path))
-        sock.sendall(encode_request("top"))
+        sock.sendall(encode_request("top", {"max_calls": MAX_CALLS}))
         line = _read_line(sock)
         response = decode_response(line) if line else None
     except (OSError, ProtocolError) as exc:
@@ -101,7 +102,8 @@ def top(config_path: Path, socket_path: Path | None, as_json: bool, pane: str,
     trunks, script errors; refreshed every second.  Keys: 1-4 or tab switch panes, q quits."""
     # The first request goes through ask(): a switch that is not running is the usual
     # one-line error and exit code, before the screen is taken over.
-    data = ask(config_path, socket_path, "top", as_json=as_json)
+    data = ask(config_path, socket_path, "top", None if as_json else {"max_calls": MAX_CALLS},
+               as_json=as_json)
     if as_json:
         click.echo(dumps(data))
         return

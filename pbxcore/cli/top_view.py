@@ -118,7 +118,10 @@ def _calls_pane(data: dict[str, Any], width: int, room: int) -> RenderableType:
     parts: list[RenderableType] = []
     if pairs:
         parts.append(_fit(counts, pairs, count_room))
-    title = "1 live call" if len(calls) == 1 else f"{len(calls)} live calls"
+    live = max(len(calls), data.get("lines_in_use", 0))
+    title = "1 live call" if live == 1 else f"{live} live calls"
+    if live > len(calls):
+        title += f" (the {len(calls)} oldest sent)"  # the `top` request's max_calls
     table = _table(title)
     table.add_column("call id", no_wrap=True)
     table.add_column("caller", no_wrap=True, overflow="ellipsis", max_width=22)

@@ -136,6 +136,9 @@ class SwitchCommands:
             by_did[c.info.called] = by_did.get(c.info.called, 0) + 1
         trunks = self.switch.trunks.status() if self.switch.trunks is not None else {}
         capacity = self.switch.deps.config.ops.capacity
+        # A screen shows a few dozen rows: `max_calls` spares serialising thousands a second.
+        limit = args.get("max_calls")
+        shown = calls[:limit] if isinstance(limit, int) and limit >= 0 else calls
         return {
             "time": now.isoformat(timespec="seconds"), "version": __version__,
             "uptime_seconds": round(mono - self.started_monotonic, 1),
@@ -143,7 +146,7 @@ class SwitchCommands:
             "calls_per_second": round(stats.calls_per_second(mono), 2),
             "script_errors_last_minute": stats.errors_last_minute(mono),
             "by_route": _counted(by_route, "route"), "by_did": _counted(by_did, "did"),
-            "calls": [call_snapshot(c, now) for c in calls],
+            "calls": [call_snapshot(c, now) for c in shown],
             "queues": await self._optional("queues"), "agents": await self._optional("agents"),
             "registrations": sum(len(b) for b in self.switch.registrar.all().values()),
             "trunks": [{"name": n, "status": s} for n, s in trunks.items()],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -104,6 +105,15 @@ def test_top_in_tmux_shows_live_calls_switches_panes_and_quits(site: SwitchProce
                f"echo $? > {status_file}; stty -a > {stty_file}; sleep 30")
     try:
         assert wait_for(lambda: "3 live calls" in site.pbx("calls").stdout), site.log_text()
+        # The raw control command: max_calls cuts the list, not the count.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as ctl:
+            ctl.settimeout(5)
+            ctl.connect(str(site.dir / "var" / "pbx.sock"))
+            ctl.sendall(b'{"cmd": "top", "args": {"max_calls": 1}}\n')
+            answer = json.loads(ctl.makefile("rb").readline())["result"]
+        assert answer["lines_in_use"] == 3 and len(answer["calls"]) == 1
+        assert answer["by_route"] == [{"route": "hotline", "calls": 3}]
+        assert answer["by_did"] == [{"did": "500", "calls": 3}]
         # stty -a of the same kind of terminal before top ran, to compare with after.
         made = tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", "-c", str(REPO),
                     f"stty -a > {tmp_path / 'stty0.txt'}; {command}")

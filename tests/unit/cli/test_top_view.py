@@ -136,3 +136,9 @@ def test_keys() -> None:
     assert next_pane("calls", "x") == "calls"
     assert next_pane("calls", "1q") is None
     assert next_pane("queues", "\x03") is None
+
+
+def test_calls_cut_by_the_switch_are_counted() -> None:
+    d = data(3)
+    d["lines_in_use"] = 900
+    assert "900 live calls (the 3 oldest sent)" in screen(d, "calls", 80, 24)
