@@ -179,3 +179,26 @@ def test_top_json_and_once_count_script_errors_and_capacity(site: SwitchProcess,
     once = site.pbx("top", "--once")  # not a terminal: one frame, then exit 0
     assert once.returncode == 0 and "lines 0/10" in once.stdout
     assert "no live calls" in once.stdout
+
+
+def test_ctrl_c_also_restores_the_terminal(site: SwitchProcess, tmp_path: Path) -> None:
+    session = f"pbxtop-{uuid.uuid4().hex[:8]}"
+    status_file, stty0, stty1 = tmp_path / "rc", tmp_path / "stty0", tmp_path / "stty1"
+    command = (f"stty -a > {stty0}; {sys.executable} -m pbxcore top --pane trunks --config "
+               f"{site.config}; echo $? > {status_file}; stty -a > {stty1}; sleep 30")
+    try:
+        made = tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", "-c", str(REPO),
+                    command)
+        assert made.returncode == 0, made.stderr
+
+        def screen() -> str:
+            return tmux("capture-pane", "-p", "-t", session).stdout
+
+        assert wait_for(lambda: "not registering" in screen()), screen()
+        tmux("send-keys", "-t", session, "C-c")
+        assert wait_for(lambda: stty1.exists() and stty1.stat().st_size > 0), screen()
+        assert status_file.read_text().strip() == "0"
+        assert _flags(stty0.read_text()) == _flags(stty1.read_text())
+        assert "pbx top" not in screen()  # the alternate screen is gone
+    finally:
+        tmux("kill-session", "-t", session)
