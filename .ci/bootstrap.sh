@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything pbxcore needs on a fresh Debian machine, idempotently:
-# apt packages (SIPp, baresip, espeak-ng, sox, PostgreSQL), a virtualenv in .venv with the
+# apt packages (SIPp, baresip, espeak-ng, sox, tmux, PostgreSQL), a virtualenv in .venv with the
 # package and its test extra, and a running PostgreSQL. Sourced by .ci/demo and .ci/test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,6 +13,7 @@ command -v sipp >/dev/null || need_apt+=(sip-tester)
 command -v baresip >/dev/null || need_apt+=(baresip-core)
 command -v sox >/dev/null || need_apt+=(sox)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+command -v tmux >/dev/null || need_apt+=(tmux)  # pbx top is tested in a real terminal
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pbxcore.acd.spec import QueueSpec
+from pbxcore.config_ops import LOG_KEYS, METRICS_KEYS, MONITOR_KEYS, OpsConfig, check_ops
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
 from pbxcore.media.wav import check_wav
 from pbxcore.script.actions import ActionError, parse_action_line
@@ -167,6 +168,7 @@ class Config:
     trunks: tuple[Trunk, ...] = ()
     queues: tuple[QueueSpec, ...] = ()  # [[queues]], in file order (pbxcore.acd.spec)
     agents: AgentsConfig = field(default_factory=AgentsConfig)  # [agents] feature codes
+    ops: OpsConfig = field(default_factory=OpsConfig)  # [monitor], [metrics], [log]
     node: str = ""  # [node] id: written on every CDR; start-up closes this node's open ones
     scripts: ScriptsConfig = field(default_factory=ScriptsConfig)
     # Problems that do not stop the switch (a route's program missing or not executable: its
@@ -239,7 +241,7 @@ class _Locator:
 
 _SCHEMA: dict[str, set[str]] = {
     "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents",
-         "node", "scripts", "limits"},
+         "node", "scripts", "limits", "monitor", "metrics", "log"},
     "node": {"id"},
     "scripts": {"user"},
     "sip": {"listen", "realm", "digest_algorithms"},
@@ -256,6 +258,9 @@ _SCHEMA: dict[str, set[str]] = {
                "expires", "domain", "from_user", "match", "prefix"},
     "queues": set(QUEUE_KEYS),
     "agents": set(AGENT_KEYS),
+    "monitor": set(MONITOR_KEYS),
+    "metrics": set(METRICS_KEYS),
+    "log": set(LOG_KEYS),
 }
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -728,11 +733,12 @@ def _check(path: Path, text: str) -> Config:
     node = _check_node(c, doc)
     scripts = _check_scripts(c, doc)
     limits = _check_limits(c, doc)
+    ops = check_ops(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
                   agents=agents, node=node, scripts=scripts, warnings=tuple(c.warnings),
-                  limits=limits)
+                  limits=limits, ops=ops)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

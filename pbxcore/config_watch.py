@@ -132,6 +132,9 @@ class ConfigWatcher:
             ("[media] rtp_ports", (self.config.media.rtp_low, self.config.media.rtp_high),
              (new.media.rtp_low, new.media.rtp_high)),
             ("[paths] control", self.config.paths.control, new.paths.control),
+            ("[metrics] listen", (self.config.ops.metrics_host, self.config.ops.metrics_port),
+             (new.ops.metrics_host, new.ops.metrics_port)),
+            ("[log] format", self.config.ops.log_format, new.ops.log_format),
         ) if old_value != new_value]
         for what in restart:
             log.warning("%s changed: takes effect after a restart", what)

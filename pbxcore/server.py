@@ -24,12 +24,13 @@ from pbxcore.call.trunks import start_trunks
 from pbxcore.config import Config, format_problem
 from pbxcore.config_watch import ConfigWatcher, ReloadReport
 from pbxcore.control.handlers import SwitchCommands
-from pbxcore.control.server import ControlServer
+from pbxcore.control.server import ControlError, ControlServer
+from pbxcore.logs import setup_logging
 from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.sounds import SoundLibrary
+from pbxcore.metrics import MetricsServer
 from pbxcore.script import contain
-from pbxcore.script.sanitize import SafeFormatter
 from pbxcore.script.transports import build_transports
 from pbxcore.sip.transaction import TransactionLayer
 from pbxcore.store import Store, open_store
@@ -71,6 +72,7 @@ class RunningSwitch:
     control: ControlServer
     watcher: ConfigWatcher | None = None
     acd: AcdService | None = None  # queues and agents (also deps.acd, for the calls)
+    metrics: MetricsServer | None = None  # the Prometheus endpoint ([metrics] listen)
 
     async def apply_config(self, new: Config) -> None:
         """Use `new` for calls that arrive from now on (hot reload)."""
@@ -89,6 +91,8 @@ class RunningSwitch:
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.control.stop()  # first: no command sees a half-stopped switch
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.watcher is not None:
             self.watcher.stop()
         if self.acd is not None:
@@ -162,6 +166,16 @@ async def start_switch(config: Config, *, watch: bool = False,
         except Exception:
             await running.stop()
             raise
+    if config.ops.metrics_host is not None:
+        running.metrics = MetricsServer(switch, pacer, commands)
+        try:
+            await running.metrics.start(config.ops.metrics_host, config.ops.metrics_port)
+        except OSError as exc:
+            running.metrics = None
+            await running.stop()
+            raise ControlError(f"cannot serve metrics on [metrics] listen "
+                               f"{config.ops.metrics_host}:{config.ops.metrics_port}: "
+                               f"{exc.strerror or exc}") from None
     if watch:
         running.watcher = ConfigWatcher(config, running.apply_config)
         running.watcher.start()
@@ -187,16 +201,15 @@ async def serve(config: Config, *, watch: bool = True) -> None:
     await running.stop()
 
 
-def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio") -> None:
+def run_forever(config: Config, *, watch: bool = True, loop: str = "asyncio",
+                log_format: str | None = None) -> None:
     """Run the switch in the foreground until SIGINT/SIGTERM (what `pbx run` does).
 
     `loop`: "asyncio" (the default: its subprocess spawn uses vfork, so a script per event is
     cheapest), "uvloop" (libuv: per-packet RTP relaying costs about a third of the standard
     loop's, but libuv spawns with fork() and waits for the exec on the loop: bench/README.md),
-    or "auto" (uvloop when installed)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)  # caller text escaped
+    or "auto" (uvloop when installed).  `log_format`: "text" or "json" (default: [log] format)."""
+    setup_logging(log_format or config.ops.log_format)
     runner = asyncio.run
     if loop in ("auto", "uvloop"):
         try:

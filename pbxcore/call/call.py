@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from pbxcore.acd.api import AcdControl, AgentError, AgentOp
 from pbxcore.call.leg import InboundLeg
+from pbxcore.call.stats import SwitchStats
 from pbxcore.config import Config, Route
 from pbxcore.media.bridge import Bridge
 from pbxcore.media.pacer import Pacer
@@ -50,6 +51,7 @@ class CallDeps:
     legs: Any = None  # the switch, as the LegHost of dialled legs (set by Switch)
     registrar: Any = None  # the switch's Registrar (set by Switch)
     acd: AcdControl | None = None  # the ACD service; None: `queue` answers `empty`
+    stats: SwitchStats = field(default_factory=SwitchStats)  # pbx top and metrics counters
 
 
 @dataclass
@@ -122,6 +124,11 @@ class Call:
         if self._media is None:
             raise RuntimeError("media used before the call was answered")
         return self._media
+
+    @property
+    def rtp_sent(self) -> int:
+        """RTP packets this call's media sent so far (0 before answer)."""
+        return self._media.sent_packets if self._media is not None else 0
 
     async def answer(self) -> None:
         if self.answered or self.ended.is_set():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,10 +99,13 @@ async def _run(call: Call, script: Path, event: Event) -> RunResult:
     call.doing("in script", script.name)
     try:
         # A goto leaves the route's transport: the target script runs as a process per event.
-        transport = (call.deps.transports.for_route(call.route) if script == call.route.script
+        own = script == call.route.script
+        transport = (call.deps.transports.for_route(call.route) if own
                      else call.deps.transports.process)
         result = await transport.run(script, event, env=call.route.env,
                                      timeout=call.route.timeout)
+        call.deps.stats.script_ran(call.route.transport if own else "process", result.duration,
+                                   result.ok, time.monotonic())
     finally:
         if call.answered:
             call.media.set_background(None)

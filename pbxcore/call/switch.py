@@ -311,6 +311,7 @@ class Switch:
         )
         call = Call(self.deps, leg, info, route, offer)
         self.calls[info.call_id] = call
+        self.deps.stats.call_started(self.clock())
         # Not unique (pyVoIP reuses Call-IDs across runs): a list, looked up per in-dialog request.
         self._by_sip_call_id.setdefault(info.sip_call_id, []).append(call)
         self._by_invite_tx[tx] = call
@@ -355,6 +356,8 @@ class Switch:
                 self._by_sip_call_id.pop(info.sip_call_id, None)
             # Keep the INVITE mapping a little while for late CANCELs / ACK timeouts.
             asyncio.get_running_loop().call_later(64, self._by_invite_tx.pop, tx, None)
+            self.deps.stats.call_ended(call.route.name, call.disposition(),
+                                       call.rtp_sent)
             log.info("call %s ended: %s (%s)", info.call_id, call.disposition(),
                      call.hangup_cause)
 

@@ -11,6 +11,7 @@ from pbxcore.cli.calls_cmd import calls, hangup
 from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
 from pbxcore.cli.journal_cmd import journal
+from pbxcore.cli.phone_cmd import phone
 from pbxcore.cli.queues_cmd import agent, agents, queues
 from pbxcore.cli.registrations_cmd import registrations
 from pbxcore.cli.replay_cmd import replay
@@ -18,6 +19,7 @@ from pbxcore.cli.report_cmd import report_command
 from pbxcore.cli.run_cmd import run
 from pbxcore.cli.simulate_cmd import simulate
 from pbxcore.cli.switch_cmd import reload, status
+from pbxcore.cli.top_cmd import top
 from pbxcore.cli.trace_cmd import trace
 from pbxcore.script.sanitize import SafeFormatter
 
@@ -35,5 +37,5 @@ def main() -> None:
 
 
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
-                registrations, reload, queues, agents, agent, report_command):
+                registrations, reload, queues, agents, agent, report_command, top, phone):
     main.add_command(command)

@@ -23,7 +23,12 @@ from pbxcore.config import Config, ListenAddress, parse_listen
 @click.option("--listen", "listen", multiple=True, metavar="TRANSPORT:HOST:PORT",
               help="Listen here instead of the config's [sip] listen (repeatable), e.g. "
                    "--listen udp:127.0.0.1:5070 --listen tcp:127.0.0.1:5070.")
-def run(config_path: Path, watch: bool, loop: str, listen: tuple[str, ...]) -> None:
+@click.option("--log-format", "log_format", type=click.Choice(["text", "json"]), default=None,
+              envvar="PBX_LOG_FORMAT",
+              help="text lines, or one JSON object per line with the call id "
+                   "(default: [log] format, else text).")
+def run(config_path: Path, watch: bool, loop: str, listen: tuple[str, ...],
+        log_format: str | None) -> None:
     """Run the switch until interrupted (SIGINT/SIGTERM hang up live calls with BYE)."""
     config = load_or_exit(config_path)
     from pbxcore.control.server import ControlError
@@ -33,7 +38,7 @@ def run(config_path: Path, watch: bool, loop: str, listen: tuple[str, ...]) -> N
     from pbxcore.transport.sip_endpoint import ListenError
 
     try:
-        run_forever(config, watch=watch, loop=loop)
+        run_forever(config, watch=watch, loop=loop, log_format=log_format)
     except ControlError as exc:  # e.g. another switch already serves this control socket
         click.echo(f"pbx: {exc}", err=True)
         raise SystemExit(1) from None

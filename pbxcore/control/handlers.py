@@ -1,4 +1,4 @@
-"""The switch's own control commands: calls, hangup, registrations, reload, status.
+"""The switch's own control commands: calls, hangup, registrations, reload, status, top.
 
 Each handler reads live state (the switch's calls, the registrar, the trunks) at the moment it
 is asked; nothing here keeps a second copy of it.  Result shapes are the public interface
@@ -41,7 +41,8 @@ class SwitchCommands:
     def install(self) -> None:
         for name, handler in (("calls", self.calls), ("hangup", self.hangup),
                               ("registrations", self.registrations),
-                              ("reload", self.reload), ("status", self.status)):
+                              ("reload", self.reload), ("status", self.status),
+                              ("top", self.top)):
             self.control.register(name, handler)
         # The ACD service registers these when the config has queues.
         for name in ("queues", "agents", "agent"):
@@ -118,6 +119,51 @@ class SwitchCommands:
             "control": str(self.control.path),
             "commands": self.control.commands,
         }
+
+
+    async def top(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Everything `pbx top` shows, in one round trip a second: the live calls and their
+        counts by route and by called number (DID), lines in use against [monitor] capacity,
+        call starts per second, script errors in the last minute, queues, agents, trunks."""
+        now = datetime.now(UTC)
+        mono = time.monotonic()
+        calls = sorted(self.switch.calls.values(), key=lambda c: c.info.started)
+        stats = self.switch.deps.stats
+        by_route: dict[str, int] = {}
+        by_did: dict[str, int] = {}
+        for c in calls:
+            by_route[c.route.name] = by_route.get(c.route.name, 0) + 1
+            by_did[c.info.called] = by_did.get(c.info.called, 0) + 1
+        trunks = self.switch.trunks.status() if self.switch.trunks is not None else {}
+        capacity = self.switch.deps.config.ops.capacity
+        # A screen shows a few dozen rows: `max_calls` spares serialising thousands a second.
+        limit = args.get("max_calls")
+        shown = calls[:limit] if isinstance(limit, int) and limit >= 0 else calls
+        return {
+            "time": now.isoformat(timespec="seconds"), "version": __version__,
+            "uptime_seconds": round(mono - self.started_monotonic, 1),
+            "capacity": capacity or None, "lines_in_use": len(calls),
+            "calls_per_second": round(stats.calls_per_second(mono), 2),
+            "script_errors_last_minute": stats.errors_last_minute(mono),
+            "by_route": _counted(by_route, "route"), "by_did": _counted(by_did, "did"),
+            "calls": [call_snapshot(c, now) for c in shown],
+            "queues": await self._optional("queues"), "agents": await self._optional("agents"),
+            "registrations": sum(len(b) for b in self.switch.registrar.all().values()),
+            "trunks": [{"name": n, "status": s} for n, s in trunks.items()],
+        }
+
+    async def _optional(self, name: str) -> Any:
+        """The ACD's answer to `name` (its list), or None without queues."""
+        if not self.control.handles(name):
+            return None
+        try:
+            return (await self.control.call(name)).get(name)
+        except CommandError:
+            return None
+
+
+def _counted(counts: dict[str, int], key: str) -> list[dict[str, Any]]:
+    return [{key: k, "calls": n} for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def call_snapshot(call: Call, now: datetime) -> dict[str, Any]:

@@ -184,15 +184,23 @@ def test_run_hands_the_loaded_config_to_the_server(site: Path,
     watching: list[bool] = []
     fake = types.ModuleType("pbxcore.server")
 
-    def run_forever(config: Config, *, watch: bool, loop: str) -> None:
+    formats: list[str | None] = []
+
+    def run_forever(config: Config, *, watch: bool, loop: str,
+                    log_format: str | None = None) -> None:
         got.append(config)
         watching.append(watch)
+        formats.append(log_format)
         assert loop == "asyncio"
 
     fake.run_forever = run_forever  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pbxcore.server", fake)
     assert pbx("run", "--config", site / "pbx.toml").exit_code == 0
     assert [c.path for c in got] == [site / "pbx.toml"] and watching == [True]
+    assert formats == [None]  # the server then takes [log] format
+    assert pbx("run", "--log-format", "json", "--config", site / "pbx.toml").exit_code == 0
+    assert formats[-1] == "json"
+    del got[1:], watching[1:]
     assert pbx("run", "--no-watch", "--config", site / "pbx.toml").exit_code == 0
     assert watching == [True, False]
     got.pop()

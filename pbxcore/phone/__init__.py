@@ -1,0 +1,1 @@
+"""`pbx phone`: a pyVoIP softphone for probes and manual tests (see pbxcore.phone.runner)."""
