@@ -21,7 +21,7 @@ from pbxcore.acd.service import AcdService
 from pbxcore.call.call import CallDeps
 from pbxcore.call.switch import Switch
 from pbxcore.call.trunks import start_trunks
-from pbxcore.config import Config, format_problem
+from pbxcore.config import Config
 from pbxcore.config_watch import ConfigWatcher, ReloadReport
 from pbxcore.control.handlers import SwitchCommands
 from pbxcore.control.server import ControlError, ControlServer
@@ -185,8 +185,8 @@ async def start_switch(config: Config, *, watch: bool = False,
 async def serve(config: Config, *, watch: bool = True) -> None:
     # Orphaned descendants of scripts come to us, so a run's leftovers can be killed (contain).
     contain.enable()
-    for warning in config.warnings:  # e.g. a route's program missing: its calls get the fallback
-        log.warning("config: %s", format_problem(warning))
+    for path, line, reason in config.warnings:  # e.g. a route's program missing: its calls
+        log.warning("%s:%d: warning: %s", path, line, reason)  # get the route's fallback
     running = await start_switch(config, watch=watch, control=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
