@@ -98,6 +98,7 @@ class OutboundLeg:
         self.started = time.monotonic()
         self.answered_at: float | None = None
         self.cancelled = False
+        self.provisional = False  # a 1xx arrived: a CANCEL may be sent (RFC 3261 §9.1)
         self.bye_sent = False
         self.hangup_code: int | None = None
         self.changed = asyncio.Event()  # set on REFER or a hold/unhold re-INVITE
@@ -145,6 +146,15 @@ class OutboundLeg:
         if self.result.done() or self.invite is None or self.cancelled:
             return
         self.cancelled = True
+        if not self.provisional:
+            # RFC 3261 §9.1: a CANCEL MUST NOT be sent before a provisional response arrived
+            # (the far end may not have the INVITE yet); it goes with the first 1xx.  Should
+            # none come, Timer B ends the INVITE transaction and the leg fails anyway.
+            return
+        self._send_cancel()
+
+    def _send_cancel(self) -> None:
+        assert self.invite is not None
         tx = self.host.endpoint.request(build_cancel(self.invite), self.target.peer)
         self.host.watch_client_tx(tx, self)
 
@@ -171,6 +181,10 @@ class OutboundLeg:
         if response.status < 200:
             if response.status in (180, 183) and self.ringing_since is None:
                 self.ringing_since = time.monotonic()
+            if not self.provisional:
+                self.provisional = True
+                if self.cancelled and not self.result.done():
+                    self._send_cancel()  # held back until now (§9.1)
             return
         if response.status < 300:
             self._answered(response)
