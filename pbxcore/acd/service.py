@@ -97,15 +97,16 @@ class AcdService:
         """After a stop or a crash: queue visits the journal shows open (ENTERQUEUE without
         its end) get an INTERRUPTED row, and agents logged in before come back logged in
         (paused with their reason), as Asterisk's persistentmembers does."""
-        store, now = self.deps.store, self.wall()
+        store, now, node = self.deps.store, self.wall(), self.deps.config.node
         rows = await store.journal(since=now - RECOVERY_WINDOW, limit=RECOVERY_ROWS)
-        closing = interrupted_rows(rows)
+        # Only this node's visits: on a shared PostgreSQL the other nodes' callers are alive.
+        closing = interrupted_rows(r for r in rows if r.node in (node, None))
         if closing:
             log.warning("queue journal: %d queue visits left open by the last run closed as "
                         "INTERRUPTED", len(closing))
             self._chain(lambda: store.journal_append(closing), "INTERRUPTED rows")
-        for agent, state, reason in last_agent_states(
-                await store.agent_events(since=now - RECOVERY_WINDOW, limit=RECOVERY_ROWS)):
+        for agent, state, reason in last_agent_states(await store.agent_events(
+                since=now - RECOVERY_WINDOW, node=node, limit=RECOVERY_ROWS)):
             if state == "logged_out" or not self.is_agent(agent):
                 continue
             with contextlib.suppress(AcdError):
@@ -302,15 +303,17 @@ class AcdService:
             return
         self._agent_seen.update(changed)
         stamp, store = self.wall(), self.deps.store
-        events = [AgentEvent(time=stamp, agent=ext, state=state, reason=reason or "")
+        node = self.deps.config.node
+        events = [AgentEvent(time=stamp, agent=ext, state=state, reason=reason or "", node=node)
                   for ext, (state, reason) in changed]
         self._chain(lambda: store.agent_event_append(events), f"{len(events)} agent events")
 
     def _journal(self, rows: list[Journal]) -> None:
         stamp = self.wall()
+        node = self.deps.config.node  # which switch wrote it (several may share one store)
         entries = [JournalEntry(time=stamp, queue=r.queue, event=r.event,
                                 call_id=r.call_id or "NONE", agent=r.agent or "NONE",
-                                data=tuple(r.data)) for r in rows]
+                                data=tuple(r.data), node=node) for r in rows]
         store = self.deps.store
         self._chain(lambda: store.journal_append(entries), f"{len(entries)} journal rows")
 
