@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pbxcore.call.call import CallDeps
@@ -24,9 +26,13 @@ from pbxcore.media.sounds import SoundLibrary
 from pbxcore.script.transports import build_transports
 from pbxcore.sip.transaction import TransactionLayer
 from pbxcore.store import open_store
-from pbxcore.transport.sip_endpoint import ListenSpec, SipEndpoint
+from pbxcore.transport.sip_endpoint import ListenSpec, SipEndpoint, SipHandler
 
 log = logging.getLogger("pbxcore")
+
+#: Builds the SIP endpoint from (handler, transaction layer, clock): `SipEndpoint` binds real
+#: sockets; `pbxcore.testing.inproc` passes one whose wire is in memory.
+EndpointFactory = Callable[[SipHandler, TransactionLayer, Callable[[], float]], SipEndpoint]
 
 
 @dataclass
@@ -57,8 +63,13 @@ class RunningSwitch:
         await self.deps.store.close()
 
 
-async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
-    """Open the store, bind the sockets, start the pacer: ready for calls when this returns."""
+async def start_switch(config: Config, *, watch: bool = False,
+                       clock: Callable[[], float] = time.monotonic,
+                       make_endpoint: EndpointFactory = SipEndpoint) -> RunningSwitch:
+    """Open the store, bind the sockets, start the pacer: ready for calls when this returns.
+
+    `clock` and `make_endpoint` are the in-process harness's seams (a fake clock for the SIP
+    timers and registrations, an in-memory wire); `pbx run` uses the defaults."""
     config.paths.recordings.mkdir(parents=True, exist_ok=True)
     store = await open_store(config.store_dsn, base_dir=config.base_dir)
     pacer = Pacer()
@@ -71,7 +82,7 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
         def __getattr__(self, name: str) -> object:
             return getattr(holder["switch"], name)
 
-    endpoint = SipEndpoint(_Late(), TransactionLayer(auto_trying=False))  # type: ignore[arg-type]
+    endpoint = make_endpoint(_Late(), TransactionLayer(auto_trying=False), clock)  # type: ignore[arg-type]
     deps = CallDeps(
         config=config, store=store, endpoint=endpoint,
         ports=PortAllocator(config.media.rtp_low, config.media.rtp_high), pacer=pacer,
@@ -79,7 +90,7 @@ async def start_switch(config: Config, *, watch: bool = False) -> RunningSwitch:
         media_host=config.media.host, transports=build_transports(config.routes),
     )
     await deps.transports.start()  # worker pools are warm before the first call
-    switch = Switch(deps)
+    switch = Switch(deps, clock)
     holder["switch"] = switch
     await endpoint.start(ListenSpec(a.transport, a.host, a.port) for a in config.sip.listen)
     switch.trunks = await start_trunks(endpoint, config)
