@@ -421,6 +421,16 @@ class Phone:
         _, reply = await self.send_authenticated(request, user, password)
         return reply
 
+    def cancel(self, invite: Request) -> Request:
+        """The CANCEL of our `invite` (RFC 3261 §9.1: same Via, Call-ID, From, To, CSeq number)."""
+        lines = [f"CANCEL {invite.uri} SIP/2.0", f"Via: {invite.headers.get('Via')}",
+                 "Max-Forwards: 70", f"From: {invite.headers.get('From')}",
+                 f"To: {invite.headers.get('To')}", f"Call-ID: {invite.call_id}",
+                 f"CSeq: {invite.cseq[0]} CANCEL", "Content-Length: 0"]
+        message = parse_message(("\r\n".join(lines) + "\r\n\r\n").encode())
+        assert isinstance(message, Request)
+        return message
+
     def sdp(self, direction: str = "sendrecv", *, version: int = 1) -> bytes:
         return (f"v=0\r\no=- 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
                 f"t=0 0\r\nm=audio {self.rtp_port or 9} RTP/AVP 0 101\r\n"
@@ -447,7 +457,8 @@ class Phone:
         return message
 
 
-_REASONS = {100: "Trying", 180: "Ringing", 200: "OK", 202: "Accepted", 486: "Busy Here"}
+_REASONS = {100: "Trying", 180: "Ringing", 200: "OK", 202: "Accepted", 480: "Unavailable",
+            486: "Busy Here", 487: "Request Terminated", 603: "Decline"}
 
 
 def _first_line(message: Message) -> str:

@@ -40,12 +40,15 @@ def write_script(dir: Path, name: str, cases: str) -> Path:
 
 
 def write_config(dir: Path, routes: dict[str, str], extra: str = "") -> Path:
-    """`routes`: called number → script file name under dir/scripts (all public)."""
+    """`routes`: called number → script file name under dir/scripts (all public), optionally
+    followed by more TOML lines of that route after a newline."""
     low, high = free_rtp_range()
     users = "".join(f'[[users]]\nextension = "{e}"\npassword = "{p}"\n' for e, p in USERS.items())
-    route_tables = "".join(
-        f'[[routes]]\nmatch = "^{num}$"\nscript = "{dir / "scripts" / name}"\npublic = true\n'
-        for num, name in routes.items())
+    route_tables = ""
+    for num, spec in routes.items():
+        name, _, more = spec.partition("\n")
+        route_tables += (f'[[routes]]\nmatch = "^{num}$"\nscript = "{dir / "scripts" / name}"\n'
+                         f"public = true\n{more}\n")
     text = textwrap.dedent(f"""\
         [sip]
         listen = ["udp:{SIP[0]}:{SIP[1]}", "tcp:{SIP[0]}:{SIP[1]}"]

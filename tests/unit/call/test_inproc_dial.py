@@ -9,7 +9,15 @@ from pathlib import Path
 
 from pbxcore.sip.message import Request
 from pbxcore.testing.inproc import InProcSwitch, Phone, new_token, settle
-from tests.unit.call.inproc_site import USERS, CallerDialog, answered, call, closed_cdr, start
+from tests.unit.call.inproc_site import (
+    USERS,
+    CallerDialog,
+    answered,
+    call,
+    closed_cdr,
+    events,
+    start,
+)
 
 DIAL = {"d.sh": 'incoming) echo "dial 1002 timeout=5";;\ndial) echo "reject busy";;'}
 
@@ -137,6 +145,170 @@ async def test_a_udp_phone_is_rung_over_udp(tmp_path: Path) -> None:
         dialog, agent, invite, _ = await bridged(sw, transport="udp")
         assert (invite.headers.get("Via") or "").startswith("SIP/2.0/UDP ")
         assert sw.net.connections == []
+        bye = dialog.in_dialog("BYE")
+        assert (await dialog.phone.response(bye)).status == 200
+    finally:
+        await sw.stop()
+
+
+async def test_a_busy_agent_gives_the_script_a_dial_event(tmp_path: Path) -> None:
+    sw = await start(tmp_path, DIAL, {"1": "d.sh"})
+    try:
+        agent = await registered_agent(sw)
+        caller = sw.phone("10.0.0.1")
+        dialog = await call(caller, "1")
+        invite = await agent.request("INVITE")
+        agent.send(agent.reply(invite, 486, to_tag=new_token()))
+        ack = await agent.request("ACK", call_id=invite.call_id)  # §17.2.1: a non-2xx is ACKed
+        assert ack.cseq == (invite.cseq[0], "ACK")
+        final = await caller.response(dialog.invite)
+        assert final.status == 486  # the script's `reject busy` after the dial event
+        cdr = await closed_cdr(sw)
+        assert events(tmp_path)[:2] == ["incoming ", "dial busy"]
+        assert (cdr.legs[0]["disposition"], cdr.legs[0]["sip_code"]) == ("busy", 486)
+        assert cdr.disposition == "busy"
+    finally:
+        await sw.stop()
+
+
+async def test_an_unregistered_extension_is_a_failed_dial_without_invite(tmp_path: Path) -> None:
+    sw = await start(tmp_path, DIAL, {"1": "d.sh"})
+    try:
+        caller = sw.phone("10.0.0.1")
+        dialog = await call(caller, "1")
+        assert (await caller.response(dialog.invite)).status == 486
+        cdr = await closed_cdr(sw)
+        assert events(tmp_path)[:2] == ["incoming ", "dial failed"]
+        assert (cdr.legs[0]["sip_code"], cdr.legs[0]["reason"]) == (480, "not registered")
+    finally:
+        await sw.stop()
+
+
+async def test_the_agent_hanging_up_ends_the_call_for_the_caller(tmp_path: Path) -> None:
+    sw = await start(tmp_path, DIAL, {"1": "d.sh"})
+    try:
+        dialog, agent, invite, tag = await bridged(sw)
+        host, port = sw.address
+        from_ = invite.headers.get("From") or ""
+        bye = agent.build("BYE", f"sip:pbx@{host}:{port}", user="1002",
+                          to=from_.split(";tag=")[0].strip("<> "), call_id=invite.call_id,
+                          cseq=2, from_tag=tag, to_tag=from_.split(";tag=")[1])
+        agent.send(bye)
+        assert (await agent.response(bye)).status == 200
+        caller_bye = await dialog.phone.request("BYE", call_id=dialog.call_id)
+        dialog.phone.send(dialog.phone.reply(caller_bye, 200))
+        cdr = await closed_cdr(sw)
+        assert (cdr.disposition, cdr.hangup_by) == ("answered", "callee")
+        assert cdr.legs[0]["disposition"] == "answered"
+    finally:
+        await sw.stop()
+
+
+async def test_the_callers_cancel_reaches_the_ringing_agent(tmp_path: Path) -> None:
+    sw = await start(tmp_path, DIAL, {"1": "d.sh"})
+    try:
+        agent = await registered_agent(sw)
+        caller = sw.phone("10.0.0.1")
+        dialog = await call(caller, "1")
+        invite = await agent.request("INVITE")
+        tag = new_token()
+        agent.send(agent.reply(invite, 180, to_tag=tag))
+        await caller.response(dialog.invite, final=False, status=180)
+        cancel = caller.cancel(dialog.invite)
+        caller.send(cancel)
+        assert (await caller.response(cancel)).status == 200
+        assert (await caller.response(dialog.invite)).status == 487
+        agent_cancel = await agent.request("CANCEL", call_id=invite.call_id)
+        agent.send(agent.reply(agent_cancel, 200))
+        agent.send(agent.reply(invite, 487, to_tag=tag))
+        cdr = await closed_cdr(sw)
+        assert (cdr.disposition, cdr.hangup_by, cdr.hangup_code) == ("abandoned", "caller", 487)
+        assert cdr.legs[0]["disposition"] == "canceled"
+    finally:
+        await sw.stop()
+
+
+def agent_request(agent: Phone, sw: InProcSwitch, invite: Request, tag: str, method: str,
+                  cseq: int, headers: list[tuple[str, str]] | None = None) -> Request:
+    """A request from the agent inside the dialog the switch's INVITE set up."""
+    host, port = sw.address
+    from_ = invite.headers.get("From") or ""
+    request = agent.build(method, f"sip:pbx@{host}:{port}", user="1002",
+                          to=from_.split(";tag=")[0].strip("<> "), call_id=invite.call_id,
+                          cseq=cseq, from_tag=tag, to_tag=from_.split(";tag=")[1],
+                          headers=headers)
+    agent.send(request)
+    return request
+
+
+def sipfrag(notify: Request) -> str:
+    return notify.body.decode().strip()
+
+
+async def test_blind_transfer_by_the_agent_connects_the_caller_to_the_target(
+        tmp_path: Path) -> None:
+    sw = await start(tmp_path, DIAL, {"1": "d.sh"})
+    try:
+        target = sw.phone("10.0.0.3")
+        await target.open_rtp()
+        assert (await target.register("1003", USERS["1003"])).status == 200
+        dialog, agent, invite, tag = await bridged(sw)
+        refer = agent_request(agent, sw, invite, tag, "REFER", 2,
+                              [("Refer-To", "<sip:1003@127.0.0.1>"),
+                               ("Referred-By", "<sip:1002@127.0.0.1>")])
+        assert (await agent.response(refer)).status == 202
+        trying = await agent.request("NOTIFY", call_id=invite.call_id)
+        assert (sipfrag(trying), trying.headers.get("Event")) == ("SIP/2.0 100 Trying", "refer")
+        assert (trying.headers.get("Subscription-State") or "").startswith("active")
+        agent.send(agent.reply(trying, 200))
+        new_invite, _ = await agent_answers(target)
+        done = await agent.request("NOTIFY", call_id=invite.call_id)
+        assert sipfrag(done) == "SIP/2.0 200 OK"
+        assert (done.headers.get("Subscription-State") or "").startswith("terminated")
+        agent.send(agent.reply(done, 200))
+        agent_bye = await agent.request("BYE", call_id=invite.call_id)  # the agent is released
+        agent.send(agent.reply(agent_bye, 200))
+        bye = dialog.in_dialog("BYE")
+        assert (await dialog.phone.response(bye)).status == 200
+        target_bye = await target.request("BYE", call_id=new_invite.call_id)
+        target.send(target.reply(target_bye, 200))
+        cdr = await closed_cdr(sw)
+        assert [leg["target"] for leg in cdr.legs] == ["1002", "1003"]
+        assert cdr.legs[0]["transferred_to"] == "1003"
+        assert "transfer answered" in events(tmp_path)
+    finally:
+        await sw.stop()
+
+
+async def test_a_transfer_to_nobody_brings_the_caller_back_to_the_agent(tmp_path: Path) -> None:
+    sw = await start(tmp_path, DIAL, {"1": "d.sh"})
+    try:
+        dialog, agent, invite, tag = await bridged(sw)
+        refer = agent_request(agent, sw, invite, tag, "REFER", 2,
+                              [("Refer-To", "<sip:1003@127.0.0.1>")])
+        assert (await agent.response(refer)).status == 202
+        await agent.request("NOTIFY", call_id=invite.call_id)  # 100 Trying
+        failed = await agent.request("NOTIFY", call_id=invite.call_id)
+        assert sipfrag(failed) == "SIP/2.0 480 not registered"
+        call_ = next(iter(sw.running.switch.calls.values()))
+        assert call_.bridge is not None and call_.bridge.b is not None  # back with the agent
+        bye = dialog.in_dialog("BYE")
+        assert (await dialog.phone.response(bye)).status == 200
+        agent_bye = await agent.request("BYE", call_id=invite.call_id)
+        agent.send(agent.reply(agent_bye, 200))
+        cdr = await closed_cdr(sw)
+        assert [leg["target"] for leg in cdr.legs] == ["1002"]
+        assert "transfer failed" in events(tmp_path)
+    finally:
+        await sw.stop()
+
+
+async def test_refer_without_refer_to_is_400(tmp_path: Path) -> None:
+    sw = await start(tmp_path, DIAL, {"1": "d.sh"})
+    try:
+        dialog, agent, invite, tag = await bridged(sw)
+        refer = agent_request(agent, sw, invite, tag, "REFER", 2)
+        assert (await agent.response(refer)).status == 400
         bye = dialog.in_dialog("BYE")
         assert (await dialog.phone.response(bye)).status == 200
     finally:
