@@ -117,7 +117,8 @@ async def test_refer_from_the_caller_is_refused_and_the_call_goes_on(tmp_path: P
         await answered(dialog)
         refer = dialog.in_dialog("REFER", headers=[("Refer-To", "<sip:1002@127.0.0.1>")])
         reply = await caller.response(refer)
-        assert reply.status == 403  # the script owns the caller's side: no transfer by the caller
+        # The script owns the caller's side: no transfer by the caller, and the reason says so.
+        assert (reply.status, reply.reason) == (403, "Forbidden (transfer by the caller)")
         await settle()
         assert sw.running.switch.calls, "the call must survive the refused REFER"
         bye = dialog.in_dialog("BYE")
@@ -139,5 +140,83 @@ async def test_refer_outside_any_dialog_is_481(tmp_path: Path) -> None:
                              headers=[("Refer-To", "<sip:1002@127.0.0.1>")])
         caller.send(refer)
         assert (await caller.response(refer)).status == 481
+    finally:
+        await sw.stop()
+
+
+def origin(sdp: bytes) -> list[str]:
+    """The o= line's fields: username, session id, version, nettype, addrtype, address."""
+    line = next(x for x in sdp.decode().splitlines() if x.startswith("o="))
+    return line[2:].split()
+
+
+def audio_port(sdp: bytes) -> int:
+    return int(next(x for x in sdp.decode().splitlines() if x.startswith("m=audio")).split()[1])
+
+
+async def test_reinvite_is_answered_in_the_dialog_from_the_same_media(tmp_path: Path) -> None:
+    sw = await start(tmp_path, {"w.sh": 'incoming) echo answer; echo "wait 120";;'},
+                     {"1": "w.sh"})
+    try:
+        caller = sw.phone("10.0.0.1")
+        dialog = await call(caller, "1")
+        first = await answered(dialog)
+        versions = []
+        for n, body in enumerate([caller.sdp(version=2), b""]):  # a new offer; no offer (§14.2)
+            reinvite = dialog.in_dialog("INVITE", body=body)
+            reply = await caller.response(reinvite)
+            assert reply.status == 200
+            assert f";tag={dialog.remote_tag}" in (reply.headers.get("To") or "")
+            assert reply.headers.get("Contact") == first.headers.get("Contact")
+            assert reply.headers.get("Content-Type") == "application/sdp"
+            assert audio_port(reply.body) == audio_port(first.body)
+            # RFC 3264 §8: the same o= line as before, the version one higher each time.
+            assert origin(reply.body)[:2] == origin(first.body)[:2], n
+            versions.append(int(origin(reply.body)[2]))
+            dialog.in_dialog("ACK", cseq=reinvite.cseq[0])
+        first_version = int(origin(first.body)[2])
+        assert versions == [first_version + 1, first_version + 2]
+        bye = dialog.in_dialog("BYE")
+        assert (await caller.response(bye)).status == 200
+    finally:
+        await sw.stop()
+
+
+async def test_reinvite_without_a_usable_codec_is_488_and_the_call_goes_on(
+        tmp_path: Path) -> None:
+    sw = await start(tmp_path, {"w.sh": 'incoming) echo answer; echo "wait 120";;'},
+                     {"1": "w.sh"})
+    try:
+        caller = sw.phone("10.0.0.1")
+        dialog = await call(caller, "1")
+        await answered(dialog)
+        g729 = caller.sdp(version=2).replace(b"RTP/AVP 0 101", b"RTP/AVP 18").replace(
+            b"a=rtpmap:0 PCMU/8000", b"a=rtpmap:18 G729/8000")
+        reinvite = dialog.in_dialog("INVITE", body=g729)
+        assert (await caller.response(reinvite)).status == 488
+        await settle()
+        assert sw.running.switch.calls
+        bye = dialog.in_dialog("BYE")
+        assert (await caller.response(bye)).status == 200
+        assert (await closed_cdr(sw)).hangup_by == "caller"
+    finally:
+        await sw.stop()
+
+
+async def test_reinvite_outside_any_dialog_or_before_answer_is_481(tmp_path: Path) -> None:
+    sw = await start(tmp_path, {"w.sh": 'incoming) echo ring; echo "wait 120";;'},
+                     {"1": "w.sh"})
+    try:
+        caller = sw.phone("10.0.0.1")
+        stray = caller.build("INVITE", "sip:1@127.0.0.1:5060", user="1001", to_tag="unknown",
+                             body=caller.sdp())
+        caller.send(stray)
+        assert (await caller.response(stray)).status == 481
+        dialog = await call(caller, "1")
+        ringing = await caller.response(dialog.invite, final=False, status=180)
+        dialog.learn(ringing)  # the early dialog's To tag: not answered, nothing to change
+        dialog.remote_target = dialog.invite.uri
+        early = dialog.in_dialog("INVITE", body=caller.sdp(version=2))
+        assert (await caller.response(early)).status == 481
     finally:
         await sw.stop()

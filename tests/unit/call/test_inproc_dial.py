@@ -5,8 +5,12 @@ RTP on 127.0.0.1); a phone registered over TCP is rung over that connection."""
 from __future__ import annotations
 
 import asyncio
+import struct
 from pathlib import Path
 
+import pytest
+
+from pbxcore.rtp.g711 import ulaw_decode
 from pbxcore.sip.message import Request
 from pbxcore.testing.inproc import InProcSwitch, Phone, new_token, settle
 from tests.unit.call.inproc_site import (
@@ -40,15 +44,34 @@ async def agent_answers(agent: Phone) -> tuple[Request, str]:
     return invite, tag
 
 
-async def rtp_arrives(phone: Phone, count: int = 10, timeout: float = 3.0) -> bool:
-    """Whether `count` more RTP packets reach `phone` within `timeout` real seconds."""
-    start = len(phone.rtp_packets)
+def origin(sdp: bytes) -> list[str]:
+    line = next(x for x in sdp.decode().splitlines() if x.startswith("o="))
+    return line[2:].split()
+
+
+def loudness(packets: list[bytes]) -> float:
+    """RMS of the PCMU audio in `packets` (RTP header skipped, events ignored); 0 for none."""
+    pcm = b"".join(ulaw_decode(p[12:]) for p in packets if len(p) > 12 and p[1] & 0x7F == 0)
+    n = len(pcm) // 2
+    return (sum(x * x for x in struct.unpack(f"<{n}h", pcm[: 2 * n])) / n) ** 0.5 if n else 0.0
+
+
+async def listen(phone: Phone, seconds: float) -> list[bytes]:
+    """The RTP packets that reach `phone` during the next `seconds` (real time)."""
+    phone.rtp_packets.clear()
+    await asyncio.sleep(seconds)
+    return list(phone.rtp_packets)
+
+
+async def hears_music(phone: Phone, timeout: float = 3.0) -> bool:
+    """Whether `phone` hears something loud (hold music, not silence) within `timeout`."""
+    phone.rtp_packets.clear()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        if len(phone.rtp_packets) - start >= count:
+        await asyncio.sleep(0.05)
+        if len(phone.rtp_packets) >= 15 and loudness(phone.rtp_packets[-15:]) > 300:
             return True
-        await asyncio.sleep(0.02)
     return False
 
 
@@ -63,28 +86,27 @@ async def bridged(sw: InProcSwitch, transport: str = "udp") -> tuple[CallerDialo
     return dialog, agent, invite, tag
 
 
+@pytest.mark.parametrize(("offered", "answered_with"),
+                         [("sendonly", "recvonly"), ("inactive", "inactive")])
 async def test_callers_hold_reinvite_is_answered_and_the_agent_hears_music(
-        tmp_path: Path) -> None:
+        tmp_path: Path, offered: str, answered_with: str) -> None:
     sw = await start(tmp_path, DIAL, {"1": "d.sh"})
     try:
         dialog, agent, _, _ = await bridged(sw)
         caller = dialog.phone
-        await asyncio.sleep(0.2)
-        agent.rtp_packets.clear()
-        assert not await rtp_arrives(agent, 1, timeout=0.3)  # the caller is silent: nothing relayed
-        hold = dialog.in_dialog("INVITE", body=caller.sdp("sendonly", version=2))
+        assert loudness(await listen(agent, 0.2)) < 300  # the caller is silent: nothing loud
+        hold = dialog.in_dialog("INVITE", body=caller.sdp(offered, version=2))
         reply = await caller.response(hold)
         assert reply.status == 200
-        assert b"a=recvonly" in reply.body  # RFC 3264 §6.1: sendonly is answered recvonly
+        assert f"a={answered_with}".encode() in reply.body  # RFC 3264 §6.1: mirrored
         dialog.in_dialog("ACK", cseq=hold.cseq[0])
-        assert await rtp_arrives(agent), "the agent does not hear hold music"
+        assert await hears_music(agent), "the agent does not hear hold music"
         resume = dialog.in_dialog("INVITE", body=caller.sdp("sendrecv", version=3))
         reply = await caller.response(resume)
         assert reply.status == 200 and b"a=sendrecv" in reply.body
         dialog.in_dialog("ACK", cseq=resume.cseq[0])
-        await asyncio.sleep(0.2)
-        agent.rtp_packets.clear()
-        assert not await rtp_arrives(agent, 5, timeout=0.5)  # the relay again: the caller is silent
+        await asyncio.sleep(0.05)
+        assert loudness(await listen(agent, 0.2)) < 300  # the relay again: the caller is silent
         bye = dialog.in_dialog("BYE")
         assert (await caller.response(bye)).status == 200
         agent_bye = await agent.request("BYE")
@@ -109,8 +131,9 @@ async def test_agents_hold_reinvite_plays_music_to_the_caller(tmp_path: Path) ->
         agent.send(hold)
         reply = await agent.response(hold)
         assert reply.status == 200 and b"a=recvonly" in reply.body
-        caller.rtp_packets.clear()
-        assert await rtp_arrives(caller), "the caller does not hear hold music"
+        offered = origin(invite.body)  # RFC 3264 §8: our o= line again, its version + 1
+        assert origin(reply.body) == [*offered[:2], str(int(offered[2]) + 1), *offered[3:]]
+        assert await hears_music(caller), "the caller does not hear hold music"
         bye = dialog.in_dialog("BYE")
         assert (await caller.response(bye)).status == 200
     finally:
@@ -311,5 +334,25 @@ async def test_refer_without_refer_to_is_400(tmp_path: Path) -> None:
         assert (await agent.response(refer)).status == 400
         bye = dialog.in_dialog("BYE")
         assert (await dialog.phone.response(bye)).status == 200
+    finally:
+        await sw.stop()
+
+
+async def test_an_agent_that_never_answers_times_out_on_timer_b(tmp_path: Path) -> None:
+    sw = await start(tmp_path, DIAL, {"1": "d.sh"})
+    try:
+        agent = await registered_agent(sw)
+        caller = sw.phone("10.0.0.1")
+        dialog = await call(caller, "1")
+        invite = await agent.request("INVITE")
+        await sw.advance(31.0)  # Timer A: the INVITE is resent over UDP, doubling from T1
+        resent = [r for r in agent.received
+                  if isinstance(r.message, Request) and r.message.call_id == invite.call_id]
+        assert len(resent) >= 5
+        await sw.advance(2.0)  # Timer B = 64*T1 (RFC 3261 §17.1.1.2)
+        assert (await caller.response(dialog.invite)).status == 486
+        cdr = await closed_cdr(sw)
+        assert events(tmp_path)[:2] == ["incoming ", "dial failed"]
+        assert (cdr.legs[0]["sip_code"], cdr.legs[0]["reason"]) == (408, "no response")
     finally:
         await sw.stop()
