@@ -20,14 +20,24 @@ SIP = ("127.0.0.1", 5060)  # in memory: nothing is bound
 
 
 def free_rtp_range(size: int = 40) -> tuple[int, int]:
-    """An even-aligned range of real UDP ports that were free a moment ago (media is real)."""
+    """An even-aligned range of real UDP ports whose even ports were all free a moment ago
+    (media is real, and other switches on this machine may hold ports anywhere)."""
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind(("127.0.0.1", 0))
             base = (s.getsockname()[1] // 2) * 2
-        if base + size < 65000:
+        if base + size < 65000 and all(_bindable(p) for p in range(base, base + size, 2)):
             return base, base + size - 1
     raise RuntimeError("no free RTP range")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def write_script(dir: Path, name: str, cases: str) -> Path:

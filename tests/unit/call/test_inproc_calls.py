@@ -82,6 +82,13 @@ async def test_missing_ack_ends_the_call_with_bye_after_64_t1(tmp_path: Path) ->
         await sw.advance(2.0)  # past 64*T1 = 32 s (RFC 3261 §13.3.1.4)
         bye = await caller.request("BYE", call_id=dialog.call_id)
         caller.send(caller.reply(bye, 200))
+        # In the dialog (RFC 3261 §12.2.1.1): to the caller's Contact, our tags, no body.
+        assert bye.uri == dialog.invite.headers.get("Contact", "").strip("<>")
+        assert f";tag={dialog.from_tag}" in (bye.headers.get("To") or "")
+        assert f";tag={dialog.remote_tag}" in (bye.headers.get("From") or "")
+        assert bye.headers.get("Contact") == dialog.remote_target.join("<>")
+        assert (bye.body, bye.headers.get("Content-Length")) == (b"", "0")
+        assert bye.cseq[1] == "BYE"
         cdr = await closed_cdr(sw)
         assert (cdr.hangup_by, cdr.hangup_code) == ("switch", 408)
         assert cdr.hangup_cause == "no ACK for 200 OK"

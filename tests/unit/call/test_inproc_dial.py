@@ -282,6 +282,9 @@ async def test_blind_transfer_by_the_agent_connects_the_caller_to_the_target(
         assert (await agent.response(refer)).status == 202
         trying = await agent.request("NOTIFY", call_id=invite.call_id)
         assert (sipfrag(trying), trying.headers.get("Event")) == ("SIP/2.0 100 Trying", "refer")
+        assert trying.headers.get("Contact") == "<sip:pbx@127.0.0.1:5060;transport=udp>"
+        assert trying.headers.get("Content-Type") == "message/sipfrag;version=2.0"
+        assert trying.cseq[0] > invite.cseq[0]  # a new request in the switch's dialog
         assert (trying.headers.get("Subscription-State") or "").startswith("active")
         agent.send(agent.reply(trying, 200))
         new_invite, _ = await agent_answers(target)

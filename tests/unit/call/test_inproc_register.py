@@ -102,6 +102,7 @@ async def test_contact_star_without_expires_0_is_400_and_keeps_bindings(
     assert (await phone.register("1002", USERS["1002"])).status == 200
     reply = await phone.register("1002", USERS["1002"], expires=expires, contact="*")
     assert reply.status == 400  # RFC 3261 §10.2.2: `*` only with Expires: 0
+    assert reply.reason == "Bad Request (Contact: * needs Expires: 0)"
     assert len(contacts(await fetch(phone))) == 1
 
 
@@ -109,7 +110,7 @@ async def test_contact_star_mixed_with_a_contact_is_400(sw: InProcSwitch) -> Non
     phone = sw.phone("10.0.0.2")
     reply = await phone.register("1002", USERS["1002"], expires=0,
                                  contact="*, <sip:1002@10.0.0.2>")
-    assert reply.status == 400
+    assert (reply.status, reply.reason) == (400, "Bad Request (Contact: * mixed with other contacts)")
 
 
 async def test_expires_0_removes_only_that_contact(sw: InProcSwitch) -> None:
@@ -126,5 +127,20 @@ async def test_bindings_expire_on_the_clock(sw: InProcSwitch) -> None:
     assert (await phone.register("1002", USERS["1002"], expires=120)).status == 200
     await sw.advance(119.0)
     assert contacts(await fetch(phone))[0].endswith(";expires=1")
-    await sw.advance(2.0)
+    await sw.advance(0.5)
+    assert contacts(await fetch(phone))[0].endswith(";expires=0")  # half a second left
+    await sw.advance(0.5)
+    assert contacts(await fetch(phone)) == []  # gone at its deadline, not a moment after
+
+
+async def test_without_any_expires_a_binding_lasts_an_hour(sw: InProcSwitch) -> None:
+    reply = await sw.phone("10.0.0.2").register("1002", USERS["1002"], expires=None)
+    assert reply.status == 200  # RFC 3261 §10.2.1: the registrar's default
+    assert contacts(reply) == ["<sip:1002@10.0.0.2:5060;transport=udp>;expires=3600"]
+
+
+async def test_removing_what_is_not_there_is_fine(sw: InProcSwitch) -> None:
+    phone = sw.phone("10.0.0.2")
+    assert (await phone.register("1002", USERS["1002"], expires=0, contact="*")).status == 200
+    assert (await phone.register("1002", USERS["1002"], expires=0)).status == 200
     assert contacts(await fetch(phone)) == []
