@@ -50,15 +50,16 @@ def write_script(dir: Path, name: str, cases: str) -> Path:
 
 
 def write_config(dir: Path, routes: dict[str, str], extra: str = "") -> Path:
-    """`routes`: called number → script file name under dir/scripts (all public), optionally
-    followed by more TOML lines of that route after a newline."""
+    """`routes`: called number → script file name under dir/scripts, optionally followed by
+    more TOML lines of that route after a newline (public unless they say `public = false`)."""
     low, high = free_rtp_range()
     users = "".join(f'[[users]]\nextension = "{e}"\npassword = "{p}"\n' for e, p in USERS.items())
     route_tables = ""
     for num, spec in routes.items():
         name, _, more = spec.partition("\n")
+        public = "" if "public" in more else "public = true\n"
         route_tables += (f'[[routes]]\nmatch = "^{num}$"\nscript = "{dir / "scripts" / name}"\n'
-                         f"public = true\n{more}\n")
+                         f"{public}{more}\n")
     text = textwrap.dedent(f"""\
         [sip]
         listen = ["udp:{SIP[0]}:{SIP[1]}", "tcp:{SIP[0]}:{SIP[1]}"]

@@ -63,7 +63,7 @@ async def listen(phone: Phone, seconds: float) -> list[bytes]:
     return list(phone.rtp_packets)
 
 
-async def hears_music(phone: Phone, timeout: float = 3.0) -> bool:
+async def hears_music(phone: Phone, timeout: float = 5.0) -> bool:
     """Whether `phone` hears something loud (hold music, not silence) within `timeout`."""
     phone.rtp_packets.clear()
     loop = asyncio.get_running_loop()
