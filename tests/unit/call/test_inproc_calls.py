@@ -227,3 +227,39 @@ async def test_reinvite_outside_any_dialog_or_before_answer_is_481(tmp_path: Pat
         assert (await caller.response(early)).status == 481
     finally:
         await sw.stop()
+
+
+@pytest.mark.parametrize("acked", [True, False])
+async def test_a_rejection_is_resent_until_its_ack(tmp_path: Path, acked: bool) -> None:
+    sw = await start(tmp_path, {"b.sh": 'incoming) echo "reject busy";;'}, {"1": "b.sh"})
+    try:
+        caller = sw.phone("10.0.0.1")
+        dialog = await call(caller, "1")
+        busy = await caller.response(dialog.invite)
+        if acked:  # RFC 3261 §17.1.1.3: same branch, the 486's To tag
+            ack = caller.build("ACK", dialog.invite.uri, user="1001", call_id=dialog.call_id,
+                               from_tag=dialog.from_tag, to_tag=busy.headers.get("To", "")
+                               .split(";tag=")[1])
+            ack.headers.set("Via", dialog.invite.headers.get("Via") or "")
+            caller.send(ack)
+            await settle()
+        await sw.advance(10.0)
+        resent = caller.statuses(dialog.call_id).count(486) - 1
+        assert (resent == 0) if acked else (resent >= 3)  # Timer G until the ACK, §17.2.1
+    finally:
+        await sw.stop()
+
+
+async def test_the_200_ok_lists_what_we_allow(tmp_path: Path) -> None:
+    sw = await start(tmp_path, {"w.sh": 'incoming) echo answer; echo "wait 120";;'},
+                     {"1": "w.sh"})
+    try:
+        caller = sw.phone("10.0.0.1")
+        dialog = await call(caller, "1")
+        ok = await answered(dialog)
+        assert {"INVITE", "ACK", "BYE", "CANCEL", "REFER"} <= {
+            m.strip() for m in (ok.headers.get("Allow") or "").split(",")}
+        bye = dialog.in_dialog("BYE")
+        assert (await caller.response(bye)).status == 200
+    finally:
+        await sw.stop()
