@@ -21,7 +21,7 @@ from pbxcore.acd.service import AcdService
 from pbxcore.call.call import CallDeps
 from pbxcore.call.switch import Switch
 from pbxcore.call.trunks import start_trunks
-from pbxcore.config import Config
+from pbxcore.config import Config, Limits
 from pbxcore.config_watch import ConfigWatcher, ReloadReport
 from pbxcore.control.handlers import SwitchCommands
 from pbxcore.control.server import ControlError, ControlServer
@@ -34,7 +34,7 @@ from pbxcore.script import contain
 from pbxcore.script.transports import build_transports
 from pbxcore.sip.transaction import TransactionLayer
 from pbxcore.store import Store, open_store
-from pbxcore.transport.sip_endpoint import ListenError, ListenSpec, SipEndpoint
+from pbxcore.transport.sip_endpoint import ListenError, ListenSpec, SipEndpoint, SipHandler
 from pbxcore.transport.source_guard import raise_nofile_limit
 
 log = logging.getLogger("pbxcore")
@@ -57,6 +57,11 @@ async def recover(store: Store, node: str, now: datetime) -> dict[str, int]:
             log.warning("closed %d %s left open by a previous run of node %s (interrupted)",
                         count, what, node)
     return closed
+
+#: Builds the SIP endpoint from (handler, transaction layer, clock, limits, trusted hosts):
+#: `SipEndpoint` binds real sockets; `pbxcore.testing.inproc` passes one whose wire is in memory.
+EndpointFactory = Callable[[SipHandler, TransactionLayer, Callable[[], float], Limits,
+                            list[str]], SipEndpoint]
 
 
 @dataclass
@@ -107,10 +112,13 @@ class RunningSwitch:
 
 
 async def start_switch(config: Config, *, watch: bool = False,
-                       control: bool = False) -> RunningSwitch:
+                       control: bool = False, clock: Callable[[], float] = time.monotonic,
+                       make_endpoint: EndpointFactory = SipEndpoint) -> RunningSwitch:
     """Open the store, bind the sockets, start the pacer: ready for calls when this returns.
     `control`: also serve the control socket at [paths] control (refused with ControlError
-    while another switch answers there)."""
+    while another switch answers there).  `clock` and `make_endpoint` are the in-process
+    harness's seams (a fake clock for the SIP timers and registrations, an in-memory wire);
+    `pbx run` uses the defaults."""
     commands = ControlServer(config.paths.control)
     if control:
         await commands.claim()  # "already running" before any port is bound
@@ -132,8 +140,8 @@ async def start_switch(config: Config, *, watch: bool = False,
         def __getattr__(self, name: str) -> object:
             return getattr(holder["switch"], name)
 
-    endpoint = SipEndpoint(_Late(), TransactionLayer(auto_trying=False),  # type: ignore[arg-type]
-                           limits=config.limits, trusted_hosts=[t.host for t in config.trunks])
+    endpoint = make_endpoint(_Late(), TransactionLayer(auto_trying=False), clock,  # type: ignore[arg-type]
+                             config.limits, [t.host for t in config.trunks])
     deps = CallDeps(
         config=config, store=store, endpoint=endpoint,
         ports=PortAllocator(config.media.rtp_low, config.media.rtp_high), pacer=pacer,
@@ -141,7 +149,7 @@ async def start_switch(config: Config, *, watch: bool = False,
         media_host=config.media.host, transports=build_transports(config.routes),
     )
     await deps.transports.start()  # worker pools are warm before the first call
-    switch = Switch(deps)
+    switch = Switch(deps, clock)
     holder["switch"] = switch
     acd = AcdService(deps)  # the queues (pbxcore/acd); needs the switch's registrar
     deps.acd = acd

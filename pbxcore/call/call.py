@@ -82,6 +82,10 @@ class Call:
         self.script = route.script  # the script handling the call now (goto changes it)
         self.vars: dict[str, str] = {}
         self._media: MediaSession | None = None
+        # Our SDP o= line (RFC 3264 §8): one session id for the call, the version one higher
+        # for every SDP we send after the first (the answers to re-INVITEs).
+        self.sdp_session = secrets.randbits(31)
+        self.sdp_version = 1
         self.answered_at: datetime | None = None
         self.ended = asyncio.Event()  # set when the call is over on the wire
         self.hangup_by: str | None = None
@@ -137,8 +141,8 @@ class Call:
         media.configure(self.offer)
         self._media = media
         sdp = build_answer(self.offer, local_host=self.deps.media_host,
-                           local_port=media.local_port, session_id=secrets.randbits(31),
-                           version=1)
+                           local_port=media.local_port, session_id=self.sdp_session,
+                           version=self.sdp_version)
         self.leg.answer(sdp)
         self.answered_at = answered = datetime.now(UTC)
         self.persist_cdr(lambda: self.deps.store.cdr_update(self.info.call_id, answer=answered))

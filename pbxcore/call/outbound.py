@@ -105,6 +105,9 @@ class OutboundLeg:
         self.refer_to: str | None = None  # a REFER's target not yet acted on
         self.referred_by: str = ""
         self.held = False
+        # Our o= line as offered (RFC 3264 §8): kept, the version one higher for each new SDP.
+        origin = parse_sdp(offer).origin
+        self.sdp_session, self.sdp_version = int(origin[1]), int(origin[2])
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -253,8 +256,9 @@ class OutboundLeg:
             self.host.endpoint.respond(tx, make_response(request, 488))
             return
         self.media.configure(offer)
+        self.sdp_version += 1
         sdp = build_answer(offer, local_host=local_host, local_port=self.media.local_port,
-                           session_id=1, version=2)
+                           session_id=self.sdp_session, version=self.sdp_version)
         self.host.endpoint.respond(tx, make_response(
             request, 200, headers=[("Contact", self.contact), ("Allow", ALLOW),
                                    ("Content-Type", "application/sdp")],

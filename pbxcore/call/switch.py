@@ -394,8 +394,10 @@ class Switch:
         if call.bridge is not None:
             held = offer.hold or offer.direction in ("recvonly", "inactive")
             call.bridge.hold(call.media, held, call.hold_music())
+        call.sdp_version += 1  # RFC 3264 §8: the o= line of our answer, version one higher
         sdp = build_answer(offer, local_host=self.deps.media_host,
-                           local_port=call.media.local_port, session_id=1, version=2)
+                           local_port=call.media.local_port, session_id=call.sdp_session,
+                           version=call.sdp_version)
         self.endpoint.respond(tx, make_response(
             request, 200, to_tag=call.leg.local_tag,
             headers=[("Contact", call.leg.contact), ("Allow", ALLOW),

@@ -170,3 +170,13 @@ def test_response_with_unknown_branch_or_broken_via_is_dropped() -> None:
     broken = respond(req, 200)
     broken.headers.set("Via", "nonsense")
     assert layer.receive_response(broken, CALLEE, 0.1) == []
+
+
+def test_every_timer_due_at_once_fires_in_one_call() -> None:
+    """A late timer tick (a busy loop) must not lose the earlier of two due timers."""
+    layer = TransactionLayer()
+    first, second = request("INVITE", "z9hG4bKa1"), request("OPTIONS", "z9hG4bKa2", cseq=2)
+    layer.send_request(first, CALLEE, 0.0)
+    layer.send_request(second, CALLEE, 0.0)
+    out = layer.handle_timer(0.6)  # Timer A (INVITE) and Timer E (OPTIONS) are both due
+    assert [o.message for o in out if isinstance(o, Send)] == [first, second]
