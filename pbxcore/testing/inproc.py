@@ -88,6 +88,13 @@ class _MemoryWriter:
     def __init__(self, stream: MemoryStream) -> None:
         self._stream = stream
         self._closed = False
+        self.transport = self  # the endpoint asks its transport for the queued bytes
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # delivered at once: nothing ever queues
+
+    def abort(self) -> None:
+        self.close()
 
     def write(self, data: bytes) -> None:
         if not self._closed:

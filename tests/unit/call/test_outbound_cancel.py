@@ -8,6 +8,7 @@ from pbxcore.call.outbound import OutboundLeg, Target
 from pbxcore.sip.build import make_response
 from pbxcore.sip.message import Request
 from pbxcore.sip.peer import Peer
+from pbxcore.sip.sdp import build_offer
 from pbxcore.transport.sip_endpoint import ListenSpec
 
 
@@ -38,7 +39,8 @@ def ringing_leg() -> tuple[Host, OutboundLeg]:
     host = Host()
     leg = OutboundLeg(host, Target("1002", "sip:1002@127.0.0.1:5070",  # type: ignore[arg-type]
                                    Peer("udp", "127.0.0.1", 5070)),
-                      None, b"v=0\r\n", caller="1001", caller_name="")  # type: ignore[arg-type]
+                      None, build_offer("127.0.0.1", 40000, 1, 1),  # type: ignore[arg-type]
+                      caller="1001", caller_name="")
     leg.start()
     return host, leg
 
