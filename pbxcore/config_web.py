@@ -6,6 +6,8 @@ Called from ``pbxcore.config._check`` with its ``_Checker``.  Off by default: on
 role: ``supervisor`` (everything: reports, call detail, recordings, pause/unpause an agent, hang
 up a call) or ``viewer`` (the wallboard only).  ``secret`` signs the session cookies; empty (the
 default) means one is generated at the first start and kept in var/web.secret.
+``sl_target``: the service level (percent answered within the queue's service_level) the
+wallboard compares today's figure with.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pbxcore.config import _Checker
 
-WEB_KEYS = ("listen", "secret", "session_hours", "users")
+WEB_KEYS = ("listen", "secret", "session_hours", "sl_target", "users")
 WEB_USER_KEYS = ("name", "password_hash", "role")
 ROLES = ("supervisor", "viewer")
 _HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
@@ -37,6 +39,7 @@ class WebConfig:
     port: int = 0
     secret: str = field(default="", repr=False)  # "" = generated, kept in var/web.secret
     session_hours: float = 12.0
+    sl_target: float = 80.0  # percent: the wallboard's SL goal (answered within service_level)
     users: tuple[WebUser, ...] = ()
 
     def user(self, name: str) -> WebUser | None:
@@ -65,6 +68,11 @@ def check_web(c: _Checker, doc: dict[str, Any]) -> WebConfig:
         c.fail("web", f"session_hours {hours} in [web] must be more than 0 and at most 720",
                "session_hours")
         hours = 12.0
+    target = c.get(web, "sl_target", (int, float), 80.0, where)
+    if not 0 < target <= 100:
+        c.fail("web", f"sl_target {target} in [web] must be a percentage, more than 0 and at "
+               "most 100", "sl_target")
+        target = 80.0
     raw = web.get("users", [])
     users: list[WebUser] = []
     if not isinstance(raw, list) or not all(isinstance(u, dict) for u in raw):
@@ -92,4 +100,4 @@ def check_web(c: _Checker, doc: dict[str, Any]) -> WebConfig:
     if host is not None and not users:
         c.warn("web", "[web] listen is set but there are no [[web.users]]: nobody can log in "
                "(add one with a hash from `pbx web passwd`)", "listen")
-    return WebConfig(host, port, secret, float(hours), tuple(users))
+    return WebConfig(host, port, secret, float(hours), float(target), tuple(users))
