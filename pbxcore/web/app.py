@@ -54,6 +54,8 @@ class WebContext:
 
 
 CTX = web.AppKey("ctx", WebContext)
+SESSION = web.RequestKey("session", Session)
+ROLE = web.RequestKey("role", str)
 
 
 def ctx(request: web.Request) -> WebContext:
@@ -87,7 +89,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method == "POST" and path != "/logout" and \
             not ctx(request).sessions.csrf_ok(s, request.headers.get("X-CSRF-Token")):
         raise web.HTTPForbidden(text="missing or wrong CSRF token")
-    request["session"], request["role"] = s, role
+    request[SESSION], request[ROLE] = s, role
     return await handler(request)
 
 
@@ -122,13 +124,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     response = web.HTTPSeeOther("/wallboard")
     response.set_cookie(COOKIE, c.sessions.issue(name), httponly=True, samesite="Strict",
                         max_age=int(web_config.session_hours * 3600), path="/")
-    return response
+    raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     response = web.HTTPSeeOther("/login")
     response.del_cookie(COOKIE, path="/")
-    return response
+    raise response
 
 
 async def root(request: web.Request) -> web.StreamResponse:
@@ -140,8 +142,8 @@ async def page(request: web.Request) -> web.StreamResponse:
 
 
 async def me(request: web.Request) -> web.StreamResponse:
-    s: Session = request["session"]
-    return web.json_response({"name": s.name, "role": request["role"],
+    s = request[SESSION]
+    return web.json_response({"name": s.name, "role": request[ROLE],
                               "csrf": ctx(request).sessions.csrf(s)})
 
 
