@@ -154,3 +154,29 @@ async def test_recordings_with_ranges_and_only_under_recordings(
             assert r.status == 403
     finally:
         await tv.close()
+
+
+async def test_reload_applies_users_at_once_and_listen_after_restart(
+        site: tuple[RunningSwitch, str], tmp_path: Path) -> None:
+    running, base = site
+    path = tmp_path / "pbx.toml"
+    text = path.read_text()
+    other = free_port()
+    text = text.replace(f'listen = "{base.removeprefix("http://")}"',
+                        f'listen = "127.0.0.1:{other}"')
+    text = text.replace('name = "tv"\nrole = "viewer"', 'name = "tv"\nrole = "supervisor"')
+    path.write_text(text + f'[[web.users]]\nname = "new"\npassword_hash = "{VIEW}"\n')
+    report = await running.reload()
+    assert report.applied and report.restart == ["[web] listen"]
+    new = await logged_in(base, "new", "tv-password")  # still on the old port
+    try:
+        async with new.get(f"{base}/api/me") as r:
+            assert (await r.json())["role"] == "viewer"
+    finally:
+        await new.close()
+    tv = await logged_in(base, "tv", "tv-password")
+    try:
+        async with tv.get(f"{base}/api/report") as r:
+            assert r.status == 200  # promoted by the reload
+    finally:
+        await tv.close()
