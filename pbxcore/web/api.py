@@ -5,7 +5,6 @@ pbxcore.cli.report_cmd's JSON shape); live state from the control commands, in-p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from pbxcore.cli.common import parse_since
 from pbxcore.cli.report_cmd import all_reports, to_json
 from pbxcore.config import Config
 from pbxcore.control.protocol import CommandError
-from pbxcore.report.figures import DEFAULT_SHORT_ABANDON, GROUPINGS, report
+from pbxcore.report.figures import DEFAULT_SHORT_ABANDON, GROUPINGS, SL_DEFINITIONS, report
 from pbxcore.report.load import Context, TooManyRows, filtered_cdrs, load
 from pbxcore.report.model import DIRECTIONS, Filters, Period
 
@@ -93,6 +92,8 @@ async def report_json(request: web.Request) -> web.StreamResponse:
     data, agents, p, f, by, short = await _report_data(request)
     rep = report(data, by, agents, short_abandon=short)
     sl = request.query.get("sl", "perf")
+    if sl not in SL_DEFINITIONS:
+        raise web.HTTPBadRequest(text=f"sl must be one of {', '.join(SL_DEFINITIONS)}")
     return web.json_response(to_json(rep, agents, p, sl=sl, short_abandon=short, f=f))
 
 
@@ -175,12 +176,10 @@ async def live(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 data = b": keepalive\n\n"
             await response.write(data)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the page was closed
     finally:
         c.feed.unsubscribe(queue)
-    with contextlib.suppress(Exception):
-        await response.write_eof()
     return response
 
 
