@@ -13,10 +13,11 @@ the page only as JSON that the scripts put into the page with textContent, never
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from pbxcore.config import Config
 from pbxcore.control.server import ControlServer
+from pbxcore.sip.auth_throttle import AuthThrottle
 from pbxcore.store import Store
 from pbxcore.web import api
 from pbxcore.web.auth import COOKIE, Session, Sessions, check_password
@@ -51,6 +53,8 @@ class WebContext:
     store: Store
     sessions: Sessions
     feed: Feed
+    # Failed logins per address and per name: the SIP side's guesser brake, reused.
+    throttle: AuthThrottle = field(default_factory=AuthThrottle)
 
 
 CTX = web.AppKey("ctx", WebContext)
@@ -117,12 +121,23 @@ async def login(request: web.Request) -> web.StreamResponse:
     name, password = form.get("name"), form.get("password")
     c = ctx(request)
     web_config = c.config().web
-    if not isinstance(name, str) or not isinstance(password, str) or \
-            check_password(web_config, name, password) is None:
-        log.warning("web login refused from %s", request.remote)
+    source = request.remote or "?"
+    claimed = name if isinstance(name, str) else None
+    now = asyncio.get_running_loop().time()
+    why = c.throttle.blocked(source, claimed, now)
+    if why is not None:
+        log.warning("web login from %s refused: %s", source, why)
+        raise web.HTTPTooManyRequests(text="too many failed logins: try again later")
+    if claimed is None or not isinstance(password, str) or \
+            check_password(web_config, claimed, password) is None:
+        verdict = c.throttle.failed(source, claimed, now)
+        log.warning("web login refused from %s%s", source,
+                    "".join(f"; blocked {b}" for b in verdict.blocked))
+        await asyncio.sleep(verdict.delay)  # slows a guesser, not a typo (the first few)
         raise web.HTTPSeeOther("/login?failed=1")
+    c.throttle.succeeded(source, claimed, now)
     response = web.HTTPSeeOther("/wallboard")
-    response.set_cookie(COOKIE, c.sessions.issue(name), httponly=True, samesite="Strict",
+    response.set_cookie(COOKIE, c.sessions.issue(claimed), httponly=True, samesite="Strict",
                         max_age=int(web_config.session_hours * 3600), path="/")
     raise response
 

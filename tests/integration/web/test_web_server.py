@@ -14,6 +14,7 @@ import pytest
 
 from pbxcore.config import load_config
 from pbxcore.server import RunningSwitch, start_switch
+from pbxcore.sip.auth_throttle import AuthThrottle
 from pbxcore.store.base import CdrStart
 from pbxcore.web.auth import hash_password
 from tests.integration.switch_harness import free_port, free_rtp_range
@@ -180,3 +181,18 @@ async def test_reload_applies_users_at_once_and_listen_after_restart(
             assert r.status == 200  # promoted by the reload
     finally:
         await tv.close()
+
+
+async def test_password_guessing_is_blocked(site: tuple[RunningSwitch, str]) -> None:
+    running, base = site
+    assert running.web is not None
+    # The real throttle with a short fuse (what a guesser would reach after ten tries).
+    running.web.context.throttle = AuthThrottle(free=1, limit=3, max_delay=0.01)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.post(f"{base}/login", data={"name": "sup", "password": "guess"},
+                                 allow_redirects=False) as r:
+                assert r.headers["Location"] == "/login?failed=1"
+        async with http.post(f"{base}/login", data={"name": "sup", "password": "sup-password"},
+                             allow_redirects=False) as r:
+            assert r.status == 429 and "Set-Cookie" not in r.headers
