@@ -109,6 +109,7 @@ class Feed:
                 sent_sig, sent_at = sig, now
             await asyncio.sleep(self.poll)
         self._task = None
+        self.last = None  # nobody watched since: the next page must not see a stale picture
 
     async def stop(self) -> None:
         self._subscribers.clear()
