@@ -14,6 +14,8 @@ command -v baresip >/dev/null || need_apt+=(baresip-core)
 command -v sox >/dev/null || need_apt+=(sox)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v tmux >/dev/null || need_apt+=(tmux)  # pbx top is tested in a real terminal
+# The web wallboard is tested in Debian's chromium, headless over the DevTools protocol.
+command -v chromium >/dev/null || need_apt+=(chromium)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -135,6 +135,9 @@ class ConfigWatcher:
             ("[metrics] listen", (self.config.ops.metrics_host, self.config.ops.metrics_port),
              (new.ops.metrics_host, new.ops.metrics_port)),
             ("[log] format", self.config.ops.log_format, new.ops.log_format),
+            ("[web] listen", (self.config.web.host, self.config.web.port),
+             (new.web.host, new.web.port)),
+            ("[web] secret", self.config.web.secret, new.web.secret),
         ) if old_value != new_value]
         for what in restart:
             log.warning("%s changed: takes effect after a restart", what)

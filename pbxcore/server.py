@@ -36,6 +36,8 @@ from pbxcore.sip.transaction import TransactionLayer
 from pbxcore.store import Store, open_store
 from pbxcore.transport.sip_endpoint import ListenError, ListenSpec, SipEndpoint, SipHandler
 from pbxcore.transport.source_guard import raise_nofile_limit
+from pbxcore.web.app import WebServer, context_for
+from pbxcore.web.auth import load_secret
 
 log = logging.getLogger("pbxcore")
 
@@ -78,6 +80,7 @@ class RunningSwitch:
     watcher: ConfigWatcher | None = None
     acd: AcdService | None = None  # queues and agents (also deps.acd, for the calls)
     metrics: MetricsServer | None = None  # the Prometheus endpoint ([metrics] listen)
+    web: WebServer | None = None  # the wallboard and reports ([web] listen)
 
     async def apply_config(self, new: Config) -> None:
         """Use `new` for calls that arrive from now on (hot reload)."""
@@ -95,6 +98,8 @@ class RunningSwitch:
         return await watcher.reload_report("pbx reload")
 
     async def stop(self, grace: float = 5.0) -> None:
+        if self.web is not None:
+            await self.web.stop()  # the pages call the control commands: close them first
         await self.control.stop()  # first: no command sees a half-stopped switch
         if self.metrics is not None:
             await self.metrics.stop()
@@ -183,6 +188,18 @@ async def start_switch(config: Config, *, watch: bool = False,
             await running.stop()
             raise ControlError(f"cannot serve metrics on [metrics] listen "
                                f"{config.ops.metrics_host}:{config.ops.metrics_port}: "
+                               f"{exc.strerror or exc}") from None
+    if config.web.host is not None:
+        secret = load_secret(config.web.secret, config.base_dir / "var")
+        running.web = WebServer(context_for(lambda: running.deps.config, commands, store,
+                                            secret))
+        try:
+            await running.web.start(config.web.host, config.web.port)
+        except OSError as exc:
+            running.web = None
+            await running.stop()
+            raise ControlError(f"cannot serve the web pages on [web] listen "
+                               f"{config.web.host}:{config.web.port}: "
                                f"{exc.strerror or exc}") from None
     if watch:
         running.watcher = ConfigWatcher(config, running.apply_config)

@@ -111,11 +111,11 @@ def cdr(config_path: Path, since: str | None, until: str | None, queue: str | No
     cdrs = asyncio.run(_fetch(config_path, start, end, f, extensions, limit))
     rows = [flat(c, extensions) for c in cdrs]
     if csv_path is not None:
-        from pbxcore.cli.report_export import write_rows_csv
+        from pbxcore.report.export import write_rows_csv
 
         write_rows_csv(csv_path, CSV_FIELDS, rows)
     if xlsx_path is not None:
-        from pbxcore.cli.report_export import write_rows_xlsx  # openpyxl only for --xlsx
+        from pbxcore.report.export import write_rows_xlsx  # openpyxl only for --xlsx
 
         write_rows_xlsx(xlsx_path, "cdr", CSV_FIELDS, rows)
     if as_json:

@@ -16,6 +16,7 @@ from pbxcore.cli.common import config_option, open_config_store, utc_text
 from pbxcore.cli.filters import context, filter_options, filters, period, utcnow
 from pbxcore.cli.fit import Column, fitted
 from pbxcore.report.agents import AgentTime
+from pbxcore.report.export import DEFINITIONS
 from pbxcore.report.figures import (
     DEFAULT_SHORT_ABANDON,
     GROUPINGS,
@@ -25,21 +26,6 @@ from pbxcore.report.figures import (
 )
 from pbxcore.report.load import Context, TooManyRows, load
 from pbxcore.report.model import Dataset, Filters, Period
-
-DEFINITIONS = {
-    "offered": "every queue visit, also those refused at the door (full, empty)",
-    "short_abandoned": "abandoned after waiting at most --short-abandon seconds",
-    "asa": "mean wait of answered visits (seconds)",
-    "sl": "answered within the queue's service_level / answered (Asterisk ServicelevelPerf)",
-    "sl2": "answered within the queue's service_level / (answered + abandoned) "
-           "(Asterisk ServicelevelPerf2)",
-    "aht": "(talk + wrap-up) / answered (seconds); talk includes time on hold",
-    "hold": "seconds on hold within talk, from the answered CDR legs' hold_seconds; null "
-            "for calls recorded before legs had it",
-    "occupancy": "(time talking + in wrap-up) / (logged in - paused), from agent events",
-    "direction": "out: the caller is one of the switch's [[users]]; in: any other caller",
-    "did": "the called number of inbound calls",
-}
 
 
 def duration(seconds: float | None) -> str:
@@ -175,12 +161,12 @@ def report_command(config_path: Path, since: str | None, until: str | None, queu
     rep = report(data, by, agents, short_abandon=short_abandon)
     written = []
     if csv_path is not None:
-        from pbxcore.cli.report_export import write_csv
+        from pbxcore.report.export import write_csv
 
         write_csv(csv_path, rep, agents)
         written.append(csv_path)
     if xlsx_path is not None:
-        from pbxcore.cli.report_export import write_xlsx  # openpyxl: loaded only for --xlsx
+        from pbxcore.report.export import write_xlsx  # openpyxl: loaded only for --xlsx
 
         write_xlsx(xlsx_path, all_reports(data, agents, short_abandon), agents, p)
         written.append(xlsx_path)

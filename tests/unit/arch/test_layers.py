@@ -13,12 +13,13 @@ ROOT = Path(__file__).resolve().parents[3] / "pbxcore"
 # rank: a module may import modules of its own rank or lower.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (3, ("pbxcore.cli", "pbxcore.server", "pbxcore.testing", "pbxcore.__main__",
-         "pbxcore.metrics", "pbxcore.phone")),
+         "pbxcore.metrics", "pbxcore.phone", "pbxcore.web")),
     (2, ("pbxcore.verbs", "pbxcore.acd", "pbxcore.call", "pbxcore.control.handlers")),
     (1, ("pbxcore.transport", "pbxcore.media", "pbxcore.store", "pbxcore.script.runner",
          "pbxcore.script.transports", "pbxcore.script.worker", "pbxcore.script.webhook",
          "pbxcore.script.contain",
-         "pbxcore.config", "pbxcore.config_queues", "pbxcore.config_ops", "pbxcore.config_watch",
+         "pbxcore.config", "pbxcore.config_queues", "pbxcore.config_ops", "pbxcore.config_web",
+         "pbxcore.config_watch",
          "pbxcore.control", "pbxcore.logs", "pbxcore.report.load")),
     (0, ("pbxcore.sip", "pbxcore.rtp", "pbxcore.script", "pbxcore.acd.spec",
          "pbxcore.acd.model", "pbxcore.control.protocol", "pbxcore.report")),

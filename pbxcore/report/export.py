@@ -1,4 +1,5 @@
-"""`pbx report --csv` (stdlib csv) and `--xlsx` (openpyxl, imported only here, lazily).
+"""The report and CDR writers: CSV (stdlib csv) and XLSX (openpyxl, imported only here,
+lazily), shared by `pbx report`/`pbx cdr` and the web reports page (pbxcore.web).
 
 The columns are figures.EXPORT_FIELDS in both: raw numbers in the CSV (seconds, ratios as
 fractions), Excel number formats in the workbook (counts 0, percentages 0.0%, mean seconds
@@ -8,13 +9,34 @@ fractions), Excel number formats in the workbook (counts 0, percentages 0.0%, me
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pbxcore.cli.common import utc_text
 from pbxcore.report.agents import AgentTime
 from pbxcore.report.figures import EXPORT_FIELDS, Figures, Report
 from pbxcore.report.model import Period
+
+DEFINITIONS = {
+    "offered": "every queue visit, also those refused at the door (full, empty)",
+    "short_abandoned": "abandoned after waiting at most --short-abandon seconds",
+    "asa": "mean wait of answered visits (seconds)",
+    "sl": "answered within the queue's service_level / answered (Asterisk ServicelevelPerf)",
+    "sl2": "answered within the queue's service_level / (answered + abandoned) "
+           "(Asterisk ServicelevelPerf2)",
+    "aht": "(talk + wrap-up) / answered (seconds); talk includes time on hold",
+    "hold": "seconds on hold within talk, from the answered CDR legs' hold_seconds; null "
+            "for calls recorded before legs had it",
+    "occupancy": "(time talking + in wrap-up) / (logged in - paused), from agent events",
+    "direction": "out: the caller is one of the switch's [[users]]; in: any other caller",
+    "did": "the called number of inbound calls",
+}
+"""The definitions every export carries (JSON, the XLSX about sheet, the web reports page)."""
+
+
+def utc_text(when: datetime | None) -> str:
+    return "" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
 
 FORMATS = {"count": "0", "ratio": "0.0%", "seconds": "0.0", "duration": "[h]:mm:ss"}
 
@@ -68,8 +90,6 @@ def write_xlsx(path: Path, reports: list[Report], agents: dict[str, AgentTime],
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
-
-    from pbxcore.cli.report_cmd import DEFINITIONS
 
     bold = Font(bold=True)
     wb = Workbook()

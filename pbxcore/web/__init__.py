@@ -1,0 +1,1 @@
+"""The supervisor wallboard, reports and call detail in the browser (docs/web.md)."""
