@@ -14,8 +14,8 @@ from typing import Literal
 
 from pbxcore.acd.model import journal
 from pbxcore.acd.model.agents import AcdError, Agent
-from pbxcore.acd.model.decisions import CancelOffer, Connect, Decision, Journal, Leave
 from pbxcore.acd.model.callbacks import Callbacks
+from pbxcore.acd.model.decisions import CancelOffer, Connect, Decision, Journal, Leave
 from pbxcore.acd.model.queue import Caller
 from pbxcore.acd.model.snapshot import Snapshot
 from pbxcore.acd.model.state import Connected, QueueState
