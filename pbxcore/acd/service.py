@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pbxcore.acd import callbacks
 from pbxcore.acd.api import AgentError, AgentOp, Via
 from pbxcore.acd.model import (
     Acd,
@@ -76,6 +77,7 @@ class AcdService:
         self.model = Acd(deps.config.queues, clock())
         self.waiters: dict[str, Waiter] = {}  # by call id
         self.offers: dict[int, OfferRun] = {}  # by offer id
+        self.callbacks: dict[str, callbacks.CallbackCall] = {}  # pending callbacks, by id
         self.alerts: dict[str, dict[str, dict[str, Any]]] = {}  # queue -> figure -> raised alert
         self.agent_legs = AgentLegs()  # every agent's legs until they are over on the wire
         self._registered: dict[str, bool] = {}
@@ -112,6 +114,7 @@ class AcdService:
                 self.apply(self.model.login(agent, self.clock()))
                 if state == "paused":
                     self.apply(self.model.pause(agent, self.clock(), None, reason or ""))
+        await callbacks.recover(self)
         await self.drain()
 
     async def stop(self) -> None:
@@ -160,7 +163,12 @@ class AcdService:
                     run.cancel(d.agents, d.reason)
             elif isinstance(d, Connect | Leave | Announce):
                 waiter = self.waiters.get(d.call_id)
-                if waiter is not None:
+                cb = self.callbacks.get(d.call_id)
+                if cb is not None and isinstance(d, Connect):
+                    self._spawn(callbacks.attempt(self, cb, d))
+                elif cb is not None and isinstance(d, Leave):
+                    callbacks.gone(self, d.call_id)
+                elif waiter is not None:
                     waiter.inbox.put_nowait(d)
                 elif isinstance(d, Connect):  # the caller is already gone: free the agent
                     self._orphan(d)
@@ -172,6 +180,12 @@ class AcdService:
         self._forget_finished_offers()
 
     def _offer(self, d: Offer) -> None:
+        cb = self.callbacks.get(d.call_id)
+        if cb is not None:  # a callback: no live caller, its own screen pop
+            run = OfferRun(d, cb, self.feed, self.agent_legs, pop=cb.screen_pop())
+            self.offers[d.offer_id] = run
+            run.start()
+            return
         waiter = self.waiters.get(d.call_id)
         if waiter is None:  # the model and the calls disagree: tell the model nobody rang
             for agent in d.agents:
@@ -337,6 +351,12 @@ class AcdService:
         """`pbx queues` (docs/operations.md)."""
         now = self.clock()
         snap = self.model.snapshot(now)
+        waiting_callbacks: dict[str, list[dict[str, Any]]] = {}
+        for queue, cb_id, number, attempts in self.model.callbacks():
+            cb = self.callbacks.get(cb_id)
+            waiting_callbacks.setdefault(queue, []).append({
+                "id": cb_id, "number": number, "attempts": attempts,
+                "requested": cb.entry.requested.isoformat() if cb is not None else None})
         out = []
         for q in snap.queues:
             spec = self.spec(q.name)
@@ -348,6 +368,7 @@ class AcdService:
                 "sl_today": q.service_level, "sl_offered_today": q.service_level_offered,
                 "service_level": spec.service_level if spec else None,
                 "alert": raised[0] if raised else None,
+                "callbacks": waiting_callbacks.get(q.name, []),
             })
         return out
 
