@@ -35,8 +35,8 @@ esac
 """
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[SwitchProcess, Path]]:
+def setup(tmp_path: Path) -> tuple[Path, Path, int, Path]:
+    """(switch dir, config, port, events dir) of a switch with the `backline` queue."""
     events = tmp_path / "events"
     events.mkdir()
     script = write_script(tmp_path / "queue.sh", SCRIPT.replace("EVENTS", str(events)),
@@ -59,12 +59,32 @@ def env(tmp_path: Path) -> Iterator[tuple[SwitchProcess, Path]]:
     dir.mkdir()
     port = free_port()
     config = write_config(dir, port=port, routes=textwrap.dedent(routes), users=USERS)
+    return dir, config, port, events
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[tuple[SwitchProcess, Path]]:
+    dir, config, port, events = setup(tmp_path)
     sw = start_switch(dir, config, port)
     try:
         yield sw, events
     finally:
         sw.stop()
         print(f"--- pbx run log ({sw.log})\n{sw.log_text()[-20000:]}")
+
+
+def ask_callback(sw: SwitchProcess, ext: str) -> str:
+    """Extension `ext` calls the queue and presses the callback key; its call id."""
+    uac = Uac(sw.port, user=ext, password=USERS[ext])  # the customer, from its desk phone
+    try:
+        resp = uac.call("79")
+        assert resp is not None and resp.status == 200, resp
+        wait_rtp(uac.rtp)  # the hold music says where the switch's RTP comes from
+        uac.rtp.send_dtmf("*")
+        assert uac.wait_bye(10) is not None  # told `callback`, the script hangs up
+    finally:
+        uac.close()
+    return str(closed_cdr(sw, uac.call_id)["call_id"])
 
 
 def pbx_json(sw: SwitchProcess, *args: str) -> Any:
@@ -80,16 +100,8 @@ def backline(sw: SwitchProcess) -> dict[str, Any]:
 def test_the_callback_rings_the_agent_then_the_customer_and_bridges_them(
         env: tuple[SwitchProcess, Path], tmp_path: Path) -> None:
     sw, events = env
-    uac = Uac(sw.port, user="1003", password=USERS["1003"])  # the customer, from its desk phone
-    try:
-        resp = uac.call("79")
-        assert resp is not None and resp.status == 200, resp
-        wait_rtp(uac.rtp)  # the hold music says where the switch's RTP comes from
-        uac.rtp.send_dtmf("*")
-        assert uac.wait_bye(10) is not None  # told `callback`, the script hangs up
-    finally:
-        uac.close()
-    asked = closed_cdr(sw, uac.call_id)
+    call_id = ask_callback(sw, "1003")
+    asked = next(c for c in cdrs(sw) if c["call_id"] == call_id)
     told = [line.split("|") for line in read_lines(events / f"{asked['call_id']}.events")]
     assert [e for e in told if e[0] == "queue"] == [["queue", "callback", "backline", "1003"]]
     assert asked["queues"][0]["outcome"] == "callback"
@@ -130,3 +142,51 @@ def test_the_callback_rings_the_agent_then_the_customer_and_bridges_them(
     assert attempt["vars"]["direction"] == "outbound"
     assert [(leg["target"], leg["role"]) for leg in attempt["legs"]] == [
         ("1002", "agent"), ("1003", "customer")]
+
+
+def test_callbacks_survive_a_restart_in_order_and_a_busy_customer_is_retried_then_failed(
+        tmp_path: Path) -> None:
+    dir, config, port, _ = setup(tmp_path)
+    sw = start_switch(dir, config, port)
+    try:
+        first, second = ask_callback(sw, "1003"), ask_callback(sw, "1004")
+        ids = [c["id"] for c in backline(sw)["callbacks"]]
+        assert [c["number"] for c in backline(sw)["callbacks"]] == ["1003", "1004"]
+    finally:
+        sw.stop()  # a clean stop: SHUTDOWN rows, the callbacks stay in the store
+    sw = start_switch(dir, config, port)
+    try:
+        assert [(c["id"], c["number"]) for c in backline(sw)["callbacks"]] == list(
+            zip(ids, ["1003", "1004"], strict=True))
+        with Callees() as callees:
+            busy = callees.start(SippCallee("switching_uas_busy.xml", sw.port, "1003",
+                                            tmp_path / "busy", calls=2))
+            answers = callees.start(SippCallee("switching_uas_answer.xml", sw.port, "1004",
+                                               tmp_path / "answers"))
+            agent = callees.start(SippCallee("queue_agent.xml", sw.port, "1002",
+                                             tmp_path / "agent", calls=3))
+            assert sw.pbx("agent", "login", "1002").returncode == 0
+            assert busy.wait() == 0, busy.logs()
+            assert answers.wait() == 0, answers.logs()
+            assert agent.wait() == 0, agent.logs()
+
+        def rows(cb: str) -> list[tuple[str, str]]:
+            return [(r["event"], r["data3"] if r["event"] == "CALLBACKFAILED" else r["data2"])
+                    for r in pbx_json(sw, "journal", "--queue", "backline", "--limit", "200")
+                    if r["callid"] == cb]
+
+        failed = poll(lambda: rows(ids[0]) if rows(ids[0])[-1][0] == "CALLBACKFAILED"
+                      else None, timeout=15)
+        # The first customer was busy twice (one retry after the back-off), then given up.
+        assert failed == [("CALLBACKREQUEST", first), ("SHUTDOWN", "1"),
+                          ("CALLBACKATTEMPT", "1"), ("CALLBACKATTEMPT", "2"),
+                          ("CALLBACKFAILED", "busy")]
+        served = poll(lambda: rows(ids[1]) if rows(ids[1])[-1][0].startswith("COMPLETE")
+                      else None, timeout=15)
+        assert [e for e, _ in served] == ["CALLBACKREQUEST", "SHUTDOWN", "CALLBACKATTEMPT",
+                                          "CALLBACKCONNECT", "COMPLETEAGENT"]
+        assert served[0][1] == second
+        assert backline(sw)["callbacks"] == []
+    finally:
+        sw.stop()
+        print(f"--- pbx run log ({sw.log})\n{sw.log_text()[-20000:]}")
