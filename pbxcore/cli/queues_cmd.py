@@ -53,15 +53,19 @@ def render_queues(queues: list[dict[str, Any]]) -> Table:
     table.add_column("agents", overflow="fold")
     table.add_column("ans/abd", justify="right", no_wrap=True)
     table.add_column("SL", justify="right", no_wrap=True)
-    table.add_column("callbacks", overflow="fold")
+    # Only while some callback waits, so the usual table keeps its width.
+    with_callbacks = any(q.get("callbacks") for q in queues)
+    if with_callbacks:
+        table.add_column("callbacks", overflow="fold")
     table.add_column("alert", overflow="fold", style="bold red")
     for q in queues:
         sl = q.get("sl_today")
         sl_text = "" if sl is None else f"{sl:.0f}%/{q['service_level']:g}s"
+        callbacks = [cell(_callbacks(q.get("callbacks") or []))] if with_callbacks else []
         table.add_row(cell(q["name"]), cell(q["waiting"]), cell(duration(q.get("longest_wait"))),
                       _agents(q.get("agents") or {}),
                       cell(f"{q['answered_today']}/{q['abandoned_today']}"), cell(sl_text),
-                      cell(_callbacks(q.get("callbacks") or [])), cell(_alert(q.get("alert"))))
+                      *callbacks, cell(_alert(q.get("alert"))))
     return table
 
 
