@@ -148,7 +148,7 @@ async def recover(svc: AcdService) -> None:
 
 
 def gone(svc: AcdService, callback_id: str) -> None:
-    """The model dropped a waiting callback (its queue was removed by a reload)."""
+    """The model gave a callback up (CALLBACKFAILED: retries spent, its queue removed)."""
     cb = svc.callbacks.get(callback_id)
     if cb is not None:
         save(svc, cb.entry, "failed")
@@ -172,7 +172,11 @@ async def attempt(svc: AcdService, cb: CallbackCall, connect: Connect) -> None:
             await agent_leg.media.play(deps.sounds.load(spec.whisper, "en"))
     agent_leg.media.set_background(ringback_eu())
     started = datetime.now(UTC)
-    customer, status = await _dial_customer(cb, agent_leg)
+    try:
+        customer, status = await _dial_customer(cb, agent_leg)
+    except asyncio.CancelledError:  # the switch stops
+        await release(deps, agent_leg)
+        raise
     agent_leg.media.set_background(None)
     if customer is None:
         cb.add_leg(leg_record(agent_leg, DialResult("answered", 200), role="agent"))
@@ -212,10 +216,10 @@ async def attempt(svc: AcdService, cb: CallbackCall, connect: Connect) -> None:
 def _unanswered(svc: AcdService, cb: CallbackCall, status: str) -> None:
     cb_id = cb.entry.id
     svc.feed(lambda model, now: model.callback_unanswered(cb_id, now, status))
-    waiting = any(x[1] == cb_id for x in svc.model.callbacks())
-    save(svc, cb.entry, "pending" if waiting else "failed")
-    if waiting:  # a fresh bookkeeping object for the next attempt
-        svc.callbacks[cb_id] = CallbackCall(svc.deps, cb.entry)
+    if cb_id not in svc.callbacks:  # CALLBACKFAILED: the service saved it as failed
+        return
+    save(svc, cb.entry)  # its attempts; back in line
+    svc.callbacks[cb_id] = CallbackCall(svc.deps, cb.entry)  # a fresh one for the next attempt
 
 
 async def _dial_customer(cb: CallbackCall, agent_leg: OutboundLeg
@@ -252,6 +256,10 @@ async def _dial_customer(cb: CallbackCall, agent_leg: OutboundLeg
             pending.discard(agent_gone)
             winner = next((leg for leg in legs if leg.result in done
                            and leg.result.result().status == "answered"), None)
+    except asyncio.CancelledError:
+        for leg in legs:
+            await release(deps, leg)
+        raise
     finally:
         agent_gone.cancel()
     results = [leg.result.result() if leg.result.done() else

@@ -78,6 +78,7 @@ class AcdService:
         self.waiters: dict[str, Waiter] = {}  # by call id
         self.offers: dict[int, OfferRun] = {}  # by offer id
         self.callbacks: dict[str, callbacks.CallbackCall] = {}  # pending callbacks, by id
+        self.attempts: set[asyncio.Task[None]] = set()  # callbacks dialling or bridged now
         self.alerts: dict[str, dict[str, dict[str, Any]]] = {}  # queue -> figure -> raised alert
         self.agent_legs = AgentLegs()  # every agent's legs until they are over on the wire
         self._registered: dict[str, bool] = {}
@@ -125,6 +126,9 @@ class AcdService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for task in list(self.attempts):  # their legs are hung up; the rows stay pending
+            task.cancel()
+        await asyncio.gather(*self.attempts, return_exceptions=True)
         for run in list(self.offers.values()):
             await run.close()
         self.offers.clear()
@@ -153,6 +157,8 @@ class AcdService:
         for d in decisions:
             if isinstance(d, Journal):
                 rows.append(d)
+                if d.event == "CALLBACKFAILED" and d.call_id in self.callbacks:
+                    callbacks.gone(self, d.call_id)
                 if d.event == "ENTERQUEUE" and d.call_id in self.waiters and len(d.data) > 2:
                     self.waiters[d.call_id].position = int(d.data[2])
             elif isinstance(d, Offer):
@@ -165,7 +171,9 @@ class AcdService:
                 waiter = self.waiters.get(d.call_id)
                 cb = self.callbacks.get(d.call_id)
                 if cb is not None and isinstance(d, Connect):
-                    self._spawn(callbacks.attempt(self, cb, d))
+                    task = asyncio.ensure_future(callbacks.attempt(self, cb, d))
+                    self.attempts.add(task)
+                    task.add_done_callback(self.attempts.discard)
                 elif cb is not None and isinstance(d, Leave):
                     callbacks.gone(self, d.call_id)
                 elif waiter is not None:

@@ -52,7 +52,10 @@ class Acd(Callbacks):
         for name in [n for n in self._queues if n not in new]:
             q = self._queues[name]  # still reachable while its callers leave
             for c in list(q.line):
-                self._remove(c, now, out, "empty")
+                if c.callback is not None:  # nobody to tell: the callback fails
+                    self._drop_callback(c, now, out, "queue removed")
+                else:
+                    self._remove(c, now, out, "empty")
             removed += [(name, m.extension) for m in q.spec.members]
         for name, spec in new.items():
             existing = self._queues.get(name)

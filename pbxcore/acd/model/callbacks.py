@@ -108,14 +108,7 @@ class Callbacks(Members):
         if v is None or v.callback is None:
             return []
         out: list[Decision] = []
-        q = self._queues[v.queue]
-        if v.offer_id is not None:
-            self._withdraw(self._offers[v.offer_id], now, out)
-        q.line.remove(v)
-        del self._callers[callback_id]
-        self._dirty.add(v.queue)
-        out.append(Journal(v.queue, "CALLBACKFAILED", callback_id, None,
-                           (v.callback, str(v.attempts), why)))
+        self._drop_callback(v, now, out, why)
         return self._finish(now, out)
 
     def callbacks(self) -> list[tuple[str, str, str, int]]:
@@ -126,6 +119,16 @@ class Callbacks(Members):
         out += [(v.queue, v.call_id, v.callback or "", v.attempts)
                 for v in self._dialling.values()]
         return out
+
+    def _drop_callback(self, v: Caller, now: float, out: list[Decision], why: str) -> None:
+        q = self._queues[v.queue]
+        if v.offer_id is not None:
+            self._withdraw(self._offers[v.offer_id], now, out)
+        q.line.remove(v)
+        del self._callers[v.call_id]
+        self._dirty.add(v.queue)
+        out.append(Journal(v.queue, "CALLBACKFAILED", v.call_id, None,
+                           (v.callback or "", str(v.attempts), why)))
 
     def _enter(self, q: QueueState, v: Caller, now: float) -> None:
         q.line.add(v)

@@ -107,3 +107,12 @@ def test_a_caller_not_waiting_gets_no_callback_and_cancel_removes_one() -> None:
     ds = acd.cancel_callback("cb1", 2.0, "queue removed")
     assert rows(ds) == [("CALLBACKFAILED", "cb1", None, ("5550100", "0", "queue removed"))]
     assert not acd._queues["q"].line
+
+
+def test_a_removed_queue_fails_its_callbacks_without_a_leave() -> None:
+    acd = model(spec(members=("1001",)), spec("other", members=("1002",)), login=False)
+    acd.join("c1", "q", 0.0)
+    acd.request_callback("c1", 1.0, "cb1", "5550100")
+    ds = acd.reconfigure([spec("other", members=("1002",))], 2.0)
+    assert rows(ds)[0] == ("CALLBACKFAILED", "cb1", None, ("5550100", "0", "queue removed"))
+    assert of(ds, Leave) == [] and acd.callbacks() == []
