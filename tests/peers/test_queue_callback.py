@@ -190,3 +190,28 @@ def test_callbacks_survive_a_restart_in_order_and_a_busy_customer_is_retried_the
     finally:
         sw.stop()
         print(f"--- pbx run log ({sw.log})\n{sw.log_text()[-20000:]}")
+
+
+def test_a_number_the_allow_list_refuses_is_not_called_back_and_the_caller_waits_on(
+        env: tuple[SwitchProcess, Path]) -> None:
+    sw, events = env
+    uac = Uac(sw.port, user="5550999")  # no trunk routes it: not an allowed callback number
+    try:
+        resp = uac.call("79")
+        assert resp is not None and resp.status == 200, resp
+        wait_rtp(uac.rtp)
+        uac.rtp.send_dtmf("*")
+        poll(lambda: "callback to 5550999 refused by callback_allow" in sw.log_text(),
+             timeout=5)
+        still = backline(sw)  # still in the queue, and no callback
+        assert still["waiting"] == 1 and still["callbacks"] == []
+        assert uac.bye() is not None
+    finally:
+        uac.close()
+    cdr = closed_cdr(sw, uac.call_id)
+    rows = [r["event"] for r in pbx_json(sw, "journal", "--queue", "backline")
+            if r["callid"] == cdr["call_id"]]
+    assert rows == ["ENTERQUEUE", "ABANDON"]
+    assert not (events / f"{cdr['call_id']}.events").exists() or all(
+        not line.startswith("queue|") for line in read_lines(events / f"{cdr['call_id']}.events"))
+
