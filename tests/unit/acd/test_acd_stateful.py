@@ -135,6 +135,18 @@ class AcdMachine(RuleBasedStateMachine):
             assert q.line.position(v) == before, "the callback lost the caller's place"
         self.step(ds)
 
+    @rule(data=st.data())
+    @precondition(lambda self: any(self.offers[o].call_id.startswith("cb-")
+                                   for o in self.ringing.values() if o in self.offers))
+    def agent_takes_a_callback(self, data: st.DataObject) -> None:
+        """An agent answers a callback's offer (so that the customer side is exercised)."""
+        assert self.acd is not None
+        agent = data.draw(st.sampled_from(sorted(
+            a for a, o in self.ringing.items()
+            if o in self.offers and self.offers[o].call_id.startswith("cb-"))))
+        oid = self.ringing.pop(agent)
+        self.step(self.acd.answered(oid, agent, self.now))
+
     @rule(data=st.data(), reached=st.booleans())
     @precondition(lambda self: bool(self.dialling))
     def customer(self, data: st.DataObject, reached: bool) -> None:
