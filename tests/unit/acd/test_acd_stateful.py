@@ -276,6 +276,9 @@ class AcdMachine(RuleBasedStateMachine):
             assert not (ext in in_offers and ext in busy_agents)
         assert set(acd._connected) == set(self.connected)
         for name, q in acd._queues.items():
+            # A callback has nobody on the line: it never times out, is never announced.
+            assert all(c.timeout_at is None and c.next_announce is None
+                       for c in q.line if c.callback is not None)
             ready = [c for c in q.line if c.ready]
             if ready:
                 free = [m.extension for m in q.spec.members
