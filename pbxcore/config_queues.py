@@ -48,7 +48,7 @@ QUEUE_KEYS = frozenset({
     "name", "strategy", "members", "ring_timeout", "retry", "wrapup", "max_wait", "max_len",
     "empty", "hold_music", "announce_every", "announce", "service_level", "autopause_after",
     "overflow", "alert_waiting", "alert_longest_wait", "alert_clear", "alert", "whisper",
-    "callback_key",
+    "callback_key", "callback_retries", "callback_retry_delay", "callback_allow",
 })
 AGENT_KEYS = frozenset({"login_code", "logout_code", "pause_code", "unpause_code",
                         "pause_reasons"})
@@ -180,16 +180,45 @@ def _check_queue(c: _Checker, q: dict[str, Any], i: int, extensions: set[str],
     if callback_key is not None and (len(callback_key) != 1 or callback_key not in _DTMF):
         c.fail("queues", f"callback_key {callback_key!r} in {where[1]} must be one DTMF key "
                "0-9 * #", "callback_key", i)
+    callback_retries = _count(c, q, "callback_retries", 3, where, 0)
+    callback_retry_delay = _seconds(c, q, "callback_retry_delay", 60.0, where, positive=True)
+    callback_allow = _callback_allow(c, q, where)
     if len(c.problems) > before:
         return None
     assert ring_timeout is not None and retry is not None and wrapup is not None
     assert service_level is not None and autopause is not None and announce is not None
+    assert callback_retries is not None and callback_retry_delay is not None
     return QueueSpec(
         name=name, strategy=strategy, members=members, ring_timeout=ring_timeout, retry=retry,
         wrapup=wrapup, max_wait=max_wait, max_len=max_len, empty=empty, hold_music=hold_music,
         announce_every=announce_every, announce=announce, service_level=service_level,
         autopause_after=autopause, overflow=overflow, alert=alert, alert_program=program,
-        whisper=whisper, callback_key=callback_key)
+        whisper=whisper, callback_key=callback_key, callback_retries=callback_retries,
+        callback_retry_delay=callback_retry_delay, callback_allow=callback_allow)
+
+
+def _callback_allow(c: _Checker, q: dict[str, Any],
+                    where: tuple[str, str, int]) -> tuple[str, ...] | None:
+    """`callback_allow = ["^0\\d{9}$"]`: the numbers a callback may dial (each regex must match
+    the whole number).  A callback dials a number the *caller* supplied, so it is the same toll
+    fraud door as `dial_allow`; unset, only the switch's extensions and numbers a trunk routes."""
+    raw = c.get(q, "callback_allow", list, None, where)
+    if raw is None:
+        return None
+    out: list[str] = []
+    for item in raw:
+        if not isinstance(item, str):
+            c.fail("queues", f"callback_allow in {where[1]}: {item!r} is not a string",
+                   "callback_allow", where[2])
+            continue
+        try:
+            re.compile(item)
+        except re.error as exc:
+            c.fail("queues", f"callback_allow {item!r} in {where[1]} is not a valid regular "
+                   f"expression: {exc}", "callback_allow", where[2])
+            continue
+        out.append(item)
+    return tuple(out)
 
 
 def _members(c: _Checker, q: dict[str, Any], where: tuple[str, str, int],

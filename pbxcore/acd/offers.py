@@ -17,10 +17,10 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pbxcore.acd.model import Decision, Offer
-from pbxcore.call.dialer import leg_record, release_leg
+from pbxcore.call.dialer import leg_record
 from pbxcore.call.outbound import DialResult, OutboundLeg, Target
 from pbxcore.media.session import MediaSession
 from pbxcore.script.sanitize import env_value
@@ -28,14 +28,34 @@ from pbxcore.sip.sdp import build_offer
 
 if TYPE_CHECKING:
     from pbxcore.acd.model import Acd
-    from pbxcore.call.call import Call
+    from pbxcore.call.call import CallDeps, CallInfo
 
 log = logging.getLogger("pbxcore.acd")
 
 SCREEN_POP_VALUE_MAX = 200  # characters of one X-Pbx-Var header value
 
 
-def screen_pop(call: Call, queue: str) -> tuple[str, list[tuple[str, str]]]:
+class Party(Protocol):
+    """Who an offer is for, as the agents' legs need it: a waiting `Call`, or a callback's
+    `CallbackCall` (pbxcore.acd.callbacks) that has no live caller."""
+
+    @property
+    def deps(self) -> CallDeps: ...
+    @property
+    def info(self) -> CallInfo: ...
+    @property
+    def vars(self) -> dict[str, str]: ...
+    @property
+    def max_forwards(self) -> int: ...
+    @property
+    def background(self) -> list[asyncio.Future[Any]]: ...
+    def add_leg(self, data: dict[str, Any]) -> None: ...
+
+
+ScreenPop = tuple[str, list[tuple[str, str]]]
+
+
+def screen_pop(call: Party, queue: str) -> tuple[str, list[tuple[str, str]]]:
     """The agent's INVITE: display name `[QUEUE] caller name` and the X-Pbx-* headers.
 
     Header values are script- or caller-controlled: control characters (CR, LF among them) are
@@ -97,10 +117,11 @@ async def _until_over(leg: OutboundLeg) -> None:
 class OfferRun:
     """The legs of one offer, and which of its agents has answered or failed."""
 
-    def __init__(self, offer: Offer, call: Call, report: Callable[[ModelInput], None],
-                 legs: AgentLegs) -> None:
+    def __init__(self, offer: Offer, call: Party, report: Callable[[ModelInput], None],
+                 legs: AgentLegs, pop: ScreenPop | None = None) -> None:
         self.offer = offer
         self.call = call
+        self._pop = pop  # the screen pop when it is not the caller's (a callback's)
         self._legs = legs
         self._report = report  # feeds one model input (with `now`) and applies its decisions
         self.legs: dict[str, list[OutboundLeg]] = {a: [] for a in offer.agents}
@@ -123,7 +144,7 @@ class OfferRun:
         if not bindings:
             self._outcome(agent, "failed", DialResult("failed", 480, "not registered"))
             return
-        display, headers = screen_pop(call, self.offer.queue)
+        display, headers = self._pop or screen_pop(call, self.offer.queue)
         legs = self.legs[agent]
         for b in sorted(bindings, key=lambda b: b.expires_at, reverse=True):
             media = await MediaSession.open(deps.media_host, deps.ports, deps.pacer)
@@ -195,7 +216,7 @@ class OfferRun:
             return
         self._released.add(id(leg))
         leg.hangup()  # CANCEL while it rings, BYE once answered
-        self.call.background.append(asyncio.ensure_future(release_leg(self.call, leg)))
+        self.call.background.append(asyncio.ensure_future(release(self.call.deps, leg)))
 
     def _record(self, leg: OutboundLeg, result: DialResult) -> None:
         """The leg's entry in the caller's CDR, once; the winner's is written by the bridge."""
@@ -216,6 +237,14 @@ class OfferRun:
             for leg in legs:
                 if leg is not self.winner:
                     self._drop(leg, DialResult("canceled", 487, "offer ended"))
+
+
+async def release(deps: CallDeps, leg: OutboundLeg) -> None:
+    """Hang up (if need be) and give back a leg the ACD set up (dialer.release_leg's steps)."""
+    if not leg.ended.is_set():
+        leg.hangup()
+    deps.legs.forget_leg(leg)
+    await leg.media.close()
 
 
 _CANCEL_TEXT = {"answered_elsewhere": "another agent answered",

@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pbxcore.acd import callbacks
 from pbxcore.acd.api import AgentError, AgentOp, Via
 from pbxcore.acd.model import (
     Acd,
@@ -76,6 +77,8 @@ class AcdService:
         self.model = Acd(deps.config.queues, clock())
         self.waiters: dict[str, Waiter] = {}  # by call id
         self.offers: dict[int, OfferRun] = {}  # by offer id
+        self.callbacks: dict[str, callbacks.CallbackCall] = {}  # pending callbacks, by id
+        self.attempts: set[asyncio.Task[None]] = set()  # callbacks dialling or bridged now
         self.alerts: dict[str, dict[str, dict[str, Any]]] = {}  # queue -> figure -> raised alert
         self.agent_legs = AgentLegs()  # every agent's legs until they are over on the wire
         self._registered: dict[str, bool] = {}
@@ -113,6 +116,7 @@ class AcdService:
                 self.apply(self.model.login(agent, self.clock()))
                 if state == "paused":
                     self.apply(self.model.pause(agent, self.clock(), None, reason or ""))
+        await callbacks.recover(self)
         await self.drain()
 
     async def stop(self) -> None:
@@ -123,6 +127,9 @@ class AcdService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for task in list(self.attempts):  # their legs are hung up; the rows stay pending
+            task.cancel()
+        await asyncio.gather(*self.attempts, return_exceptions=True)
         for run in list(self.offers.values()):
             await run.close()
         self.offers.clear()
@@ -151,6 +158,8 @@ class AcdService:
         for d in decisions:
             if isinstance(d, Journal):
                 rows.append(d)
+                if d.event == "CALLBACKFAILED" and d.call_id in self.callbacks:
+                    callbacks.gone(self, d.call_id)
                 if d.event == "ENTERQUEUE" and d.call_id in self.waiters and len(d.data) > 2:
                     self.waiters[d.call_id].position = int(d.data[2])
             elif isinstance(d, Offer):
@@ -161,7 +170,14 @@ class AcdService:
                     run.cancel(d.agents, d.reason)
             elif isinstance(d, Connect | Leave | Announce):
                 waiter = self.waiters.get(d.call_id)
-                if waiter is not None:
+                cb = self.callbacks.get(d.call_id)
+                if cb is not None and isinstance(d, Connect):
+                    task = asyncio.ensure_future(callbacks.attempt(self, cb, d))
+                    self.attempts.add(task)
+                    task.add_done_callback(self.attempts.discard)
+                elif cb is not None and isinstance(d, Leave):
+                    callbacks.gone(self, d.call_id)
+                elif waiter is not None:
                     waiter.inbox.put_nowait(d)
                 elif isinstance(d, Connect):  # the caller is already gone: free the agent
                     self._orphan(d)
@@ -173,6 +189,12 @@ class AcdService:
         self._forget_finished_offers()
 
     def _offer(self, d: Offer) -> None:
+        cb = self.callbacks.get(d.call_id)
+        if cb is not None:  # a callback: no live caller, its own screen pop
+            run = OfferRun(d, cb, self.feed, self.agent_legs, pop=cb.screen_pop())
+            self.offers[d.offer_id] = run
+            run.start()
+            return
         waiter = self.waiters.get(d.call_id)
         if waiter is None:  # the model and the calls disagree: tell the model nobody rang
             for agent in d.agents:
@@ -340,6 +362,12 @@ class AcdService:
         """`pbx queues` (docs/operations.md)."""
         now = self.clock()
         snap = self.model.snapshot(now)
+        waiting_callbacks: dict[str, list[dict[str, Any]]] = {}
+        for queue, cb_id, number, attempts in self.model.callbacks():
+            cb = self.callbacks.get(cb_id)
+            waiting_callbacks.setdefault(queue, []).append({
+                "id": cb_id, "number": number, "attempts": attempts,
+                "requested": cb.entry.requested.isoformat() if cb is not None else None})
         out = []
         for q in snap.queues:
             spec = self.spec(q.name)
@@ -351,6 +379,7 @@ class AcdService:
                 "sl_today": q.service_level, "sl_offered_today": q.service_level_offered,
                 "service_level": spec.service_level if spec else None,
                 "alert": raised[0] if raised else None,
+                "callbacks": waiting_callbacks.get(q.name, []),
             })
         return out
 

@@ -45,6 +45,7 @@ JournalEvent = Literal[
     "EXITWITHKEY", "EXITEMPTY", "FULL", "RINGNOANSWER", "RINGCANCELED", "PAUSE", "UNPAUSE",
     "ADDMEMBER", "REMOVEMEMBER", "AGENTLOGIN", "AGENTLOGOFF", "TRANSFER",
     "SHUTDOWN", "INTERRUPTED", "CALLBACK",
+    "CALLBACKREQUEST", "CALLBACKATTEMPT", "CALLBACKCONNECT", "CALLBACKFAILED",
 ]
 JOURNAL_EVENTS: tuple[str, ...] = get_args(JournalEvent)
 
@@ -99,7 +100,16 @@ class QueueSpec:
     alert: AlertThresholds = field(default_factory=AlertThresholds)
     alert_program: str | None = None  # path of the program that gets `queue_alert` events
     whisper: str | None = None  # prompt played to the agent only, before the bridge
-    callback_key: str | None = None  # the key that asks for a callback (callbacks issue)
+    callback_key: str | None = None  # the key that asks for a callback (keeps the place)
+    callback_retries: int = 3  # attempts after the first when the customer does not answer
+    callback_retry_delay: float = 60.0  # seconds before the 1st retry; doubled for each next
+    callback_allow: tuple[str, ...] | None = None  # regexes of numbers a callback may dial;
+    # None: the switch's extensions and numbers a configured trunk routes
+
+    def callback_delay(self, attempts: int) -> float:
+        """Seconds before the next callback attempt after `attempts` unanswered ones (>= 1):
+        exponential back-off, so a busy customer is not called every minute."""
+        return self.callback_retry_delay * float(2 ** max(attempts - 1, 0))
 
     def member(self, extension: str) -> Member | None:
         return next((m for m in self.members if m.extension == extension), None)

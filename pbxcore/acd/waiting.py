@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from pbxcore.acd import callbacks
 from pbxcore.acd.model import Announce, Connect, EndedBy, Leave
 from pbxcore.acd.offers import ModelInput
 from pbxcore.acd.spec import QueueSpec
@@ -38,6 +39,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("pbxcore.acd")
 
 
+@dataclass(frozen=True)
+class CallbackKey:
+    """The caller pressed the queue's callback key."""
+
+    key: str
+
+
 @dataclass
 class Waiter:
     """A caller waiting in a queue: where the model's decisions for it are delivered."""
@@ -45,7 +53,7 @@ class Waiter:
     call: Call
     spec: QueueSpec
     priority: int = 0
-    inbox: asyncio.Queue[Announce | Connect | Leave | str] = field(
+    inbox: asyncio.Queue[Announce | Connect | Leave | str | CallbackKey] = field(
         default_factory=asyncio.Queue)  # str: an exit key the caller pressed
     position: int = 0  # on entry (the model's ENTERQUEUE row)
     number: int = 1  # the call's Nth queue visit (its CDR queue segment)
@@ -74,7 +82,10 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
     acd.waiters[call_id] = waiter
     hold = _hold_music(call, spec.hold_music)
     call.media.set_background(hold)
-    pump = asyncio.ensure_future(_keys(call, waiter, exit_key)) if exit_key else None
+    callback_key = spec.callback_key or ""
+    keys = exit_key or callback_key
+    pump = asyncio.ensure_future(_keys(call, waiter, exit_key, callback_key)) if keys else None
+    callback_number = ""
     playing: asyncio.Future[None] | None = None
     decision: Connect | Leave | None = None
     key = ""
@@ -88,13 +99,23 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
             waiter.segment()
         while decision is None:
             item = await waiter.inbox.get()
-            if isinstance(item, str):
+            if isinstance(item, CallbackKey):
+                number = call.info.caller
+                if callbacks.request(acd, call_id, spec, number, priority,
+                                     waiter.position) is None:
+                    call.note("note", {"queue": queue, "callback_refused": number})
+                else:
+                    callback_number = number
+                if not waiter.inbox.qsize():  # refused: keep listening for keys
+                    pump = asyncio.ensure_future(_keys(call, waiter, exit_key, callback_key))
+            elif isinstance(item, str):
                 key = item
                 acd.feed(_exit_key(call_id, key))
             elif isinstance(item, Announce):
                 if playing is not None:
                     playing.cancel()
-                playing = asyncio.ensure_future(_announce(call, item, parts, hold))
+                playing = asyncio.ensure_future(_announce(call, item, parts, hold,
+                                                           spec.callback_key))
             elif isinstance(item, Connect | Leave):
                 decision = item
     except asyncio.CancelledError:
@@ -119,8 +140,11 @@ async def wait_in_queue(acd: AcdService, call: Call, spec: QueueSpec, *, priorit
         call.note("note", {"queue": queue, "left": decision.result, "wait": decision.wait})
         waiter.position = position
         waiter.segment(wait=decision.wait, outcome=decision.result)
+        extra = dict(fields)
+        if decision.result == "callback":  # PBX_CALLBACK_NUMBER: the number to be called
+            extra["callback_number"] = callback_number
         return Outcome("queue", result=decision.result,
-                       digits=key if decision.result == "exit_key" else None, extra=fields)
+                       digits=key if decision.result == "exit_key" else None, extra=extra)
     await _connected(acd, waiter, decision, whisper or spec.whisper)
     return None
 
@@ -178,18 +202,24 @@ def _abandoned(acd: AcdService, waiter: Waiter) -> None:
             acd.feed(lambda model, now: model.call_ended(call_id, now, "caller"))
 
 
-async def _keys(call: Call, waiter: Waiter, exit_key: str) -> None:
-    """Hand the exit keys the caller presses to the waiting loop."""
+async def _keys(call: Call, waiter: Waiter, exit_key: str, callback_key: str) -> None:
+    """Hand the exit keys (and the queue's callback key) the caller presses to the waiting
+    loop.  An exit key of the action wins over the queue's callback key."""
     call.media.flush_digits()
     while True:
         digit = await call.media.digits.get()
         if digit in exit_key:
             waiter.inbox.put_nowait(digit)
             return
+        if callback_key and digit == callback_key:
+            waiter.inbox.put_nowait(CallbackKey(digit))
+            return
 
 
-async def _announce(call: Call, item: Announce, parts: Sequence[str], hold: bytes | None) -> None:
-    names = announcement(item.position, item.estimated_wait, call.language, parts)
+async def _announce(call: Call, item: Announce, parts: Sequence[str], hold: bytes | None,
+                    callback_key: str | None = None) -> None:
+    names = announcement(item.position, item.estimated_wait, call.language, parts,
+                         callback_key)
     try:
         # Prompt by prompt, never joined: each prompt's PCM is the sound library's own object,
         # so its G.711 encoding is a cache hit (media.session.encode_cached), while a joined

@@ -33,7 +33,7 @@ from pbxcore.sip.uri import parse_uri
 from pbxcore.verbs.base import Outcome
 
 if TYPE_CHECKING:
-    from pbxcore.call.call import Call
+    from pbxcore.call.call import Call, CallDeps
 
 log = logging.getLogger("pbxcore.dial")
 
@@ -60,9 +60,15 @@ async def resolve(call: Call, label: str) -> list[Target]:
     if not allowed(call, label):
         log.warning("call %s: dial %s refused: not allowed by the route", call.info.call_id, label)
         raise DialRefused(label, "not allowed")
-    config = call.deps.config
+    return await resolve_label(call.deps, label)
+
+
+async def resolve_label(deps: CallDeps, label: str) -> list[Target]:
+    """`resolve` without the route's allow-list: for callers that apply their own (callbacks:
+    the queue's `callback_allow`)."""
+    config = deps.config
     if config.user(label) is not None:
-        bindings = call.deps.registrar.bindings(label)
+        bindings = deps.registrar.bindings(label)
         if not bindings:
             raise DialRefused(label, "not registered", 480)
         return [Target(label, b.contact, b.source)
@@ -77,7 +83,7 @@ async def resolve(call: Call, label: str) -> list[Target]:
         host = str(infos[0][4][0])
         return [Target(label, label, Peer(transport, host, uri.port or 5060))]
     trunk = config.trunk_for_number(label)
-    trunks = call.deps.legs.trunks
+    trunks = deps.legs.trunks
     peer = trunks.peer_for(trunk) if trunk is not None and trunks is not None else None
     if trunk is None or peer is None:
         raise DialRefused(label, "no trunk for this number" if trunk is None

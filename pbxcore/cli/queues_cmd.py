@@ -38,6 +38,12 @@ def _alert(alert: dict[str, Any] | None) -> str:
     return f"{alert['figure']} {value} >= {threshold}"
 
 
+def _callbacks(callbacks: list[dict[str, Any]]) -> str:
+    """Waiting callbacks in their order: the number and, once tried, the attempts so far."""
+    return ", ".join(f"{c['number']}" + (f" (x{c['attempts']})" if c.get("attempts") else "")
+                     for c in callbacks)
+
+
 def render_queues(queues: list[dict[str, Any]]) -> Table:
     table = Table(title="queues", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
                   pad_edge=False)
@@ -47,14 +53,19 @@ def render_queues(queues: list[dict[str, Any]]) -> Table:
     table.add_column("agents", overflow="fold")
     table.add_column("ans/abd", justify="right", no_wrap=True)
     table.add_column("SL", justify="right", no_wrap=True)
+    # Only while some callback waits, so the usual table keeps its width.
+    with_callbacks = any(q.get("callbacks") for q in queues)
+    if with_callbacks:
+        table.add_column("callbacks", overflow="fold")
     table.add_column("alert", overflow="fold", style="bold red")
     for q in queues:
         sl = q.get("sl_today")
         sl_text = "" if sl is None else f"{sl:.0f}%/{q['service_level']:g}s"
+        callbacks = [cell(_callbacks(q.get("callbacks") or []))] if with_callbacks else []
         table.add_row(cell(q["name"]), cell(q["waiting"]), cell(duration(q.get("longest_wait"))),
                       _agents(q.get("agents") or {}),
                       cell(f"{q['answered_today']}/{q['abandoned_today']}"), cell(sl_text),
-                      cell(_alert(q.get("alert"))))
+                      *callbacks, cell(_alert(q.get("alert"))))
     return table
 
 

@@ -28,6 +28,7 @@ from pbxcore.store.base import (
     UnknownCallError,
     new_call_id,
 )
+from pbxcore.store.callbacks import CallbackEntry
 from pbxcore.store.journal import (
     AGENT_EVENT_STATES,
     NONE,
@@ -39,7 +40,7 @@ from pbxcore.store.journal import (
 
 __all__ = [
     "AGENT_EVENT_STATES", "DISPOSITIONS", "HANGUP_BY", "LEG_DISPOSITIONS", "NONE",
-    "QUEUE_OUTCOMES", "TRACE_KINDS", "AgentEvent", "Cdr", "CdrEnd", "CdrStart", "Disposition",
+    "QUEUE_OUTCOMES", "TRACE_KINDS", "AgentEvent", "CallbackEntry", "Cdr", "CdrEnd", "CdrStart", "Disposition",
     "HangupBy", "JournalEntry", "LegDisposition", "QueueSegment", "Store", "TraceEntry",
     "TraceKind", "UnknownCallError", "new_call_id", "open_store", "redact_dsn",
     "sqlite_path",

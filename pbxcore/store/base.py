@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol, get_args
 
 # The ACD's records live in journal.py (base.py would pass 400 lines); they are part of this
 # seam and importable from here.
+from pbxcore.store.callbacks import CallbackEntry as CallbackEntry
 from pbxcore.store.journal import AgentEvent as AgentEvent
 from pbxcore.store.journal import JournalEntry as JournalEntry
 from pbxcore.store.journal import QueueSegment as QueueSegment
@@ -207,6 +208,13 @@ class Store(Protocol):
                            until: datetime | None = None, node: str | None = None,
                            limit: int = 1000) -> list[AgentEvent]:
         """The newest ``limit`` agent events matching, oldest first (as journal())."""
+
+    async def callback_save(self, entry: CallbackEntry) -> None:
+        """Insert a callback, or update its attempts, state and updated time (by id)."""
+
+    async def callbacks(self, *, state: str | None = "pending",
+                        limit: int = 10000) -> list[CallbackEntry]:
+        """Callbacks in `state` (None: all), oldest request first."""
 
     async def close_interrupted(self, node: str, now: datetime) -> int:
         """Close every CDR that ``node`` (or a version before node ids, node '') left open and

@@ -24,6 +24,7 @@ from pbxcore.store.base import (
     utc,
     with_leg,
 )
+from pbxcore.store.callbacks import CallbackEntry, checked_callback
 from pbxcore.store.journal import (
     AgentEvent,
     JournalEntry,
@@ -41,6 +42,7 @@ class MemoryStore:
         self._traces: dict[str, list[TraceEntry]] = {}
         self._journal: list[JournalEntry] = []
         self._agent_events: list[AgentEvent] = []
+        self._callbacks: dict[str, CallbackEntry] = {}
 
     def _get(self, call_id: str) -> Cdr:
         try:
@@ -105,6 +107,19 @@ class MemoryStore:
                 and queue in (None, e.queue) and call_id in (None, e.call_id)]
         rows.sort(key=lambda e: e.time)  # stable: ties keep the order of appending
         return rows[-limit:] if limit > 0 else []
+
+    async def callback_save(self, entry: CallbackEntry) -> None:
+        e = checked_callback(entry)
+        old = self._callbacks.get(e.id)
+        if old is not None:  # as the SQL upsert: only attempts, state and updated change
+            e = replace(old, attempts=e.attempts, state=e.state, updated=e.updated)
+        self._callbacks[e.id] = replace(e, updated=e.updated or e.requested)
+
+    async def callbacks(self, *, state: str | None = "pending",
+                        limit: int = 10000) -> list[CallbackEntry]:
+        rows = sorted((e for e in self._callbacks.values() if state in (None, e.state)),
+                      key=lambda e: (e.requested, e.id))
+        return rows[:limit] if limit > 0 else []
 
     async def agent_event_append(self, events: Sequence[AgentEvent]) -> None:
         self._agent_events.extend([checked_agent_event(e) for e in events])

@@ -38,6 +38,14 @@ from pbxcore.store.base import (
     scrub,
     utc,
 )
+from pbxcore.store.callbacks import (
+    CALLBACK_COLUMNS,
+    UPSERT_TAIL,
+    CallbackEntry,
+    callback_from_row,
+    callback_row,
+    checked_callback,
+)
 from pbxcore.store.journal import (
     AGENT_EVENT_COLUMNS,
     JOURNAL_COLUMNS,
@@ -273,6 +281,18 @@ class PostgresStore:
         rows = await self._fetch(f"SELECT {JOURNAL_COLUMNS} FROM queue_journal {where} "
                                  "ORDER BY time DESC, id DESC LIMIT %s", (*args, limit))
         return [journal_from_row(r) for r in reversed(rows)]
+
+    async def callback_save(self, entry: CallbackEntry) -> None:
+        row = callback_row(checked_callback(entry), text_times=False)
+        await self._execute(f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                            f"{UPSERT_TAIL}", row)
+
+    async def callbacks(self, *, state: str | None = "pending",
+                        limit: int = 10000) -> list[CallbackEntry]:
+        where, args = ("WHERE state = %s", (state,)) if state is not None else ("", ())
+        rows = await self._fetch(f"SELECT {CALLBACK_COLUMNS} FROM callbacks {where} "
+                                 "ORDER BY requested, id LIMIT %s", (*args, limit))
+        return [callback_from_row(r) for r in rows]
 
     async def agent_event_append(self, events: Sequence[AgentEvent]) -> None:
         rows = [agent_event_row(checked_agent_event(e), text_times=False) for e in events]

@@ -43,6 +43,14 @@ from pbxcore.store.base import (
     opened,
     scrub,
 )
+from pbxcore.store.callbacks import (
+    CALLBACK_COLUMNS,
+    UPSERT_TAIL,
+    CallbackEntry,
+    callback_from_row,
+    callback_row,
+    checked_callback,
+)
 from pbxcore.store.journal import (
     AGENT_EVENT_COLUMNS,
     JOURNAL_COLUMNS,
@@ -294,6 +302,18 @@ class SqliteStore:
         rows = await self._run(self._fetch, f"SELECT {JOURNAL_COLUMNS} FROM queue_journal "
                                f"{where} ORDER BY time DESC, id DESC LIMIT ?", (*args, limit))
         return [journal_from_row(r) for r in reversed(rows)]
+
+    async def callback_save(self, entry: CallbackEntry) -> None:
+        row = callback_row(checked_callback(entry), text_times=True)
+        await self._run(self._insert_many, f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) "
+                        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {UPSERT_TAIL}", [row])
+
+    async def callbacks(self, *, state: str | None = "pending",
+                        limit: int = 10000) -> list[CallbackEntry]:
+        where, args = ("WHERE state = ?", (state,)) if state is not None else ("", ())
+        rows = await self._run(self._fetch, f"SELECT {CALLBACK_COLUMNS} FROM callbacks {where} "
+                               "ORDER BY requested, id LIMIT ?", (*args, limit))
+        return [callback_from_row(r) for r in rows]
 
     async def agent_event_append(self, events: Sequence[AgentEvent]) -> None:
         rows = [agent_event_row(checked_agent_event(e), text_times=True) for e in events]

@@ -231,6 +231,11 @@ class Simulator:
             if not q.exit_key or digits not in q.exit_key:
                 self.io.show("info", f"{digits!r} is not one of exit_key={q.exit_key or ''}: "
                              "the live switch would not have let the caller out")
+        if how == "callback":  # the live switch calls back the caller's own number
+            number = self.io.ask("number to call back", self.state.caller)
+            if number == HANG_UP:
+                return _Next("hangup", "caller", cause="BYE from caller", extra=fields)
+            fields = {**fields, "callback_number": number}
         return _Next("queue", how, digits=digits, extra=fields)
 
     def _goto(self, g: Goto) -> _Next | None:

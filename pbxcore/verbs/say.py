@@ -96,7 +96,8 @@ _MINUTES = {1: "queue-minute", 2: "queue-minutes-few", 5: "queue-minutes"}
 
 
 def announcement(position: int | None, wait_seconds: float | None, language: str,
-                 parts: Sequence[str] = ANNOUNCE_PARTS) -> list[str]:
+                 parts: Sequence[str] = ANNOUNCE_PARTS,
+                 callback_key: str | None = None) -> list[str]:
     """The prompt names of a queue announcement, in order, ready for `Call.sound`.
 
     `parts` says what to say (the queue action's `announce=position,wait`; "thanks" adds
@@ -107,7 +108,9 @@ def announcement(position: int | None, wait_seconds: float | None, language: str
       `queue-less-than-minute`; else `queue-wait`, the number and the minute word in the form
       the number takes (en: minute / minutes; ru: минута / минуты / минут, and минута is
       feminine: одна минута, две минуты).
-    A part whose figure is None (no estimate without agents) is left out.
+    A part whose figure is None (no estimate without agents) is left out.  A queue with a
+    `callback_key` ends every announcement with `queue-callback-offer` and the key ("to be
+    called back instead of waiting, press star").
     """
     unknown = [p for p in parts if p not in ANNOUNCE_PARTS]
     if unknown:
@@ -128,4 +131,9 @@ def announcement(position: int | None, wait_seconds: float | None, language: str
                       _MINUTES[form]]
     if "thanks" in parts:
         names.append("queue-thanks")
+    if callback_key:
+        names += ["queue-callback-offer", f"digits/{_KEY_PROMPT.get(callback_key, callback_key)}"]
     return names
+
+
+_KEY_PROMPT = {"*": "star", "#": "pound"}

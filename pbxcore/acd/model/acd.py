@@ -14,8 +14,8 @@ from typing import Literal
 
 from pbxcore.acd.model import journal
 from pbxcore.acd.model.agents import AcdError, Agent
+from pbxcore.acd.model.callbacks import Callbacks
 from pbxcore.acd.model.decisions import CancelOffer, Connect, Decision, Journal, Leave
-from pbxcore.acd.model.members import Members
 from pbxcore.acd.model.queue import Caller
 from pbxcore.acd.model.snapshot import Snapshot
 from pbxcore.acd.model.state import Connected, QueueState
@@ -26,7 +26,7 @@ LeaveReason = Literal["abandon", "exit_key", "callback", "timeout"]
 EndedBy = Literal["caller", "agent"]
 
 
-class Acd(Members):
+class Acd(Callbacks):
     """Every queue and agent of the switch."""
 
     def __init__(self, specs: Iterable[QueueSpec], now: float,
@@ -52,7 +52,10 @@ class Acd(Members):
         for name in [n for n in self._queues if n not in new]:
             q = self._queues[name]  # still reachable while its callers leave
             for c in list(q.line):
-                self._remove(c, now, out, "empty")
+                if c.callback is not None:  # nobody to tell: the callback fails
+                    self._drop_callback(c, now, out, "queue removed")
+                else:
+                    self._remove(c, now, out, "empty")
             removed += [(name, m.extension) for m in q.spec.members]
         for name, spec in new.items():
             existing = self._queues.get(name)
@@ -161,12 +164,18 @@ class Acd(Members):
         if ms is not None:
             ms.calls += 1
         hold, ring = now - c.joined_at, now - off.started
-        q.answered += 1
-        q.answered_in_sl += hold <= q.spec.service_level
         self._connected[c.call_id] = Connected(c.call_id, c.queue, agent, hold, c.position, now)
         out.append(Connect(offer_id, c.call_id, c.queue, agent, hold, c.position, ring))
-        out.append(Journal(c.queue, "CONNECT", c.call_id, agent,
-                           (journal.secs(hold), leg_id, journal.secs(ring))))
+        if c.callback is not None:  # the agent is on the line; now the customer is dialled
+            self._dialling[c.call_id] = c
+            c.attempts += 1
+            out.append(Journal(c.queue, "CALLBACKATTEMPT", c.call_id, agent,
+                               (c.callback, str(c.attempts), journal.secs(ring))))
+        else:
+            q.answered += 1
+            q.answered_in_sl += hold <= q.spec.service_level
+            out.append(Journal(c.queue, "CONNECT", c.call_id, agent,
+                               (journal.secs(hold), leg_id, journal.secs(ring))))
         self._dirty.add(c.queue)
         return self._finish(now, out)
 
@@ -198,6 +207,7 @@ class Acd(Members):
         conn = self._connected.pop(call_id, None)
         if conn is None:
             return []
+        self._dialling.pop(call_id, None)
         event: JournalEvent = "COMPLETECALLER" if by == "caller" else "COMPLETEAGENT"
         out: list[Decision] = [journal.completed(conn.queue, event, call_id, conn.agent,
                                                  conn.hold, now - conn.answered_at,
@@ -337,6 +347,7 @@ class Acd(Members):
                                          conn.hold, now - conn.answered_at, conn.position))
             self._end_call(conn, now, wrapup=False)
         self._connected.clear()
+        self._dialling.clear()
         for a in self._agents.values():
             if a.state == "wrapup":
                 a.wrapup_until, a.call_id, a.call_queue = None, None, None

@@ -56,6 +56,7 @@ class Core:
         self._callers: dict[str, Caller] = {}
         self._offers: dict[int, OfferState] = {}
         self._connected: dict[str, Connected] = {}
+        self._dialling: dict[str, Caller] = {}  # callbacks whose agent answered: the customer rings
         self._timers = Timers()
         self._registration: dict[str, bool] = {}  # every extension reported, agent or not
         self._direct: dict[str, int] = {}  # direct calls in progress per extension
@@ -260,7 +261,9 @@ class Core:
 
     def _schedule_caller(self, q: QueueState, c: Caller, now: float) -> None:
         """(Re)compute the caller's timeout, overflow level and next announcement."""
-        limits = [t for t in (c.action_timeout, q.spec.max_wait) if t is not None]
+        # A callback has no caller on the line to lose patience: it never times out.
+        limits = [] if c.callback is not None else [
+            t for t in (c.action_timeout, q.spec.max_wait) if t is not None]
         c.timeout_at = c.joined_at + min(limits) if limits else None
         if c.timeout_at is not None:
             self._timers.push(max(c.timeout_at, now), "timeout", c.call_id)

@@ -32,6 +32,8 @@ class Caller:
     offer_id: int | None = None  # its live offer
     retry_at: float | None = None  # no offer before this (Asterisk's retry)
     next_announce: float | None = None
+    callback: str | None = None  # a virtual caller: the number to call back (no live call)
+    attempts: int = 0  # callback attempts so far (the customer dialled and not reached)
 
     @property
     def ready(self) -> bool:

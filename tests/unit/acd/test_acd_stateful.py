@@ -44,6 +44,7 @@ class AcdMachine(RuleBasedStateMachine):
         self.served: set[str] = set()
         self.gone: set[str] = set()
         self.offered_now: list[Offer] = []
+        self.dialling: set[str] = set()  # callbacks whose agent answered: the customer rings
 
     @rule(strategy_a=st.sampled_from(STRATEGIES), strategy_b=st.sampled_from(STRATEGIES),
           seed=st.integers(0, 3), wrapup=st.sampled_from([0.0, 5.0]),
@@ -53,7 +54,8 @@ class AcdMachine(RuleBasedStateMachine):
               empty: str) -> None:
         specs = [spec("a", members=("1001", "1002:2", "1003"), strategy=strategy_a,
                       wrapup=wrapup, retry=retry, ring_timeout=10, max_len=6, empty=empty,
-                      max_wait=90, announce_every=20),
+                      max_wait=90, announce_every=20, callback_retries=1,
+                      callback_retry_delay=4.0),
                  spec("b", members=("1003", "1004", "1001:2"), strategy=strategy_b,
                       wrapup=wrapup, retry=retry, ring_timeout=8, autopause_after=2)]
         self.acd = Acd(specs, 0.0, rng=random.Random(seed))
@@ -75,6 +77,8 @@ class AcdMachine(RuleBasedStateMachine):
                         del self.ringing[a]
             elif isinstance(d, Connect):
                 assert d.call_id not in self.served, "served twice"
+                if d.call_id.startswith("cb-"):
+                    self.dialling.add(d.call_id)
                 assert d.call_id not in self.gone
                 self.served.add(d.call_id)
                 self.ringing.pop(d.agent, None)
@@ -84,6 +88,8 @@ class AcdMachine(RuleBasedStateMachine):
                 self.gone.add(d.call_id)
             elif isinstance(d, Journal) and d.event in ("ABANDON", "SHUTDOWN") \
                     and d.agent is None and d.call_id:
+                self.gone.add(d.call_id)
+            elif isinstance(d, Journal) and d.event == "CALLBACKFAILED" and d.call_id:
                 self.gone.add(d.call_id)
 
     def step(self, ds: list[Decision]) -> None:
@@ -105,8 +111,56 @@ class AcdMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.acd is not None and self.acd._callers)
     def leave(self, data: st.DataObject, how: str) -> None:
         assert self.acd is not None
-        call = data.draw(st.sampled_from(sorted(self.acd._callers)))
+        live = sorted(k for k, c in self.acd._callers.items() if c.callback is None)
+        if not live:
+            return
+        call = data.draw(st.sampled_from(live))
         self.step(self.acd.leave(call, self.now, how, key="0"))  # type: ignore[arg-type]
+
+    @rule(data=st.data())
+    @precondition(lambda self: self.acd is not None and self.acd._callers)
+    def ask_callback(self, data: st.DataObject) -> None:
+        """The caller presses the callback key: a virtual caller takes its very place."""
+        assert self.acd is not None
+        live = sorted(k for k, c in self.acd._callers.items() if c.callback is None)
+        if not live:
+            return
+        call = data.draw(st.sampled_from(live))
+        c = self.acd._callers[call]
+        q = self.acd._queues[c.queue]
+        before = q.line.position(c)
+        ds = self.acd.request_callback(call, self.now, f"cb-{call}", "5550100")
+        v = self.acd._callers.get(f"cb-{call}")
+        if v is not None:  # (it may have been offered and answered... not in one step: no)
+            assert q.line.position(v) == before, "the callback lost the caller's place"
+        self.step(ds)
+
+    @rule(data=st.data())
+    @precondition(lambda self: any(self.offers[o].call_id.startswith("cb-")
+                                   for o in self.ringing.values() if o in self.offers))
+    def agent_takes_a_callback(self, data: st.DataObject) -> None:
+        """An agent answers a callback's offer (so that the customer side is exercised)."""
+        assert self.acd is not None
+        agent = data.draw(st.sampled_from(sorted(
+            a for a, o in self.ringing.items()
+            if o in self.offers and self.offers[o].call_id.startswith("cb-"))))
+        oid = self.ringing.pop(agent)
+        self.step(self.acd.answered(oid, agent, self.now))
+
+    @rule(data=st.data(), reached=st.booleans())
+    @precondition(lambda self: bool(self.dialling))
+    def customer(self, data: st.DataObject, reached: bool) -> None:
+        """The dialled customer of a callback answers, or not (back in line, or failed)."""
+        assert self.acd is not None
+        cb = data.draw(st.sampled_from(sorted(self.dialling)))
+        self.dialling.discard(cb)
+        if reached:
+            self.step(self.acd.callback_connected(cb, self.now))
+            return
+        agent = self.connected.pop(cb)
+        del self.talking[agent]
+        self.served.discard(cb)  # it may be offered again after its back-off
+        self.step(self.acd.callback_unanswered(cb, self.now, "busy"))
 
     @rule(data=st.data(), outcome=st.sampled_from(["answer", "answer", "no_answer", "reject",
                                                    "failed"]))
@@ -130,6 +184,7 @@ class AcdMachine(RuleBasedStateMachine):
         call = data.draw(st.sampled_from(sorted(self.connected)))
         agent = self.connected.pop(call)
         del self.talking[agent]
+        self.dialling.discard(call)
         if by == "transfer":
             ds = self.acd.transfer(call, self.now, "2000")
         else:
@@ -221,6 +276,9 @@ class AcdMachine(RuleBasedStateMachine):
             assert not (ext in in_offers and ext in busy_agents)
         assert set(acd._connected) == set(self.connected)
         for name, q in acd._queues.items():
+            # A callback has nobody on the line: it never times out, is never announced.
+            assert all(c.timeout_at is None and c.next_announce is None
+                       for c in q.line if c.callback is not None)
             ready = [c for c in q.line if c.ready]
             if ready:
                 free = [m.extension for m in q.spec.members

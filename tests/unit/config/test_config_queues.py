@@ -306,3 +306,37 @@ def test_every_queue_and_agent_key_is_documented() -> None:
     doc = (Path(__file__).parents[3] / "docs" / "configuration.md").read_text()
     for key in sorted(QUEUE_KEYS | AGENT_KEYS | {"agent_control"}):
         assert f"| `{key}` |" in doc, key
+
+
+def test_callback_keys_are_read_and_checked(site: Path) -> None:
+    text = VALID + """
+[[queues]]
+name = "back"
+callback_key = "5"
+callback_retries = 0
+callback_retry_delay = 30
+callback_allow = ["^0\\\\d{9}$", "^1\\\\d{3}$"]
+"""
+    back = load_config(write(site, text)).queue("back")
+    assert back is not None
+    assert (back.callback_key, back.callback_retries, back.callback_retry_delay) == ("5", 0, 30.0)
+    assert back.callback_allow == ("^0\\d{9}$", "^1\\d{3}$")
+    assert [back.callback_delay(n) for n in (1, 2, 3)] == [30.0, 60.0, 120.0]
+    sales = load_config(write(site, VALID + QUEUES)).queue("sales")
+    assert sales is not None
+    assert (sales.callback_retries, sales.callback_retry_delay, sales.callback_allow) == (
+        3, 60.0, None)
+    bad = VALID + """
+[[queues]]
+name = "back"
+callback_retries = -1
+callback_retry_delay = 0
+callback_allow = ["(", 7]
+"""
+    assert [reason for _, reason in problems(write(site, bad))] == [
+        "callback_retries -1 in [[queues]] #1 must be 0..100000",
+        "callback_retry_delay 0 in [[queues]] #1 must be more than 0 seconds (at most 86400)",
+        "callback_allow '(' in [[queues]] #1 is not a valid regular expression: missing ), "
+        "unterminated subpattern at position 0",
+        "callback_allow in [[queues]] #1: 7 is not a string",
+    ]

@@ -177,6 +177,15 @@ def test_simulate_queue_left_by_exit_key_and_replay(script: Writer, tmp_path: Pa
     assert result.passed, failure_text(result)
 
 
+def test_simulate_queue_left_for_a_callback(script: Writer) -> None:
+    s = script("q.sh", QUEUE_SCRIPT)
+    res = pbx("simulate", s, "--caller", "5550100", "--called", "2",
+              input="callback\n30\n2\n\n")  # Enter: the caller's own number
+    assert res.exit_code == 0, res.output
+    assert "event  queue result=callback queue=support queue_wait=30.000 queue_position=2 " \
+        "agent= callback_number=5550100" in res.output
+
+
 def test_simulate_queue_answered_by_an_agent(script: Writer) -> None:
     s = script("q.sh", QUEUE_SCRIPT)
     res = pbx("simulate", s, "--caller", "1", "--called", "2",

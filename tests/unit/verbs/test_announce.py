@@ -65,3 +65,10 @@ def test_plural_form_and_feminine_numbers() -> None:
     assert number_words(2001, "ru", feminine=True) == ["2f", "thousand_2", "1f"]
     assert number_words(2001, "ru") == ["2f", "thousand_2", "1"]
     assert number_words(21, "en", feminine=True) == number_words(21, "en")
+
+
+def test_a_queue_with_a_callback_key_offers_it_after_the_figures() -> None:
+    assert announcement(1, None, "en", ["position"], callback_key="*") == [
+        "queue-next", "queue-callback-offer", "digits/star"]
+    assert announcement(None, None, "ru", [], callback_key="5") == [
+        "queue-callback-offer", "digits/5"]
