@@ -27,6 +27,7 @@ from typing import Any
 
 from pbxcore.acd.spec import QueueSpec
 from pbxcore.config_ops import LOG_KEYS, METRICS_KEYS, MONITOR_KEYS, OpsConfig, check_ops
+from pbxcore.config_originate import ORIGINATE_KEYS, OriginateConfig, check_originate
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
 from pbxcore.media.wav import check_wav
 from pbxcore.script.actions import ActionError, parse_action_line
@@ -176,6 +177,7 @@ class Config:
     # as warnings, `pbx run` logs them, hot reload refuses a change that adds one.
     warnings: tuple[Problem, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    originate: OriginateConfig = field(default_factory=OriginateConfig)  # [originate]
 
     @property
     def base_dir(self) -> Path:
@@ -241,7 +243,7 @@ class _Locator:
 
 _SCHEMA: dict[str, set[str]] = {
     "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents",
-         "node", "scripts", "limits", "monitor", "metrics", "log"},
+         "node", "scripts", "limits", "monitor", "metrics", "log", "originate"},
     "node": {"id"},
     "scripts": {"user"},
     "sip": {"listen", "realm", "digest_algorithms"},
@@ -261,6 +263,7 @@ _SCHEMA: dict[str, set[str]] = {
     "monitor": set(MONITOR_KEYS),
     "metrics": set(METRICS_KEYS),
     "log": set(LOG_KEYS),
+    "originate": set(ORIGINATE_KEYS),
 }
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -734,11 +737,12 @@ def _check(path: Path, text: str) -> Config:
     scripts = _check_scripts(c, doc)
     limits = _check_limits(c, doc)
     ops = check_ops(c, doc)
+    originate = check_originate(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
                   agents=agents, node=node, scripts=scripts, warnings=tuple(c.warnings),
-                  limits=limits, ops=ops)
+                  limits=limits, ops=ops, originate=originate)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

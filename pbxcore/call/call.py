@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pbxcore.acd.api import AcdControl, AgentError, AgentOp
-from pbxcore.call.leg import InboundLeg
+from pbxcore.call.leg import CallLeg
 from pbxcore.call.stats import SwitchStats
 from pbxcore.config import Config, Route
 from pbxcore.media.bridge import Bridge
@@ -71,7 +71,7 @@ class CallInfo:
 class Call:
     """An inbound call being handled by its route's scripts."""
 
-    def __init__(self, deps: CallDeps, leg: InboundLeg, info: CallInfo, route: Route,
+    def __init__(self, deps: CallDeps, leg: CallLeg, info: CallInfo, route: Route,
                  offer: AudioAnswer) -> None:
         self.deps = deps
         self.leg = leg
@@ -112,6 +112,7 @@ class Call:
         self._cdr_start: CdrStart | None = None
         self._cdr_written = False  # cdr_open committed: CDR writes may follow
         self._seq = 0
+        self.origin_status: str | None = None  # originated, FROM did not answer: its disposition
 
     # -- CallControl --------------------------------------------------------------------------
 
@@ -143,6 +144,13 @@ class Call:
         self.answered_at = answered = datetime.now(UTC)
         self.persist_cdr(lambda: self.deps.store.cdr_update(self.info.call_id, answer=answered))
         self.note("sip", {"sent": "200 OK", "rtp_port": media.local_port})
+
+    def adopt_media(self, media: MediaSession) -> None:
+        """An originated call: its first party answered our INVITE, so the media is that leg's
+        (already negotiated) and the call counts as answered from now on."""
+        self._media = media
+        self.answered_at = answered = datetime.now(UTC)
+        self.persist_cdr(lambda: self.deps.store.cdr_update(self.info.call_id, answer=answered))
 
     async def ring(self) -> None:
         self.leg.ring()
@@ -198,7 +206,8 @@ class Call:
     @property
     def max_forwards(self) -> int:
         """The INVITE's Max-Forwards (RFC 3261 §8.1.1.6), for deriving our legs' value."""
-        value = self.leg.invite.max_forwards
+        invite = self.leg.invite  # None for a call the switch originated
+        value = invite.max_forwards if invite is not None else None
         return 70 if value is None else value
 
     def add_leg(self, data: dict[str, Any]) -> None:
@@ -366,6 +375,8 @@ class Call:
     def disposition(self) -> str:
         if self.answered or self.bridge is not None:
             return "answered"
+        if self.origin_status is not None:  # an originated call whose first party never answered
+            return self.origin_status
         if self.hangup_by == "caller":
             return "abandoned"
         if self.rejected_with == 486:
