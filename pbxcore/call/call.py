@@ -26,6 +26,8 @@ from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.session import MediaSession
 from pbxcore.media.sounds import SoundLibrary, confined
+from pbxcore.media.tts import Tts
+from pbxcore.media.wav import read_wav
 from pbxcore.script.actions import AGENT_OPS
 from pbxcore.script.events import HistoryEntry, queue_fields
 from pbxcore.script.transports import Transports
@@ -52,6 +54,7 @@ class CallDeps:
     registrar: Any = None  # the switch's Registrar (set by Switch)
     acd: AcdControl | None = None  # the ACD service; None: `queue` answers `empty`
     stats: SwitchStats = field(default_factory=SwitchStats)  # pbx top and metrics counters
+    tts: Any = None  # the `say text` renderer (media/tts.Tts), made at the first use
 
 
 @dataclass
@@ -177,6 +180,25 @@ class Call:
 
     def sound(self, name: str) -> bytes:
         return self.deps.sounds.load(name, self.language)
+
+    async def speak(self, text: str, voice: str | None) -> bytes:
+        """`say text`: the PCM of `text` in the call's language, rendered by espeak-ng once and
+        cached (media/tts.py); the caller hears hold music, not silence, while it renders."""
+        if self.deps.tts is None:
+            self.deps.tts = Tts(self.deps.config.paths.recordings / "tts")
+        tts: Tts = self.deps.tts
+        path = tts.cached(text, self.language, voice)
+        if path is None:
+            music = self.hold_music() if self.answered else None
+            if music is not None:
+                self.media.set_background(music)
+            try:
+                path = await tts.render(text, self.language, voice)
+            finally:
+                if music is not None and not self.ended.is_set():
+                    self.media.set_background(None)
+            self.note("note", {"tts": "rendered", "file": path.name})
+        return read_wav(path)
 
     def hold_music(self) -> bytes | None:
         """The route's hold music (default `moh`), or None when there is no such prompt."""
