@@ -8,6 +8,7 @@ import click
 
 from pbxcore import __version__
 from pbxcore.cli.calls_cmd import calls, hangup
+from pbxcore.cli.campaign_cmd import campaign
 from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
 from pbxcore.cli.journal_cmd import journal
@@ -41,3 +42,4 @@ for command in (check, run, cdr, trace, journal, replay, simulate, status, calls
                 registrations, reload, queues, agents, agent, report_command, top, phone):
     main.add_command(command)
 main.add_command(originate)
+main.add_command(campaign)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pbxcore.store import campaigns as camp
 from pbxcore.store.base import (
     CDR_COLUMNS,
     FIELD_COLUMN,
@@ -38,7 +39,6 @@ from pbxcore.store.base import (
     scrub,
     utc,
 )
-from pbxcore.store import campaigns as camp
 from pbxcore.store.campaigns import CampaignRow
 from pbxcore.store.journal import (
     AGENT_EVENT_COLUMNS,

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pbxcore.store import campaigns as camp
 from pbxcore.store.base import (
     CDR_COLUMNS,
     FIELD_COLUMN,
@@ -43,7 +44,6 @@ from pbxcore.store.base import (
     opened,
     scrub,
 )
-from pbxcore.store import campaigns as camp
 from pbxcore.store.campaigns import CampaignRow
 from pbxcore.store.journal import (
     AGENT_EVENT_COLUMNS,
