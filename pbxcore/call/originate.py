@@ -225,6 +225,19 @@ async def _lifecycle(switch: Switch, call: Call, leg: OriginLeg, request: Origin
 
 
 async def _flow(call: Call, origin: OriginLeg, request: Originate) -> None:
+    """An agent placing a click-to-call is busy: no queue call is offered to it meanwhile."""
+    acd = call.deps.acd
+    agent = request.first if acd is not None and call.deps.config.user(request.first) else None
+    if acd is not None and agent is not None:
+        acd.direct_call(agent, True)
+    try:
+        await _ring_and_run(call, origin, request)
+    finally:
+        if acd is not None and agent is not None:
+            acd.direct_call(agent, False)
+
+
+async def _ring_and_run(call: Call, origin: OriginLeg, request: Originate) -> None:
     """Ring FROM; once it answers, dial TO (click-to-call) or run the script."""
     deps = call.deps
     timeout = request.timeout or deps.config.originate.ring_timeout

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from tests.integration.switch_harness import SwitchProcess, free_port, start_switch, write_config
+from tests.integration.uas import Phone
 from tests.peers.helpers import cdrs, poll, read_lines, write_script
-from tests.peers.switching_helpers import USERS, Callees, SippCallee
+from tests.peers.switching_helpers import USERS, Callees, SippCallee, frame_hz, near, pcm16
 
 pytestmark = pytest.mark.peer
 
@@ -143,3 +144,28 @@ def test_allow_list_and_arguments_are_checked_first(env: tuple[SwitchProcess, Pa
     assert out.returncode == 2, out
     out = sw.pbx("originate", "1002\r\nX: y", "1003")
     assert out.returncode == 1, out
+
+
+def test_click_to_call_audio_both_ways(env: tuple[SwitchProcess, Path]) -> None:
+    """FROM hears ringback (425 Hz) while TO rings, then TO's 700 Hz; TO hears FROM's 1100 Hz;
+    TO hanging up ends the call (the switch BYEs FROM)."""
+    sw, _ = env
+    agent = Phone(sw.port, "1006", USERS["1006"], "answer", send_tone=1100)
+    customer = Phone(sw.port, "1007", USERS["1007"], "answer-bye", ring=1.5, talk=2.0,
+                     send_tone=700)
+    try:
+        for p in (agent, customer):
+            assert p.register() == 200
+            p.start()
+        call_id = originate(sw, "1006", "1007")
+        assert poll(lambda: agent.seen.byes_received, timeout=20), "FROM got no BYE"
+    finally:
+        agent.close()
+        customer.close()
+    heard_by_agent = frame_hz(pcm16(agent.rtp.audio()))
+    heard_by_customer = frame_hz(pcm16(customer.rtp.audio()))
+    assert near(heard_by_agent, 425) > 20, heard_by_agent  # ringback while TO rang
+    assert near(heard_by_agent, 700) > 30, heard_by_agent
+    assert near(heard_by_customer, 1100) > 30, heard_by_customer
+    cdr = closed(sw, call_id)
+    assert cdr["hangup_by"] == "callee" and cdr["disposition"] == "answered", cdr
