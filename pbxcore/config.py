@@ -27,6 +27,7 @@ from typing import Any
 
 from pbxcore.acd.spec import QueueSpec
 from pbxcore.config_ops import LOG_KEYS, METRICS_KEYS, MONITOR_KEYS, OpsConfig, check_ops
+from pbxcore.config_originate import ORIGINATE_KEYS, OriginateConfig, check_originate
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
 from pbxcore.config_web import WEB_KEYS, WEB_USER_KEYS, WebConfig, check_web
 from pbxcore.media.wav import check_wav
@@ -178,6 +179,7 @@ class Config:
     warnings: tuple[Problem, ...] = ()
     limits: Limits = field(default_factory=Limits)
     web: WebConfig = field(default_factory=WebConfig)  # [web], [[web.users]]
+    originate: OriginateConfig = field(default_factory=OriginateConfig)  # [originate]
 
     @property
     def base_dir(self) -> Path:
@@ -243,7 +245,8 @@ class _Locator:
 
 _SCHEMA: dict[str, set[str]] = {
     "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents",
-         "node", "scripts", "limits", "monitor", "metrics", "log", "web"},
+         "node", "scripts", "limits", "monitor", "metrics", "log", "web",
+         "originate"},
     "node": {"id"},
     "scripts": {"user"},
     "sip": {"listen", "realm", "digest_algorithms"},
@@ -265,6 +268,7 @@ _SCHEMA: dict[str, set[str]] = {
     "log": set(LOG_KEYS),
     "web": set(WEB_KEYS),
     "web.users": set(WEB_USER_KEYS),
+    "originate": set(ORIGINATE_KEYS),
 }
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -739,11 +743,12 @@ def _check(path: Path, text: str) -> Config:
     limits = _check_limits(c, doc)
     ops = check_ops(c, doc)
     web = check_web(c, doc)
+    originate = check_originate(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
                   agents=agents, node=node, scripts=scripts, warnings=tuple(c.warnings),
-                  limits=limits, ops=ops, web=web)
+                  limits=limits, ops=ops, web=web, originate=originate)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

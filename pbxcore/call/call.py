@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pbxcore.acd.api import AcdControl, AgentError, AgentOp
-from pbxcore.call.leg import InboundLeg
+from pbxcore.call.leg import CallLeg
 from pbxcore.call.stats import SwitchStats
 from pbxcore.config import Config, Route
 from pbxcore.media.bridge import Bridge
@@ -26,6 +26,8 @@ from pbxcore.media.pacer import Pacer
 from pbxcore.media.ports import PortAllocator
 from pbxcore.media.session import MediaSession
 from pbxcore.media.sounds import SoundLibrary, confined
+from pbxcore.media.tts import Tts
+from pbxcore.media.wav import read_wav
 from pbxcore.script.actions import AGENT_OPS
 from pbxcore.script.events import HistoryEntry, queue_fields
 from pbxcore.script.transports import Transports
@@ -52,6 +54,7 @@ class CallDeps:
     registrar: Any = None  # the switch's Registrar (set by Switch)
     acd: AcdControl | None = None  # the ACD service; None: `queue` answers `empty`
     stats: SwitchStats = field(default_factory=SwitchStats)  # pbx top and metrics counters
+    tts: Any = None  # the `say text` renderer (media/tts.Tts), made at the first use
 
 
 @dataclass
@@ -71,7 +74,7 @@ class CallInfo:
 class Call:
     """An inbound call being handled by its route's scripts."""
 
-    def __init__(self, deps: CallDeps, leg: InboundLeg, info: CallInfo, route: Route,
+    def __init__(self, deps: CallDeps, leg: CallLeg, info: CallInfo, route: Route,
                  offer: AudioAnswer) -> None:
         self.deps = deps
         self.leg = leg
@@ -116,6 +119,7 @@ class Call:
         self._cdr_start: CdrStart | None = None
         self._cdr_written = False  # cdr_open committed: CDR writes may follow
         self._seq = 0
+        self.origin_status: str | None = None  # originated, FROM did not answer: its disposition
 
     # -- CallControl --------------------------------------------------------------------------
 
@@ -148,6 +152,13 @@ class Call:
         self.persist_cdr(lambda: self.deps.store.cdr_update(self.info.call_id, answer=answered))
         self.note("sip", {"sent": "200 OK", "rtp_port": media.local_port})
 
+    def adopt_media(self, media: MediaSession) -> None:
+        """An originated call: its first party answered our INVITE, so the media is that leg's
+        (already negotiated) and the call counts as answered from now on."""
+        self._media = media
+        self.answered_at = answered = datetime.now(UTC)
+        self.persist_cdr(lambda: self.deps.store.cdr_update(self.info.call_id, answer=answered))
+
     async def ring(self) -> None:
         self.leg.ring()
 
@@ -173,6 +184,25 @@ class Call:
 
     def sound(self, name: str) -> bytes:
         return self.deps.sounds.load(name, self.language)
+
+    async def speak(self, text: str, voice: str | None) -> bytes:
+        """`say text`: the PCM of `text` in the call's language, rendered by espeak-ng once and
+        cached (media/tts.py); the caller hears hold music, not silence, while it renders."""
+        if self.deps.tts is None:
+            self.deps.tts = Tts(self.deps.config.paths.recordings / "tts")
+        tts: Tts = self.deps.tts
+        path = tts.cached(text, self.language, voice)
+        if path is None:
+            music = self.hold_music() if self.answered else None
+            if music is not None:
+                self.media.set_background(music)
+            try:
+                path = await tts.render(text, self.language, voice)
+            finally:
+                if music is not None and not self.ended.is_set():
+                    self.media.set_background(None)
+            self.note("note", {"tts": "rendered", "file": path.name})
+        return read_wav(path)
 
     def hold_music(self) -> bytes | None:
         """The route's hold music (default `moh`), or None when there is no such prompt."""
@@ -202,7 +232,8 @@ class Call:
     @property
     def max_forwards(self) -> int:
         """The INVITE's Max-Forwards (RFC 3261 §8.1.1.6), for deriving our legs' value."""
-        value = self.leg.invite.max_forwards
+        invite = self.leg.invite  # None for a call the switch originated
+        value = invite.max_forwards if invite is not None else None
         return 70 if value is None else value
 
     def add_leg(self, data: dict[str, Any]) -> None:
@@ -370,6 +401,8 @@ class Call:
     def disposition(self) -> str:
         if self.answered or self.bridge is not None:
             return "answered"
+        if self.origin_status is not None:  # an originated call whose first party never answered
+            return self.origin_status
         if self.hangup_by == "caller":
             return "abandoned"
         if self.rejected_with == 486:

@@ -91,6 +91,12 @@ async def _flow(call: Call) -> None:
     call.script_errors.append(f"more than {MAX_STEPS} script steps")
 
 
+async def script_flow(call: Call) -> None:
+    """The script loop on its own: what an originated call runs once its first party
+    answered (call/originate.py)."""
+    await _flow(call)
+
+
 async def _run(call: Call, script: Path, event: Event) -> RunResult:
     """Run one script with ringback or hold music playing, and trace everything about it."""
     if call.answered:

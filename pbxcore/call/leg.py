@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Protocol
 
 from pbxcore.sip.build import make_response, new_branch
 from pbxcore.sip.dialog import Dialog
@@ -27,6 +28,28 @@ log = logging.getLogger("pbxcore.call")
 #: The methods the switch accepts, in every Allow it sends (OPTIONS, 405/501, each INVITE and
 #: 200 OK): REFER is there because agents transfer calls with it (RFC 3515 §2.4.1).
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER"
+
+
+class CallLeg(Protocol):
+    """The first party of a `Call`, as the call layer drives it: an `InboundLeg` (the caller's
+    INVITE) or, for a call the switch placed itself, `pbxcore.call.originate.OriginLeg` (an
+    answered `OutboundLeg` to FROM).  The switch's in-dialog routing (ACK, re-INVITE, BYE)
+    reaches inbound legs only; an origin leg's dialog is routed as a dialled leg's."""
+
+    @property
+    def invite(self) -> Request | None: ...
+    @property
+    def dialog(self) -> Dialog | None: ...
+    @property
+    def local_tag(self) -> str: ...
+    @property
+    def contact(self) -> str: ...
+    def ring(self) -> None: ...
+    def answer(self, sdp: bytes) -> None: ...
+    def reject(self, status: int, *, extra: tuple[tuple[str, str], ...] = ()) -> None: ...
+    def bye(self, *, now: bool = False) -> None: ...
+    def on_ack(self) -> None: ...
+    def ack_timed_out(self) -> None: ...
 
 
 def new_tag() -> str:

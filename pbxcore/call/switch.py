@@ -13,7 +13,8 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from pbxcore.acd.features import feature_route, run_feature
 from pbxcore.call.auth import SwitchAuth
@@ -319,6 +320,27 @@ class Switch:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return call
+
+    def spawn(self, call: Call, body: Coroutine[Any, Any, None]) -> None:
+        """Run a call the switch placed itself (call/originate.py), live in `calls` (so `pbx
+        calls`, `pbx hangup` and shutdown reach it) until `body` ends."""
+        self.calls[call.info.call_id] = call
+        self.deps.stats.call_started(self.clock())
+
+        async def run() -> None:
+            try:
+                await body
+            except Exception:
+                log.exception("call %s: internal error", call.info.call_id)
+            finally:
+                self.calls.pop(call.info.call_id, None)
+                self.deps.stats.call_ended(call.route.name, call.disposition(), call.rtp_sent)
+                log.info("call %s ended: %s (%s)", call.info.call_id, call.disposition(),
+                         call.hangup_cause)
+
+        task = asyncio.create_task(run(), name=f"call-{call.info.call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _lifecycle(self, call: Call, tx: str) -> None:
         info = call.info

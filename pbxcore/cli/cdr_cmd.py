@@ -80,7 +80,7 @@ def flat(c: Cdr, extensions: frozenset[str]) -> dict[str, Any]:
     return {
         "call_id": c.call_id, "start": utc_text(c.start), "answer": utc_text(c.answer),
         "end": utc_text(c.end), "caller": c.caller, "caller_name": c.caller_name,
-        "called": c.called, "direction": direction(c.caller, extensions),
+        "called": c.called, "direction": direction(c.caller, extensions, c.route),
         "route": c.route or "", "disposition": c.disposition or "in progress",
         "duration": c.duration, "billsec": c.billsec, "hangup_by": c.hangup_by or "",
         "hangup_cause": c.hangup_cause, "hangup_code": c.hangup_code,

@@ -8,9 +8,11 @@ import click
 
 from pbxcore import __version__
 from pbxcore.cli.calls_cmd import calls, hangup
+from pbxcore.cli.campaign_cmd import campaign
 from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
 from pbxcore.cli.journal_cmd import journal
+from pbxcore.cli.originate_cmd import originate
 from pbxcore.cli.phone_cmd import phone
 from pbxcore.cli.queues_cmd import agent, agents, queues
 from pbxcore.cli.registrations_cmd import registrations
@@ -40,3 +42,5 @@ def main() -> None:
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
                 registrations, reload, queues, agents, agent, report_command, top, phone, web):
     main.add_command(command)
+main.add_command(originate)
+main.add_command(campaign)

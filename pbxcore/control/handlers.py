@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pbxcore import __version__
+from pbxcore.call import originate as origin
 from pbxcore.call.call import Call
 from pbxcore.call.switch import Switch
 from pbxcore.config_watch import ReloadReport
@@ -42,7 +43,7 @@ class SwitchCommands:
         for name, handler in (("calls", self.calls), ("hangup", self.hangup),
                               ("registrations", self.registrations),
                               ("reload", self.reload), ("status", self.status),
-                              ("top", self.top)):
+                              ("top", self.top), ("originate", self.originate)):
             self.control.register(name, handler)
         # The ACD service registers these when the config has queues.
         for name in ("queues", "agents", "agent"):
@@ -69,6 +70,14 @@ class SwitchCommands:
         done.cancel()
         return {"call_id": call_id, "sent": "BYE" if answered else "487",
                 "closed": call_id not in self.switch.calls}
+
+    async def originate(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Place a call (click-to-call, or a script on the answered call); its id at once."""
+        try:
+            request = origin.check_request(self.switch.deps.config, args)
+        except origin.OriginateError as exc:
+            raise CommandError(BAD_ARGS, str(exc)) from None
+        return {"call_id": origin.start(self.switch, request)}
 
     async def registrations(self, args: Mapping[str, Any]) -> dict[str, Any]:
         registrar = self.switch.registrar

@@ -191,7 +191,11 @@ def visits(rows: Iterable[JournalRow], *, until: datetime | None = None) -> list
     return out
 
 
-def direction(caller: str, extensions: frozenset[str]) -> Direction:
+def direction(caller: str, extensions: frozenset[str], route: str | None = None) -> Direction:
+    """"out" for a call an extension made or the switch originated (CDR route "originate" or
+    "originate:SCRIPT", call/originate.py), else "in"."""
+    if route is not None and (route == "originate" or route.startswith("originate:")):
+        return "out"
     return "out" if caller in extensions else "in"
 
 
@@ -206,7 +210,7 @@ def calls(cdrs: Iterable[CdrRow], extensions: frozenset[str]) -> list[Call]:
                 if isinstance(leg.get("hold_seconds"), int | float)]
         out.append(Call(
             call_id=c.call_id, start=c.start, caller=c.caller, called=c.called,
-            route=c.route or "", direction=direction(c.caller, extensions),
+            route=c.route or "", direction=direction(c.caller, extensions, c.route),
             disposition=c.disposition or "in progress", duration=c.duration or 0.0,
             billsec=c.billsec or 0.0, queues=tuple(dict.fromkeys(s.queue for s in c.queues)),
             agents=tuple(sorted(agents)), hold=sum(held) if held else None))

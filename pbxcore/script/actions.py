@@ -47,6 +47,9 @@ from pbxcore.script.words import OPTION, quote_word, split_words
 MAX_ACTIONS = 100
 """Default cap on the number of actions in one script output."""
 
+SAY_TEXT_MAX = 500
+"""Longest `say text` (characters); pbxcore.media.tts.MAX_TEXT is the same cap."""
+
 REJECT_STATUS = {"busy": 486, "decline": 603, "unavailable": 480}
 """SIP final status sent for each named reject reason (RFC 3261 §21.4, §21.6)."""
 
@@ -153,21 +156,29 @@ class Play(Action):
 
 @dataclass(frozen=True)
 class Say(Action):
-    """Speak a value with the language's digit prompts: digit by digit, or as a number."""
+    """Speak a value: digit by digit or as a number with the language's prompts, or any text
+    with espeak-ng (`say text "..."`, rendered once and cached)."""
 
     verb = "say"
     needs_answer = True
-    kind: str = field(metadata=_p(EnumKind(("digits", "number")), "how to speak the value",
-                                  metavar="KIND"))
+    kind: str = field(metadata=_p(EnumKind(("digits", "number", "text")),
+                                  "how to speak the value", metavar="KIND"))
     value: str = field(metadata=_p(
-        TextKind(32, r"[0-9*#]{1,32}|-?[0-9]{1,15}", "digits (or an integer for number)"),
-        "what to speak: keys 0-9 * # for digits, an integer for number", metavar="VALUE"))
+        TextKind(SAY_TEXT_MAX, r"[^\x00-\x08\x0b-\x1f\x7f]+",
+                 "digits, an integer, or text"),
+        "what to speak: keys 0-9 * # for digits, an integer for number, up to "
+        f"{SAY_TEXT_MAX} characters for text", metavar="VALUE"))
+    voice: str | None = field(default=None, metadata=_p(
+        TextKind(40, r"[a-z]{2,3}(-[a-z0-9]{2,8})*(\+[a-z0-9]{1,12})?", "an espeak-ng voice"),
+        "text only: the espeak-ng voice (default: en-us for en, ru for ru)"))
 
     def check(self) -> str | None:
         if self.kind == "number" and not re.fullmatch(r"-?[0-9]{1,15}", self.value):
             return f"say: number VALUE must be an integer, got {self.value!r}"
         if self.kind == "digits" and not re.fullmatch(r"[0-9*#]{1,32}", self.value):
             return f"say: digits VALUE must be keys 0-9 * #, got {self.value!r}"
+        if self.kind != "text" and self.voice is not None:
+            return "say: voice= applies to say text only"
         return None
 
 

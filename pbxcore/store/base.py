@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol, get_args
 # The ACD's records live in journal.py (base.py would pass 400 lines); they are part of this
 # seam and importable from here.
 from pbxcore.store.callbacks import CallbackEntry as CallbackEntry
+from pbxcore.store.campaigns import CampaignRow as CampaignRow
 from pbxcore.store.journal import AgentEvent as AgentEvent
 from pbxcore.store.journal import JournalEntry as JournalEntry
 from pbxcore.store.journal import QueueSegment as QueueSegment
@@ -215,6 +216,16 @@ class Store(Protocol):
     async def callbacks(self, *, state: str | None = "pending",
                         limit: int = 10000) -> list[CallbackEntry]:
         """Callbacks in `state` (None: all), oldest request first."""
+
+    async def campaign_open(self, name: str, script: str, now: datetime,
+                            rows: Sequence[CampaignRow]) -> None:
+        """Create campaign `name` with `rows`; rows already there keep their progress."""
+
+    async def campaign_update(self, row: CampaignRow) -> None:
+        """Write one row's status, attempts, result, call id and time."""
+
+    async def campaign_rows(self, name: str) -> list[CampaignRow]:
+        """Every row of campaign `name`, by row number ([] for an unknown campaign)."""
 
     async def close_interrupted(self, node: str, now: datetime) -> int:
         """Close every CDR that ``node`` (or a version before node ids, node '') left open and

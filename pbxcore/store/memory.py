@@ -25,6 +25,7 @@ from pbxcore.store.base import (
     with_leg,
 )
 from pbxcore.store.callbacks import CallbackEntry, checked_callback
+from pbxcore.store.campaigns import CampaignRow, checked_row
 from pbxcore.store.journal import (
     AgentEvent,
     JournalEntry,
@@ -38,6 +39,7 @@ from pbxcore.store.journal import (
 
 class MemoryStore:
     def __init__(self) -> None:
+        self._campaigns: dict[str, dict[int, CampaignRow]] = {}
         self._cdrs: dict[str, Cdr] = {}
         self._traces: dict[str, list[TraceEntry]] = {}
         self._journal: list[JournalEntry] = []
@@ -142,3 +144,22 @@ class MemoryStore:
 
     async def close(self) -> None:
         pass
+
+    # -- campaigns
+
+    async def campaign_open(self, name: str, script: str, now: datetime,
+                            rows: Sequence[CampaignRow]) -> None:
+        checked = [checked_row(r) for r in rows]
+        table = self._campaigns.setdefault(name, {})
+        for r in checked:
+            table.setdefault(r.row, r)
+
+    async def campaign_update(self, row: CampaignRow) -> None:
+        r = checked_row(row)
+        table = self._campaigns.get(r.campaign, {})
+        if r.row in table:
+            table[r.row] = replace(table[r.row], status=r.status, attempts=r.attempts,
+                                   result=r.result, call_id=r.call_id, updated=r.updated)
+
+    async def campaign_rows(self, name: str) -> list[CampaignRow]:
+        return [r for _, r in sorted(self._campaigns.get(name, {}).items())]

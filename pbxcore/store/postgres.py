@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pbxcore.store import campaigns as camp
 from pbxcore.store.base import (
     CDR_COLUMNS,
     FIELD_COLUMN,
@@ -46,6 +47,7 @@ from pbxcore.store.callbacks import (
     callback_row,
     checked_callback,
 )
+from pbxcore.store.campaigns import CampaignRow
 from pbxcore.store.journal import (
     AGENT_EVENT_COLUMNS,
     JOURNAL_COLUMNS,
@@ -308,6 +310,25 @@ class PostgresStore:
         rows = await self._fetch(f"SELECT {AGENT_EVENT_COLUMNS} FROM agent_events {where} "
                                  "ORDER BY time DESC, id DESC LIMIT %s", (*args, limit))
         return [agent_event_from_row(r) for r in reversed(rows)]
+
+    # -- campaigns
+
+    async def campaign_open(self, name: str, script: str, now: datetime,
+                            rows: Sequence[CampaignRow]) -> None:
+        checked = [camp.checked_row(r) for r in rows]
+        head, body = camp.insert_sql("%s")
+        await self._execute(head, (name, script, now))
+        if checked:
+            await self._executemany(body.replace("%s, %s, %s, %s, %s", "%s, %s, %s, %s::jsonb, %s", 1),
+                                    [camp.row_params(r, text_times=False) for r in checked])
+
+    async def campaign_update(self, row: CampaignRow) -> None:
+        r = camp.checked_row(row)
+        await self._execute(camp.update_sql("%s"), camp.update_params(r, text_times=False))
+
+    async def campaign_rows(self, name: str) -> list[CampaignRow]:
+        rows = await self._fetch(camp.select_sql("%s"), (name,))
+        return [camp.row_from(tuple(r)) for r in rows]
 
     async def close(self) -> None:
         await self._conn.close()

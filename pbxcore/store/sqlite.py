@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pbxcore.store import campaigns as camp
 from pbxcore.store.base import (
     CDR_COLUMNS,
     FIELD_COLUMN,
@@ -51,6 +52,7 @@ from pbxcore.store.callbacks import (
     callback_row,
     checked_callback,
 )
+from pbxcore.store.campaigns import CampaignRow
 from pbxcore.store.journal import (
     AGENT_EVENT_COLUMNS,
     JOURNAL_COLUMNS,
@@ -328,6 +330,25 @@ class SqliteStore:
         rows = await self._run(self._fetch, f"SELECT {AGENT_EVENT_COLUMNS} FROM agent_events "
                                f"{where} ORDER BY time DESC, id DESC LIMIT ?", (*args, limit))
         return [agent_event_from_row(r) for r in reversed(rows)]
+
+    # -- campaigns
+
+    async def campaign_open(self, name: str, script: str, now: datetime,
+                            rows: Sequence[CampaignRow]) -> None:
+        checked = [camp.checked_row(r) for r in rows]
+        head, body = camp.insert_sql("?")
+        await self._run(self._insert_many, head, [(name, script, iso(now))])
+        await self._run(self._insert_many, body,
+                        [camp.row_params(r, text_times=True) for r in checked])
+
+    async def campaign_update(self, row: CampaignRow) -> None:
+        r = camp.checked_row(row)
+        await self._run(self._insert_many, camp.update_sql("?"),
+                        [camp.update_params(r, text_times=True)])
+
+    async def campaign_rows(self, name: str) -> list[CampaignRow]:
+        rows = await self._run(self._fetch, camp.select_sql("?"), (name,))
+        return [camp.row_from(tuple(r)) for r in rows]
 
     def _insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:

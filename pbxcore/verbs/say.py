@@ -1,4 +1,5 @@
-"""`say digits|number VALUE`: speak a value with the language's prompts (sounds/README.md).
+"""`say digits|number VALUE`: speak a value with the language's prompts (sounds/README.md);
+`say text "..." [voice=V]`: speak any text with espeak-ng (Call.speak, media/tts.py).
 
 `number_words` is the pure part: it maps an integer of up to 15 digits (what the validator
 accepts) to prompt names for English and Russian: groups of three digits with thousand, million,
@@ -18,6 +19,9 @@ KEY_NAMES = {"*": "star", "#": "pound"}
 
 
 async def execute(call: CallControl, action: Say) -> Outcome | None:
+    if action.kind == "text":
+        await call.media.play(await call.speak(action.value, action.voice))
+        return None
     if action.kind == "digits":
         names = [f"digits/{KEY_NAMES.get(k, k)}" for k in action.value]
     else:

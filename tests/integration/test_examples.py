@@ -26,8 +26,8 @@ from pbxcore.script.actions import Gather, Play, parse_action_line
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-OURS = ["business-hours", "call-centre", "crm-lookup", "forward-while-away", "polyglot", "two-shops",
-        "workers"]
+OURS = ["business-hours", "call-centre", "crm-lookup", "forward-while-away",
+        "notification-campaign", "polyglot", "two-shops", "workers"]
 PG_DSN = "postgresql://postgres@127.0.0.1/test"
 
 

@@ -170,7 +170,7 @@ gather finish=# max=4
                         "got '../bin/sh'"),
     (b"say", "line 1: say: missing KIND"),
     (b"say digits", "line 1: say: missing VALUE"),
-    (b"say words hi", "line 1: say: KIND must be one of digits|number, got 'words'"),
+    (b"say words hi", "line 1: say: KIND must be one of digits|number|text, got 'words'"),
     (b"say number 12#", "line 1: say: number VALUE must be an integer, got '12#'"),
     (b"say digits -1", "line 1: say: digits VALUE must be keys 0-9 * #, got '-1'"),
     (b"set", "line 1: set: missing NAME=VALUE"),
@@ -356,3 +356,17 @@ def test_round_trip_property(action: object) -> None:
     text = action.to_text()  # type: ignore[attr-defined]
     assert parse_action_line(text) == action
     assert from_json(json.loads(json.dumps(action.to_json()))) == action  # type: ignore[attr-defined]
+
+
+def test_say_text_parses_with_its_voice_and_refuses_controls() -> None:
+    from pbxcore.script.actions import Say, parse_action_line
+
+    action = parse_action_line('say text "Your order 4711 ships tomorrow." voice=en-gb')
+    assert action == Say("text", "Your order 4711 ships tomorrow.", voice="en-gb")
+    assert parse_action_line(action.to_text()) == action
+    with pytest.raises(ActionError, match="voice= applies to say text only"):
+        parse_action_line("say digits 123 voice=en-us")
+    with pytest.raises(ActionError, match="VALUE"):
+        parse_action_line('say text "bell\\x07"'.replace("\\x07", "\x07"))
+    with pytest.raises(ActionError, match="voice"):
+        parse_action_line('say text hi voice="-w /etc/passwd"')
