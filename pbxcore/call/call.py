@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pbxcore.acd.api import AcdControl, AgentError, AgentOp
+from pbxcore.call.conference import Conferences
 from pbxcore.call.leg import InboundLeg
 from pbxcore.call.stats import SwitchStats
 from pbxcore.config import Config, Route
@@ -52,6 +53,7 @@ class CallDeps:
     registrar: Any = None  # the switch's Registrar (set by Switch)
     acd: AcdControl | None = None  # the ACD service; None: `queue` answers `empty`
     stats: SwitchStats = field(default_factory=SwitchStats)  # pbx top and metrics counters
+    conferences: Conferences = field(default_factory=Conferences)  # the conference rooms
 
 
 @dataclass
@@ -253,6 +255,13 @@ class Call:
             return
         await acd.agent_control(cast(AgentOp, op), extension, queue=queue, reason=reason,
                                 via="script")
+
+    async def conference(self, room: str, *, moderator: bool, muted: bool,
+                         max_members: int | None, pin: str | None, end: bool) -> Outcome | None:
+        from pbxcore.call.conference import join
+
+        return await join(self, room, moderator=moderator, muted=muted,
+                          max_members=max_members, pin=pin, end=end)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ from pbxcore.script.sanitize import env_name, env_value
 
 PROTOCOL_VERSION = 1
 
-EVENT_NAMES = ("incoming", "gather", "record", "dial", "transfer", "queue", "redirect", "hangup")
+EVENT_NAMES = ("incoming", "gather", "record", "dial", "transfer", "queue", "redirect", "hangup",
+               "conference")
 """Events of protocol v1; the script should treat any other name as "nothing to do"."""
 
 GATHER_RESULTS = ("ok", "short", "timeout")
