@@ -293,7 +293,8 @@ async def attend(call: Call, room: Room, member: Member) -> None:
     log.info("call %s joined conference %s as member %d", call.info.call_id, room.name,
              member.number)
     try:
-        await member.done
+        # shield: a hangup cancels this task, which must not cancel the member's reason
+        await asyncio.shield(member.done)
     finally:
         room.remove(member)  # the caller hung up (task cancelled): "left"
         # Read the reason here, not from the await: a kick hangs the call up at once, and the
