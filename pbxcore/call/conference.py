@@ -98,8 +98,10 @@ class Member:
 class Room:
     """The members of one conference and their mix, ticked by the pacer while not empty."""
 
-    def __init__(self, name: str, pacer: Pacer, on_empty: Callable[[Room], None]) -> None:
+    def __init__(self, name: str, pacer: Pacer, on_empty: Callable[[Room], None], *,
+                 chimes: bool = True) -> None:
         self.name = name
+        self.chimes = chimes  # False: a supervisor's room (nobody may hear them join)
         self.members: list[Member] = []
         self.created = time.time()
         self._pacer = pacer
@@ -163,6 +165,8 @@ class Room:
                 "seconds": round(time.time() - self.created, 1)}
 
     def _sound(self, frames: tuple[tuple[int, ...], ...]) -> None:
+        if not self.chimes:
+            return
         self._tone.clear()
         self._tone.extend(frames)
 
@@ -215,6 +219,7 @@ class Conferences:
 
     def __init__(self) -> None:
         self.rooms: dict[str, Room] = {}
+        self.spies: set[Any] = set()  # running pbxcore.call.spy.Spy sessions (kept alive here)
 
     def room(self, name: str, pacer: Pacer) -> Room:
         room = self.rooms.get(name)

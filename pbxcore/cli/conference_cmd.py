@@ -68,3 +68,25 @@ def conference(op: str, room: str, member: str, config_path: Path, socket_path: 
     done = {"kick": "kicked", "mute": "muted", "unmute": "unmuted"}[op]
     click.echo(f"conference {cell(result['room']).plain}: member {cell(result['member']).plain}"
                f" ({cell(result.get('caller') or '').plain}) {done}")
+
+
+@click.command("spy")
+@click.argument("call_id")
+@click.option("--listen", "listen", metavar="EXT", default=None,
+              help="Ring EXT; it hears both sides and is heard by nobody.")
+@click.option("--whisper", "whisper", metavar="EXT", default=None,
+              help="Ring EXT; it hears both sides and is heard by the agent only (coaching).")
+@control_options
+def spy(call_id: str, listen: str | None, whisper: str | None, config_path: Path,
+        socket_path: Path | None, as_json: bool) -> None:
+    """Put a supervisor's phone on bridged call CALL_ID (see pbx calls): --listen or --whisper."""
+    if (listen is None) == (whisper is None):
+        raise click.UsageError("give exactly one of --listen EXT or --whisper EXT")
+    mode, extension = ("listen", listen) if listen is not None else ("whisper", whisper)
+    result = ask(config_path, socket_path, "spy",
+                 {"call_id": call_id, "extension": extension, "mode": mode}, as_json=as_json)
+    if as_json:
+        click.echo(dumps(result))
+        return
+    click.echo(f"{cell(result['extension']).plain} on call {cell(result['call_id']).plain} "
+               f"({result['mode']})")

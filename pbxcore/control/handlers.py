@@ -45,7 +45,7 @@ class SwitchCommands:
                               ("reload", self.reload), ("status", self.status),
                               ("top", self.top)):
             self.control.register(name, handler)
-        install_conferences(self.control, self.switch.deps.conferences)
+        install_conferences(self.control, self.switch.deps.conferences, self.switch.calls)
         # The ACD service registers these when the config has queues.
         for name in ("queues", "agents", "agent"):
             self.control.reserve(name, "no queues configured")

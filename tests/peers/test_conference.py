@@ -24,8 +24,9 @@ from pbxcore.rtp.packet import RtpPacket
 from pbxcore.rtp.tones import tone
 from tests.integration.switch_harness import SwitchProcess
 from tests.integration.uac import Uac
+from tests.integration.uas import Phone
 from tests.peers.helpers import poll, read_lines, write_script
-from tests.peers.switching_helpers import pcm16, switch
+from tests.peers.switching_helpers import USERS, pcm16, switch
 
 pytestmark = pytest.mark.peer
 
@@ -42,6 +43,7 @@ incoming)
     70) echo "conference standup";;
     71) echo "conference standup muted=yes";;
     72) echo "conference standup max=1";;
+    74) echo "dial 1002 timeout=10";;
     esac;;
 conference) echo "hangup";;
 esac
@@ -191,3 +193,74 @@ def test_full_room_gives_the_conference_event(env: tuple[SwitchProcess, Path]) -
 def pcmu(pcm: bytes) -> bytes:
     """PCM as the PCMU payload bytes the parties send."""
     return ulaw_encode(pcm)
+
+
+def phone(sw: SwitchProcess, ext: str, hz: float) -> Phone:
+    """A registered phone that answers and sends a tone of `hz` while answered."""
+    p = Phone(sw.port, ext, USERS[ext], "answer", send_tone=int(hz))
+    assert p.register() == 200
+    p.sock.settimeout(0.005)  # a loop pass (and so a tone frame) every 20 ms, not every 50
+    p.start()
+    return p
+
+
+def levels(samples: list[int], freqs: dict[str, float]) -> dict[str, float]:
+    return {name: round(magnitude(samples, hz) * AMPLITUDE / 8000, 3)
+            for name, hz in freqs.items()}  # the phones send at 8000, the caller at 4000
+
+
+def test_supervisor_listens_then_coaches(env: tuple[SwitchProcess, Path]) -> None:
+    sw, _ = env
+    freqs = {"caller": 450.0, "agent": 700.0, "listener": 1900.0, "coach": 1300.0}
+    agent, listener, coach = phone(sw, "1002", 700), phone(sw, "1003", 1900), \
+        phone(sw, "1004", 1300)
+    caller = Uac(sw.port, user="1001")
+    caller_tone = {"1001": pcmu(tone(450, 1000, amplitude=AMPLITUDE * 2))}
+    try:
+        resp = caller.call("74")
+        assert resp is not None and resp.status == 200
+        caller.rtp.drain(0.3)
+        calls = poll(lambda: [c for c in pbx_json(sw, "calls")["calls"]  # type: ignore[union-attr]
+                              if c["caller"] == "1001" and c["state"] == "bridged"],
+                     timeout=10)
+        assert calls, pbx_json(sw, "calls")
+        call_id = calls[0]["call_id"]
+        on = pbx_json(sw, "spy", call_id, "--listen", "1003")
+        assert on["mode"] == "listen" and on["extension"] == "1003"
+        for p in (caller.rtp, agent.rtp, listener.rtp):
+            p.packets.clear()
+        talk({"1001": caller}, caller_tone, 1.6)
+        by_caller = levels(heard(caller), freqs)
+        by_agent = levels(heard_phone(agent), freqs)
+        by_listener = levels(heard_phone(listener), freqs)
+        assert by_caller["agent"] > 0.3 and by_caller["listener"] < 0.05, by_caller
+        assert by_agent["caller"] > 0.3 and by_agent["listener"] < 0.05, by_agent
+        assert by_listener["caller"] > 0.3 and by_listener["agent"] > 0.3, by_listener
+        assert by_listener["listener"] < 0.05, by_listener
+
+        # The listener hangs up: caller and agent go on, relayed; then a coach whispers.
+        listener.hangup()
+        assert poll(lambda: listener.seen.byes_received or listener.dialog is None
+                    or not listener.seen.answered, timeout=5)
+        on = pbx_json(sw, "spy", call_id, "--whisper", "1004")
+        assert on["mode"] == "whisper"
+        for p in (caller.rtp, agent.rtp, coach.rtp):
+            p.packets.clear()
+        talk({"1001": caller}, caller_tone, 1.6)
+        by_caller = levels(heard(caller), freqs)
+        by_agent = levels(heard_phone(agent), freqs)
+        by_coach = levels(heard_phone(coach), freqs)
+        assert by_caller["agent"] > 0.3 and by_caller["coach"] < 0.05, by_caller
+        assert by_agent["caller"] > 0.3 and by_agent["coach"] > 0.3, by_agent
+        assert by_coach["caller"] > 0.3 and by_coach["agent"] > 0.3, by_coach
+        assert by_coach["coach"] < 0.05, by_coach
+        caller.bye()
+        assert poll(lambda: coach.seen.byes_received, timeout=10), "the coach was not hung up"
+    finally:
+        caller.close()
+        for p in (agent, listener, coach):
+            p.close()
+
+
+def heard_phone(p: Phone, skip: float = 0.3) -> list[int]:
+    return pcm16(p.rtp.audio())[int(skip * 8000):]

@@ -1,0 +1,127 @@
+"""A supervisor on an agent's bridged call: `pbx spy CALL_ID --listen|--whisper EXT` (ChanSpy).
+
+The switch rings the supervisor's phone (every registered binding of EXT is not forked here:
+the most recent one rings, for `spy_timeout` = 30 s); when it answers, the call's two-party
+`Bridge` is turned into a room (`pbxcore.call.conference.Room`): caller and agent become its
+parties, so they go on hearing each other, mixed instead of relayed, and the supervisor joins as
+`listen` (hears both, heard by nobody) or `whisper` (hears both, heard by the agent only: the
+coach).  When the supervisor hangs up, the room is undone and the bridge relays again; when the
+call ends, the supervisor's leg is hung up.  While a supervisor is on it a call's recording
+(`record_call`) and hold music pause (mixing replaces the relay the recorder listens to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from pbxcore.call.conference import Member, Room
+from pbxcore.call.outbound import OutboundLeg, Target
+from pbxcore.media.session import MediaSession
+from pbxcore.sip.sdp import build_offer
+
+if TYPE_CHECKING:
+    from pbxcore.call.call import Call
+
+log = logging.getLogger("pbxcore.spy")
+
+SpyMode = Literal["listen", "whisper"]
+RING_SECONDS = 30.0
+
+
+class SpyError(ValueError):
+    """The spy cannot start: the message says why (shown by the CLI)."""
+
+
+@dataclass(eq=False)
+class Spy:
+    """One supervisor on one call."""
+
+    call: Call
+    extension: str
+    mode: SpyMode
+    leg: OutboundLeg
+    room: Room | None = None
+    task: asyncio.Task[None] | None = None
+
+
+async def start_spy(call: Call, extension: str, mode: SpyMode) -> Spy:
+    """Ring `extension` and, once it answers, put it on `call`'s bridge; returns when it is on
+    (the spy then runs until either side ends).  SpyError when it cannot."""
+    deps = call.deps
+    if call.bridge is None or call.ended.is_set():
+        raise SpyError(f"call {call.info.call_id} is not bridged (see pbx calls)")
+    if deps.config.user(extension) is None:
+        raise SpyError(f"{extension!r} is not a [[users]] extension")
+    bindings = sorted(deps.registrar.bindings(extension), key=lambda b: b.expires_at,
+                      reverse=True)
+    if not bindings:
+        raise SpyError(f"{extension} is not registered")
+    target = Target(extension, bindings[0].contact, bindings[0].source)
+    media = await MediaSession.open(deps.media_host, deps.ports, deps.pacer)
+    offer = build_offer(deps.media_host, media.local_port, secrets.randbits(31), 1)
+    leg = OutboundLeg(deps.legs, target, media, offer, caller=call.info.caller or "anonymous",
+                      caller_name=f"[{mode}] {call.info.caller_name or call.info.caller}")
+    leg.start()
+    try:
+        result = await asyncio.wait_for(asyncio.shield(leg.result), RING_SECONDS)
+    except TimeoutError:
+        result = None
+    if result is None or result.status != "answered" or call.bridge is None:
+        await _release(call, leg)
+        why = "the call is no longer bridged" if result and result.status == "answered" \
+            else (result.status if result else "no answer")
+        raise SpyError(f"{extension}: {why}")
+    spy = Spy(call, extension, mode, leg)
+    _attach(spy)
+    spies = deps.conferences.spies
+    spies.add(spy)
+    spy.task = asyncio.ensure_future(_run(spy))
+    spy.task.add_done_callback(lambda _: spies.discard(spy))
+    return spy
+
+
+def _attach(spy: Spy) -> None:
+    call, bridge = spy.call, spy.call.bridge
+    assert bridge is not None
+    bridge.stop()  # no relay: the room mixes from now on
+    room = Room(f"spy:{call.info.call_id}", call.deps.pacer, lambda room: None, chimes=False)
+    caller = Member(room.new_number(), call.info.call_id, call.info.caller, bridge.a)
+    agent = Member(room.new_number(), call.info.call_id, "agent", bridge.b)
+    supervisor = Member(room.new_number(), spy.leg.call_id, spy.extension, spy.leg.media,
+                        role=spy.mode, coach_of=agent if spy.mode == "whisper" else None)
+    for member in (caller, agent, supervisor):
+        room.add(member)
+    spy.room = room
+    call.note("note", {"spy": spy.extension, "mode": spy.mode})
+    log.info("call %s: %s joined as %s", call.info.call_id, spy.extension, spy.mode)
+
+
+async def _run(spy: Spy) -> None:
+    call = spy.call
+    ended = asyncio.ensure_future(call.ended.wait())
+    gone = asyncio.ensure_future(spy.leg.ended.wait())
+    try:
+        await asyncio.wait({ended, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+        gone.cancel()
+        room, spy.room = spy.room, None
+        if room is not None:
+            for member in list(room.members):
+                room.remove(member)
+        bridge = call.bridge
+        if bridge is not None and not call.ended.is_set():
+            bridge.start()  # caller and agent back on the relay
+        call.note("note", {"spy_left": spy.extension})
+        await _release(call, spy.leg)
+
+
+async def _release(call: Call, leg: OutboundLeg) -> None:
+    if not leg.ended.is_set():
+        leg.hangup()
+    call.deps.legs.forget_leg(leg)
+    await leg.media.close()
