@@ -1,6 +1,6 @@
 """Control commands for conference rooms: `conferences`, `conference` (kick, mute, unmute) and
-`spy` (a supervisor on a bridged call: {"call_id", "mode": listen|whisper, "extension"}; answers
-once the supervisor's phone answered).
+`spy` (a supervisor or consultant on a bridged call: {"call_id", "mode": listen|whisper|consult,
+"extension"}; answers once that phone answered).
 
 Shapes (docs/operations.md): `conferences` answers {"conferences": [{"room", "seconds",
 "members": [{"member", "call_id", "caller", "moderator", "muted", "role", "seconds"}]}]};
@@ -46,9 +46,9 @@ def install(control: ControlServer, conferences: Conferences,
 
     async def spy(args: Mapping[str, Any]) -> dict[str, Any]:
         call_id, mode, extension = args.get("call_id"), args.get("mode"), args.get("extension")
-        if mode not in ("listen", "whisper") or not isinstance(call_id, str) \
+        if mode not in ("listen", "whisper", "consult") or not isinstance(call_id, str) \
                 or not isinstance(extension, str):
-            raise CommandError(BAD_ARGS, 'spy needs "call_id", "mode" (listen|whisper) and '
+            raise CommandError(BAD_ARGS, 'spy needs "call_id", "mode" (listen|whisper|consult) and '
                                '"extension"')
         call = calls.get(call_id)
         if call is None or call.ended.is_set():

@@ -252,6 +252,9 @@ async def bridge_call(call: Call, leg: OutboundLeg, record: bool,
     call.note("note", {"bridged": leg.target.label, "callee_uri": leg.target.uri})
     call.doing("bridged", leg.target.label)
     log.info("call %s bridged to %s", call.info.call_id, leg.target.label)
+    from pbxcore.call.spy import consult_feature  # spy rings legs like the dialer does
+
+    feature = consult_feature(call, leg)  # the agent's *3EXT#: a consultant joins
     try:
         while True:
             ended = asyncio.ensure_future(leg.ended.wait())
@@ -285,6 +288,7 @@ async def bridge_call(call: Call, leg: OutboundLeg, record: bool,
                     bridge.start()
                     call.doing("bridged", leg.target.label)
     finally:
+        feature.cancel()
         bridge.stop()
         call.bridge = None
         _close_leg_record(call, leg, bridge, answered)

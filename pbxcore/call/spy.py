@@ -1,11 +1,15 @@
-"""A supervisor on an agent's bridged call: `pbx spy CALL_ID --listen|--whisper EXT` (ChanSpy).
+"""A third phone on a bridged call: a supervisor (`pbx spy CALL_ID --listen|--whisper EXT`,
+Asterisk's ChanSpy) or a consultant the agent brings in (`pbx consult CALL_ID EXT`, or `*3EXT#`
+keyed on the agent's phone while bridged).
 
 The switch rings the supervisor's phone (every registered binding of EXT is not forked here:
 the most recent one rings, for `spy_timeout` = 30 s); when it answers, the call's two-party
 `Bridge` is turned into a room (`pbxcore.call.conference.Room`): caller and agent become its
 parties, so they go on hearing each other, mixed instead of relayed, and the supervisor joins as
 `listen` (hears both, heard by nobody) or `whisper` (hears both, heard by the agent only: the
-coach).  When the supervisor hangs up, the room is undone and the bridge relays again; when the
+coach); a consultant joins as a party (all three hear each other, with the join chime) and gets
+the agent's screen pop (`[consult] caller name`, X-Pbx-Call-Id, X-Pbx-Var-*).  When the
+supervisor (or consultant) hangs up, the room is undone and the bridge relays again; when the
 call ends, the supervisor's leg is hung up.  While a supervisor is on it a call's recording
 (`record_call`) and hold music pause (mixing replaces the relay the recorder listens to).
 """
@@ -14,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from pbxcore.acd.offers import screen_pop
 from pbxcore.call.conference import Member, Room
 from pbxcore.call.outbound import OutboundLeg, Target
 from pbxcore.media.session import MediaSession
@@ -28,8 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pbxcore.spy")
 
-SpyMode = Literal["listen", "whisper"]
+SpyMode = Literal["listen", "whisper", "consult"]
 RING_SECONDS = 30.0
+CONSULT_CODE = re.compile(r"\*3([0-9]{1,15})#")
+"""The agent's feature code during a bridge: *3, the consultant's extension, #."""
 
 
 class SpyError(ValueError):
@@ -63,13 +71,20 @@ async def start_spy(call: Call, extension: str, mode: SpyMode) -> Spy:
     target = Target(extension, bindings[0].contact, bindings[0].source)
     media = await MediaSession.open(deps.media_host, deps.ports, deps.pacer)
     offer = build_offer(deps.media_host, media.local_port, secrets.randbits(31), 1)
+    # The same screen pop as the agent's (the seed: "a consultant who sees the same client
+    # data"): [MODE] caller name, X-Pbx-Call-Id and the call's variables as X-Pbx-Var-*.
+    display, headers = screen_pop(call, mode)
     leg = OutboundLeg(deps.legs, target, media, offer, caller=call.info.caller or "anonymous",
-                      caller_name=f"[{mode}] {call.info.caller_name or call.info.caller}")
+                      caller_name=display,
+                      extra_headers=[h for h in headers if h[0] != "X-Pbx-Queue"])
     leg.start()
     try:
         result = await asyncio.wait_for(asyncio.shield(leg.result), RING_SECONDS)
     except TimeoutError:
         result = None
+    except BaseException:  # cancelled while it rang (the call ended): CANCEL the phone
+        await asyncio.shield(_release(call, leg))
+        raise
     if result is None or result.status != "answered" or call.bridge is None:
         await _release(call, leg)
         why = "the call is no longer bridged" if result and result.status == "answered" \
@@ -88,11 +103,14 @@ def _attach(spy: Spy) -> None:
     call, bridge = spy.call, spy.call.bridge
     assert bridge is not None
     bridge.stop()  # no relay: the room mixes from now on
-    room = Room(f"spy:{call.info.call_id}", call.deps.pacer, lambda room: None, chimes=False)
+    consult = spy.mode == "consult"  # everybody hears the consultant join, and leave
+    room = Room(f"{spy.mode}:{call.info.call_id}", call.deps.pacer, lambda room: None,
+                chimes=consult)
     caller = Member(room.new_number(), call.info.call_id, call.info.caller, bridge.a)
     agent = Member(room.new_number(), call.info.call_id, "agent", bridge.b)
     supervisor = Member(room.new_number(), spy.leg.call_id, spy.extension, spy.leg.media,
-                        role=spy.mode, coach_of=agent if spy.mode == "whisper" else None)
+                        role="party" if consult else spy.mode,  # type: ignore[arg-type]
+                        coach_of=agent if spy.mode == "whisper" else None)
     for member in (caller, agent, supervisor):
         room.add(member)
     spy.room = room
@@ -125,3 +143,26 @@ async def _release(call: Call, leg: OutboundLeg) -> None:
         leg.hangup()
     call.deps.legs.forget_leg(leg)
     await leg.media.close()
+
+
+async def consult_keys(call: Call, leg: OutboundLeg) -> None:
+    """The agent's feature code while bridged: `*3EXT#` rings EXT as a consultant (the room
+    of caller, agent and consultant); a failure is traced, the call goes on."""
+    keys = ""
+    leg.media.flush_digits()
+    while True:
+        keys = (keys + await leg.media.digits.get())[-20:]
+        match = CONSULT_CODE.search(keys)
+        if match is None:
+            continue
+        keys = ""
+        try:
+            await start_spy(call, match.group(1), "consult")
+        except SpyError as exc:
+            call.note("error", {"consult": match.group(1), "error": str(exc)})
+            log.info("call %s: consult %s failed: %s", call.info.call_id, match.group(1), exc)
+
+
+def consult_feature(call: Call, leg: OutboundLeg) -> asyncio.Task[None]:
+    """Watch the agent's keys for `*3EXT#` while bridged; cancel the task when the bridge ends."""
+    return asyncio.ensure_future(consult_keys(call, leg))

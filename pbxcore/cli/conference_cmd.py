@@ -90,3 +90,21 @@ def spy(call_id: str, listen: str | None, whisper: str | None, config_path: Path
         return
     click.echo(f"{cell(result['extension']).plain} on call {cell(result['call_id']).plain} "
                f"({result['mode']})")
+
+
+@click.command("consult")
+@click.argument("call_id")
+@click.argument("extension")
+@control_options
+def consult(call_id: str, extension: str, config_path: Path, socket_path: Path | None,
+            as_json: bool) -> None:
+    """Bring EXTENSION into bridged call CALL_ID: caller, agent and consultant hear each other
+    (the agent's phone does the same with *3EXT#)."""
+    result = ask(config_path, socket_path, "spy",
+                 {"call_id": call_id, "extension": extension, "mode": "consult"},
+                 as_json=as_json)
+    if as_json:
+        click.echo(dumps(result))
+        return
+    click.echo(f"{cell(result['extension']).plain} joined call {cell(result['call_id']).plain}")
+

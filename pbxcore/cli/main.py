@@ -10,7 +10,7 @@ from pbxcore import __version__
 from pbxcore.cli.calls_cmd import calls, hangup
 from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
-from pbxcore.cli.conference_cmd import conference, conferences, spy
+from pbxcore.cli.conference_cmd import conference, conferences, consult, spy
 from pbxcore.cli.journal_cmd import journal
 from pbxcore.cli.phone_cmd import phone
 from pbxcore.cli.queues_cmd import agent, agents, queues
@@ -39,5 +39,5 @@ def main() -> None:
 
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
                 registrations, reload, queues, agents, agent, report_command, top, phone,
-                conferences, conference, spy):
+                conferences, conference, spy, consult):
     main.add_command(command)

@@ -1,7 +1,9 @@
 """Conference rooms against real peers: five test UACs in one room, each sending its own tone,
 each hearing the four others' frequencies and never its own; a muted member heard by nobody
 until `pbx conference unmute`; `pbx conferences --json`; `pbx conference kick` hangs the member
-up and its `hangup` event says `kicked`.
+up and its `hangup` event says `kicked`; a full room gives the `conference` event; a supervisor
+listening to a bridged call (heard by nobody), then coaching (heard by the agent only); and an
+agent keying `*3EXT#` to bring a consultant in, who gets the same screen pop.
 
 The parties are the raw test UAC (tests/integration/uac.py) on a real `pbx run`; every party
 sends one PCMU packet per 20 ms from a single loop, so all of them talk at once.  What a party
@@ -44,6 +46,7 @@ incoming)
     71) echo "conference standup muted=yes";;
     72) echo "conference standup max=1";;
     74) echo "dial 1002 timeout=10";;
+    75) echo "set crm=4711"; echo "dial 1002 timeout=10";;
     esac;;
 conference) echo "hangup";;
 esac
@@ -264,3 +267,46 @@ def test_supervisor_listens_then_coaches(env: tuple[SwitchProcess, Path]) -> Non
 
 def heard_phone(p: Phone, skip: float = 0.3) -> list[int]:
     return pcm16(p.rtp.audio())[int(skip * 8000):]
+
+
+def test_agent_brings_in_a_consultant_by_feature_code(env: tuple[SwitchProcess, Path]) -> None:
+    sw, _ = env
+    freqs = {"caller": 450.0, "agent": 700.0, "consultant": 1300.0}
+    agent, consultant = phone(sw, "1002", 700), phone(sw, "1005", 1300)
+    caller = Uac(sw.port, user="1001")
+    caller_tone = {"1001": pcmu(tone(450, 1000, amplitude=AMPLITUDE * 2))}
+    try:
+        resp = caller.call("75")
+        assert resp is not None and resp.status == 200
+        caller.rtp.drain(0.3)
+        assert poll(lambda: agent.seen.answered and agent.rtp.remote, timeout=10)
+        agent.rtp.send_dtmf("*31005#")  # the feature code, keyed on the agent's phone
+        assert poll(lambda: consultant.seen.answered, timeout=10), "the consultant never rang"
+        invite = consultant.seen.invites[0]
+        assert "[consult]" in (invite.headers.get("From") or "")
+        assert invite.headers.get("X-Pbx-Var-crm") == "4711"  # the same client data
+        for p in (caller.rtp, agent.rtp, consultant.rtp):
+            p.packets.clear()
+        talk({"1001": caller}, caller_tone, 1.6)
+        by_caller = levels(heard(caller), freqs)
+        by_agent = levels(heard_phone(agent), freqs)
+        by_consultant = levels(heard_phone(consultant), freqs)
+        assert by_caller["agent"] > 0.3 and by_caller["consultant"] > 0.3, by_caller
+        assert by_caller["caller"] < 0.05, by_caller
+        assert by_agent["caller"] > 0.3 and by_agent["consultant"] > 0.3, by_agent
+        assert by_consultant["caller"] > 0.3 and by_consultant["agent"] > 0.3, by_consultant
+        assert by_consultant["consultant"] < 0.05, by_consultant
+
+        # The consultant hangs up: caller and agent are still connected, nobody was dropped.
+        consultant.hangup()
+        time.sleep(0.3)
+        caller.rtp.packets.clear()
+        talk({"1001": caller}, caller_tone, 1.0)
+        by_caller = levels(heard(caller), freqs)
+        assert by_caller["agent"] > 0.3 and by_caller["consultant"] < 0.05, by_caller
+        assert agent.seen.byes_received == 0 and agent.seen.answered
+    finally:
+        caller.bye()
+        caller.close()
+        for p in (agent, consultant):
+            p.close()
