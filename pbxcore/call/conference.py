@@ -35,6 +35,7 @@ from pbxcore.media.session import MediaSession
 from pbxcore.rtp.mix import FRAME, Mixer, decode, encode
 from pbxcore.rtp.packet import RtpPacket
 from pbxcore.rtp.tones import silence, tone
+from pbxcore.script.events import conference_fields
 from pbxcore.verbs.base import Outcome
 
 if TYPE_CHECKING:
@@ -233,12 +234,6 @@ class Conferences:
 
     def status(self) -> list[dict[str, Any]]:
         return [self.rooms[name].view() for name in sorted(self.rooms)]
-
-
-def conference_fields(room: str, result: str, seconds: float) -> dict[str, str]:
-    """PBX_CONFERENCE, PBX_CONFERENCE_RESULT, PBX_CONFERENCE_SECONDS (carried to `hangup`)."""
-    return {"conference": room, "conference_result": result,
-            "conference_seconds": f"{max(seconds, 0.0):.3f}"}
 
 
 async def _pin_ok(call: Call, pin: str) -> bool:

@@ -115,6 +115,17 @@ class Event:
                 raise ValueError(f"bad extra event field {key!r}")  # our bug, not the script's
 
 
+CONFERENCE_FIELDS = ("conference", "conference_result", "conference_seconds")
+"""Fields a conference visit leaves: on the `conference` event, and carried to `hangup`."""
+
+
+def conference_fields(room: str, result: str, seconds: float) -> dict[str, str]:
+    """PBX_CONFERENCE, PBX_CONFERENCE_RESULT (left, kicked, ended; full, bad_pin for the
+    `conference` event) and PBX_CONFERENCE_SECONDS (in the room, 3 decimals)."""
+    return {"conference": room, "conference_result": result,
+            "conference_seconds": f"{max(seconds, 0.0):.3f}"}
+
+
 def queue_fields(queue: str, *, wait: float, position: int, agent: str | None) -> dict[str, str]:
     """The QUEUE_FIELDS of a caller's visit to `queue`: seconds waited (3 decimals, like
     dial_seconds), the position it entered at (1 = first in line; 0 = it never joined: full,
