@@ -25,7 +25,7 @@ def render_conferences(rooms: list[dict[str, Any]]) -> Table:
     table.add_column("caller", overflow="fold")
     table.add_column("flags", overflow="fold")
     table.add_column("for", justify="right", no_wrap=True)
-    table.add_column("call", overflow="fold")
+    table.add_column("call", no_wrap=True)  # whole: it is what pbx spy and kick take
     for room in rooms:
         for i, m in enumerate(room["members"]):
             flags = [f for f, on in (("moderator", m.get("moderator")), ("muted", m.get("muted")))

@@ -47,6 +47,7 @@ incoming)
     72) echo "conference standup max=1";;
     74) echo "dial 1002 timeout=10";;
     75) echo "set crm=4711"; echo "dial 1002 timeout=10";;
+    76) echo "conference board pin=42";;
     esac;;
 conference) echo "hangup";;
 esac
@@ -310,3 +311,30 @@ def test_agent_brings_in_a_consultant_by_feature_code(env: tuple[SwitchProcess, 
         caller.close()
         for p in (agent, consultant):
             p.close()
+
+
+def test_pin_three_wrong_tries_then_right(env: tuple[SwitchProcess, Path]) -> None:
+    sw, events = env
+    wrong, right = Uac(sw.port, user="1007"), Uac(sw.port, user="1008")
+    try:
+        resp = wrong.call("76")
+        assert resp is not None and resp.status == 200
+        for _ in range(3):
+            wrong.rtp.drain(0.5)  # the beep, then the keys
+            wrong.rtp.send_dtmf("99")
+        assert wrong.wait_bye(10) is not None, "the script's hangup after bad_pin"
+        lines = poll(lambda: [x for x in read_lines(events) if x.startswith("conference|")
+                              and "|1007|" in x], timeout=10)
+        assert lines == ["conference|bad_pin|1007|board|bad_pin"], read_lines(events)
+
+        resp = right.call("76")
+        assert resp is not None and resp.status == 200
+        right.rtp.drain(0.5)
+        right.rtp.send_dtmf("42")
+        rooms = poll(lambda: pbx_json(sw, "conferences")["conferences"], timeout=10)
+        assert [m["caller"] for m in rooms[0]["members"]] == ["1008"], rooms
+    finally:
+        right.bye()
+        for uac in (wrong, right):
+            uac.close()
+
