@@ -112,14 +112,15 @@ class Room:
         self._next = 1
         self.ticks = 0
 
-    def add(self, member: Member) -> None:
+    def add(self, member: Member, *, chime: bool = True) -> None:
         session = member.session
         session.stop_playing()
         session.set_background(None)
         session.relaying = True  # the room sends for it from now on
         session.forward = self._receiver(member)
         self.members.append(member)
-        self._sound(JOIN_TONE)
+        if chime:  # not for a supervisor: nobody may hear them join
+            self._sound(JOIN_TONE)
         if len(self.members) == 1:
             self._pacer.register(self)
 
@@ -127,7 +128,7 @@ class Room:
         number, self._next = self._next, self._next + 1
         return number
 
-    def remove(self, member: Member, why: Why = "left") -> None:
+    def remove(self, member: Member, why: Why = "left", *, chime: bool = True) -> None:
         if member not in self.members:
             return
         self.members.remove(member)
@@ -141,7 +142,8 @@ class Room:
             self._pacer.unregister(self)
             self._on_empty(self)
             return
-        self._sound(LEAVE_TONE)
+        if chime:
+            self._sound(LEAVE_TONE)
         if member.moderator and not any(m.moderator for m in self.members):
             # ConfBridge end_marked: the last moderator left; members who asked to leave
             # with them are hung up (the others stay).
@@ -221,6 +223,7 @@ class Conferences:
     def __init__(self) -> None:
         self.rooms: dict[str, Room] = {}
         self.spies: set[Any] = set()  # running pbxcore.call.spy.Spy sessions (kept alive here)
+        self.call_rooms: dict[str, Room] = {}  # a bridged call with third parties, by call id
 
     def room(self, name: str, pacer: Pacer) -> Room:
         room = self.rooms.get(name)

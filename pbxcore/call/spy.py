@@ -53,6 +53,7 @@ class Spy:
     mode: SpyMode
     leg: OutboundLeg
     room: Room | None = None
+    member: Member | None = None
     task: asyncio.Task[None] | None = None
 
 
@@ -100,19 +101,25 @@ async def start_spy(call: Call, extension: str, mode: SpyMode) -> Spy:
 
 
 def _attach(spy: Spy) -> None:
+    """Put the answered third party on the call: the call's room, made from its bridge by the
+    first third party (a second supervisor or a consultant joins the same room)."""
     call, bridge = spy.call, spy.call.bridge
     assert bridge is not None
-    bridge.stop()  # no relay: the room mixes from now on
-    consult = spy.mode == "consult"  # everybody hears the consultant join, and leave
-    room = Room(f"{spy.mode}:{call.info.call_id}", call.deps.pacer, lambda room: None,
-                chimes=consult)
-    caller = Member(room.new_number(), call.info.call_id, call.info.caller, bridge.a)
-    agent = Member(room.new_number(), call.info.call_id, "agent", bridge.b)
-    supervisor = Member(room.new_number(), spy.leg.call_id, spy.extension, spy.leg.media,
+    rooms = call.deps.conferences.call_rooms
+    room = rooms.get(call.info.call_id)
+    if room is None:
+        bridge.stop()  # no relay: the room mixes from now on
+        room = rooms[call.info.call_id] = Room(f"call:{call.info.call_id}", call.deps.pacer,
+                                               lambda room: None)
+        room.add(Member(room.new_number(), call.info.call_id, call.info.caller, bridge.a),
+                 chime=False)
+        room.add(Member(room.new_number(), call.info.call_id, "agent", bridge.b), chime=False)
+    agent = next((m for m in room.members if m.session is bridge.b), None)
+    consult = spy.mode == "consult"  # everybody hears a consultant join, and leave
+    spy.member = Member(room.new_number(), spy.leg.call_id, spy.extension, spy.leg.media,
                         role="party" if consult else spy.mode,  # type: ignore[arg-type]
                         coach_of=agent if spy.mode == "whisper" else None)
-    for member in (caller, agent, supervisor):
-        room.add(member)
+    room.add(spy.member, chime=consult)
     spy.room = room
     call.note("note", {"spy": spy.extension, "mode": spy.mode})
     log.info("call %s: %s joined as %s", call.info.call_id, spy.extension, spy.mode)
@@ -127,15 +134,26 @@ async def _run(spy: Spy) -> None:
     finally:
         ended.cancel()
         gone.cancel()
-        room, spy.room = spy.room, None
-        if room is not None:
-            for member in list(room.members):
-                room.remove(member)
-        bridge = call.bridge
-        if bridge is not None and not call.ended.is_set():
-            bridge.start()  # caller and agent back on the relay
+        _detach(spy)
         call.note("note", {"spy_left": spy.extension})
         await _release(call, spy.leg)
+
+
+def _detach(spy: Spy) -> None:
+    """Take the third party off; the last one gone, caller and agent go back on the relay."""
+    call, room, spy.room = spy.call, spy.room, None
+    if room is None or spy.member is None:
+        return
+    room.remove(spy.member, chime=spy.mode == "consult")
+    bridge = call.bridge
+    own = {bridge.a, bridge.b} if bridge is not None else set()
+    if any(m.session not in own for m in room.members) and not call.ended.is_set():
+        return  # another supervisor or consultant is still on
+    for member in list(room.members):
+        room.remove(member, chime=False)
+    call.deps.conferences.call_rooms.pop(call.info.call_id, None)
+    if bridge is not None and not call.ended.is_set():
+        bridge.start()  # caller and agent back on the relay
 
 
 async def _release(call: Call, leg: OutboundLeg) -> None:

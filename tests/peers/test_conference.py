@@ -131,6 +131,7 @@ def test_five_party_room(env: tuple[SwitchProcess, Path]) -> None:
         tones = {u: pcmu(tone(f, 1000, amplitude=AMPLITUDE)) for u, f in FREQS.items()}
         tones[MUTED[0]] = pcmu(tone(MUTED[1], 1000, amplitude=AMPLITUDE))
         for uac in parties.values():
+            uac.rtp.drain()  # audio queued in the socket from before is not measured
             uac.rtp.packets.clear()
         talk(parties, tones, 1.6)
         for user, uac in parties.items():
@@ -142,12 +143,13 @@ def test_five_party_room(env: tuple[SwitchProcess, Path]) -> None:
                 if other == user:
                     assert level < 0.05, f"{user} hears itself: {levels}"
                 else:
-                    assert level > 0.3, f"{user} does not hear {other}: {levels}"
+                    assert level > 0.5, f"{user} does not hear {other}: {levels}"
             assert muted_level < 0.05, f"{user} hears the muted member: {muted_level:.3f}"
 
         # Unmuted by the operator, the muted member is heard by the others.
         assert pbx_json(sw, "conference", "unmute", "standup", MUTED[0])["muted"] is False
         for uac in parties.values():
+            uac.rtp.drain()  # audio queued in the socket from before is not measured
             uac.rtp.packets.clear()
         talk(parties, {MUTED[0]: tones[MUTED[0]]}, 1.6)
         for user, uac in parties.items():
@@ -155,8 +157,7 @@ def test_five_party_room(env: tuple[SwitchProcess, Path]) -> None:
             if user == MUTED[0]:
                 assert level < 0.05, level
             else:
-                # (0.3: under load the pacer drops a late frame now and then; absent is ~0)
-                assert level > 0.3, f"{user} does not hear the unmuted member: {level:.3f}"
+                assert level > 0.5, f"{user} does not hear the unmuted member: {level:.3f}"
 
         # Kicked: the switch hangs the member up, its hangup event says so.
         kicked = parties.pop("1005")
@@ -235,6 +236,7 @@ def test_supervisor_listens_then_coaches(env: tuple[SwitchProcess, Path]) -> Non
         call_id = calls[0]["call_id"]
         on = pbx_json(sw, "spy", call_id, "--listen", "1003")
         assert on["mode"] == "listen" and on["extension"] == "1003"
+        caller.rtp.drain()  # audio queued in the socket from before is not measured
         for p in (caller.rtp, agent.rtp, listener.rtp):
             p.packets.clear()
         talk({"1001": caller}, caller_tone, 1.6)
@@ -252,6 +254,7 @@ def test_supervisor_listens_then_coaches(env: tuple[SwitchProcess, Path]) -> Non
                     or not listener.seen.answered, timeout=5)
         on = pbx_json(sw, "spy", call_id, "--whisper", "1004")
         assert on["mode"] == "whisper"
+        caller.rtp.drain()  # audio queued in the socket from before is not measured
         for p in (caller.rtp, agent.rtp, coach.rtp):
             p.packets.clear()
         talk({"1001": caller}, caller_tone, 1.6)
@@ -276,8 +279,9 @@ def heard_phone(p: Phone, skip: float = 0.3) -> list[int]:
 
 def test_agent_brings_in_a_consultant_by_feature_code(env: tuple[SwitchProcess, Path]) -> None:
     sw, _ = env
-    freqs = {"caller": 450.0, "agent": 700.0, "consultant": 1300.0}
+    freqs = {"caller": 450.0, "agent": 700.0, "consultant": 1300.0, "listener": 1900.0}
     agent, consultant = phone(sw, "1002", 700), phone(sw, "1005", 1300)
+    listener = phone(sw, "1003", 1900)
     caller = Uac(sw.port, user="1001")
     caller_tone = {"1001": pcmu(tone(450, 1000, amplitude=AMPLITUDE * 2))}
     try:
@@ -290,6 +294,7 @@ def test_agent_brings_in_a_consultant_by_feature_code(env: tuple[SwitchProcess, 
         invite = consultant.seen.invites[0]
         assert "[consult]" in (invite.headers.get("From") or "")
         assert invite.headers.get("X-Pbx-Var-crm") == "4711"  # the same client data
+        caller.rtp.drain()  # audio queued in the socket from before is not measured
         for p in (caller.rtp, agent.rtp, consultant.rtp):
             p.packets.clear()
         talk({"1001": caller}, caller_tone, 1.6)
@@ -302,18 +307,30 @@ def test_agent_brings_in_a_consultant_by_feature_code(env: tuple[SwitchProcess, 
         assert by_consultant["caller"] > 0.3 and by_consultant["agent"] > 0.3, by_consultant
         assert by_consultant["consultant"] < 0.05, by_consultant
 
-        # The consultant hangs up: caller and agent are still connected, nobody was dropped.
+        # A supervisor listens in too (the same room); the consultant hangs up: the
+        # supervisor still hears caller and agent; then the supervisor leaves as well.
+        calls = [c for c in pbx_json(sw, "calls")["calls"]  # type: ignore[union-attr]
+                 if c["caller"] == "1001"]
+        assert pbx_json(sw, "spy", calls[0]["call_id"], "--listen", "1003")["mode"] == "listen"
         consultant.hangup()
-        time.sleep(0.3)
-        caller.rtp.packets.clear()
+        caller.rtp.drain(0.3)  # what queued in the socket meanwhile is not measured
+        for p in (caller.rtp, listener.rtp):
+            p.packets.clear()
         talk({"1001": caller}, caller_tone, 1.0)
         by_caller = levels(heard(caller), freqs)
+        by_listener = levels(heard_phone(listener), freqs)
         assert by_caller["agent"] > 0.3 and by_caller["consultant"] < 0.05, by_caller
+        assert by_listener["caller"] > 0.3 and by_listener["agent"] > 0.3, by_listener
+        listener.hangup()
+        caller.rtp.drain(0.3)  # what queued in the socket meanwhile is not measured
+        caller.rtp.packets.clear()
+        talk({"1001": caller}, caller_tone, 1.0)
+        assert levels(heard(caller), freqs)["agent"] > 0.3  # back on the relay, nobody dropped
         assert agent.seen.byes_received == 0 and agent.seen.answered
     finally:
         caller.bye()
         caller.close()
-        for p in (agent, consultant):
+        for p in (agent, consultant, listener):
             p.close()
 
 
