@@ -269,7 +269,10 @@ async def bridge_call(call: Call, leg: OutboundLeg, record: bool,
                 call.leg.bye()
                 return
             leg.changed.clear()  # a REFER first, even if the agent already hung up after 202
-            bridge.hold(leg.media, leg.held, call.hold_music())
+            if call.info.call_id not in call.deps.conferences.call_rooms:
+                # (while a supervisor or consultant is on, the room sends for both sides:
+                # hold is not followed then, docs/architecture.md)
+                bridge.hold(leg.media, leg.held, call.hold_music())
             if leg.refer_to is not None:
                 new = await _transfer(call, bridge, leg)
                 if new is None and leg.ended.is_set():
