@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pbxcore.acd.api import AcdControl, AgentError, AgentOp
+from pbxcore.call.conference import Conferences
 from pbxcore.call.leg import CallLeg
 from pbxcore.call.stats import SwitchStats
 from pbxcore.config import Config, Route
@@ -55,6 +56,7 @@ class CallDeps:
     acd: AcdControl | None = None  # the ACD service; None: `queue` answers `empty`
     stats: SwitchStats = field(default_factory=SwitchStats)  # pbx top and metrics counters
     tts: Any = None  # the `say text` renderer (media/tts.Tts), made at the first use
+    conferences: Conferences = field(default_factory=Conferences)  # the conference rooms
 
 
 @dataclass
@@ -288,6 +290,13 @@ class Call:
             return
         await acd.agent_control(cast(AgentOp, op), extension, queue=queue, reason=reason,
                                 via="script")
+
+    async def conference(self, room: str, *, moderator: bool, muted: bool,
+                         max_members: int | None, pin: str | None, end: bool) -> Outcome | None:
+        from pbxcore.call.conference import join
+
+        return await join(self, room, moderator=moderator, muted=muted,
+                          max_members=max_members, pin=pin, end=end)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

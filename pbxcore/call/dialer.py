@@ -258,6 +258,9 @@ async def bridge_call(call: Call, leg: OutboundLeg, record: bool,
     call.note("note", {"bridged": leg.target.label, "callee_uri": leg.target.uri})
     call.doing("bridged", leg.target.label)
     log.info("call %s bridged to %s", call.info.call_id, leg.target.label)
+    from pbxcore.call.spy import consult_feature  # spy rings legs like the dialer does
+
+    feature = consult_feature(call, leg)  # the agent's *3EXT#: a consultant joins
     try:
         while True:
             ended = asyncio.ensure_future(leg.ended.wait())
@@ -272,7 +275,10 @@ async def bridge_call(call: Call, leg: OutboundLeg, record: bool,
                 call.leg.bye()
                 return
             leg.changed.clear()  # a REFER first, even if the agent already hung up after 202
-            bridge.hold(leg.media, leg.held, call.hold_music())
+            if call.info.call_id not in call.deps.conferences.call_rooms:
+                # (while a supervisor or consultant is on, the room sends for both sides:
+                # hold is not followed then, docs/architecture.md)
+                bridge.hold(leg.media, leg.held, call.hold_music())
             if leg.refer_to is not None:
                 new = await _transfer(call, bridge, leg)
                 if new is None and leg.ended.is_set():
@@ -291,6 +297,7 @@ async def bridge_call(call: Call, leg: OutboundLeg, record: bool,
                     bridge.start()
                     call.doing("bridged", leg.target.label)
     finally:
+        feature.cancel()
         bridge.stop()
         call.bridge = None
         _close_leg_record(call, leg, bridge, answered)

@@ -11,6 +11,7 @@ from pbxcore.cli.calls_cmd import calls, hangup
 from pbxcore.cli.campaign_cmd import campaign
 from pbxcore.cli.cdr_cmd import cdr
 from pbxcore.cli.check_cmd import check
+from pbxcore.cli.conference_cmd import conference, conferences, consult, spy
 from pbxcore.cli.journal_cmd import journal
 from pbxcore.cli.originate_cmd import originate
 from pbxcore.cli.phone_cmd import phone
@@ -40,7 +41,8 @@ def main() -> None:
 
 
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
-                registrations, reload, queues, agents, agent, report_command, top, phone, web):
+                registrations, reload, queues, agents, agent, report_command, top, phone, web,
+                conferences, conference, spy, consult):
     main.add_command(command)
 main.add_command(originate)
 main.add_command(campaign)

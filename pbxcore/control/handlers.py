@@ -20,6 +20,7 @@ from typing import Any
 from pbxcore import __version__
 from pbxcore.call import originate as origin
 from pbxcore.call.call import Call
+from pbxcore.call.conference_commands import install as install_conferences
 from pbxcore.call.switch import Switch
 from pbxcore.config_watch import ReloadReport
 from pbxcore.control.protocol import BAD_ARGS, CONFIG_INVALID, NOT_FOUND, CommandError
@@ -45,6 +46,7 @@ class SwitchCommands:
                               ("reload", self.reload), ("status", self.status),
                               ("top", self.top), ("originate", self.originate)):
             self.control.register(name, handler)
+        install_conferences(self.control, self.switch.deps.conferences, self.switch.calls)
         # The ACD service registers these when the config has queues.
         for name in ("queues", "agents", "agent"):
             self.control.reserve(name, "no queues configured")

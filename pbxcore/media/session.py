@@ -267,6 +267,19 @@ class MediaSession:
         if not dtmf:
             self._ts = (ts + len(payload)) & 0xFFFFFFFF
 
+    def send_frame(self, payload: bytes) -> None:
+        """Send one 20 ms G.711 frame made elsewhere (a conference room's mix, ticked by the
+        room on the same Pacer while this session is `relaying`), in this stream's own
+        SSRC/sequence/timestamp space; the marker on the stream's first packet."""
+        if self.codec is None:
+            return
+        if self._sending:
+            marker, self._marker = self._marker, False
+            self._send(rtp_header(self._pt, self._seq, self._ts, self._ssrc, marker) + payload)
+        self._ts = (self._ts + FRAME) & 0xFFFFFFFF
+        if self._dtmf_pending:
+            self._poll_dtmf()
+
     def tick(self) -> None:
         """Send this 20 ms interval's packet (called by the Pacer)."""
         if self.codec is None or self.relaying:

@@ -170,3 +170,9 @@ def mean_square(codec: str, data: bytes) -> float:
     if not data:
         return 0.0
     return sum(map(_SQUARES[codec].__getitem__, data)) / len(data)
+
+ENCODE_TABLES = {"PCMU": _ULAW_ENC, "PCMA": _ALAW_ENC}
+"""Codec name -> 65536-entry table indexed by a sample read as unsigned 16-bit (`s & 0xFFFF`):
+for encoders working on integer samples (the conference mixer, pbxcore.rtp.mix)."""
+DECODE_TABLES = {"PCMU": ULAW_DECODE, "PCMA": ALAW_DECODE}
+"""Codec name -> code-indexed tuple of signed samples."""

@@ -12,7 +12,7 @@ arguments a metavar). Both input forms go through that one table:
 So the text validator, the JSON validator, the serializers and docs/actions.schema.json agree by
 construction. Errors are :class:`ActionError` with the 1-based line number (text, or JSON syntax
 errors) and a message that names the verb, the parameter, what was expected and what was got.
-An action with an outcome (gather, record, goto, dial, transfer, queue) ends the list: anything after it would never
+An action with an outcome (gather, record, goto, dial, transfer, queue, conference) ends the list: anything after it would never
 run, so it is reported as an error rather than silently dropped. Pure: no I/O.
 """
 
@@ -367,10 +367,37 @@ class Agent(Action):
         return None
 
 
+ROOM_NAME = TextKind(32, r"[A-Za-z0-9_-]{1,32}", "a room name")
+CONFERENCE_RESULTS = ("full", "bad_pin")
+"""Why a caller never got into a room (the `conference` event); once in, the call ends there."""
+
+
+@dataclass(frozen=True)
+class Conference(Action):
+    """Join a conference room: everybody hears everybody else; the call ends in the room."""
+
+    verb = "conference"
+    has_outcome = True
+    needs_answer = True
+    room: str = field(metadata=_p(ROOM_NAME, "the room (created by its first member)",
+                                  metavar="ROOM"))
+    moderator: bool = field(default=False, metadata=_p(
+        BoolKind(), "a moderator: members who joined with end=yes leave with the last one"))
+    muted: bool = field(default=False, metadata=_p(BoolKind(), "hears the room, heard by nobody"))
+    max: int | None = field(default=None, metadata=_p(
+        IntKind(1, 500), "refuse to join (the `conference` event, full) when the room already "
+        "has this many members"))
+    pin: str | None = field(default=None, metadata=_p(
+        TextKind(16, r"[0-9]{1,16}", "digits 0-9"),
+        "the caller must key this PIN first (after a beep, # ends; 3 tries, then bad_pin)"))
+    end: bool = field(default=False, metadata=_p(
+        BoolKind(), "hang up when the last moderator leaves (ConfBridge end_marked)"))
+
+
 ACTION_TYPES: dict[str, type[Action]] = {
     cls.verb: cls
     for cls in (Answer, Ring, Hangup, Play, Say, Gather, Record, Set, Goto, Wait, Reject, Log,
-                Dial, Transfer, RecordCall, Queue, Agent)
+                Dial, Transfer, RecordCall, Queue, Agent, Conference)
 }
 """Every verb of protocol v1, in documentation order."""
 

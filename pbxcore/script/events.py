@@ -25,7 +25,8 @@ from pbxcore.script.sanitize import env_name, env_value
 
 PROTOCOL_VERSION = 1
 
-EVENT_NAMES = ("incoming", "gather", "record", "dial", "transfer", "queue", "redirect", "hangup")
+EVENT_NAMES = ("incoming", "gather", "record", "dial", "transfer", "queue", "redirect", "hangup",
+               "conference")
 """Events of protocol v1; the script should treat any other name as "nothing to do"."""
 
 GATHER_RESULTS = ("ok", "short", "timeout")
@@ -112,6 +113,17 @@ class Event:
         for key in self.extra:
             if not _EXTRA_KEY.fullmatch(key) or key in _RESERVED:
                 raise ValueError(f"bad extra event field {key!r}")  # our bug, not the script's
+
+
+CONFERENCE_FIELDS = ("conference", "conference_result", "conference_seconds")
+"""Fields a conference visit leaves: on the `conference` event, and carried to `hangup`."""
+
+
+def conference_fields(room: str, result: str, seconds: float) -> dict[str, str]:
+    """PBX_CONFERENCE, PBX_CONFERENCE_RESULT (left, kicked, ended; full, bad_pin for the
+    `conference` event) and PBX_CONFERENCE_SECONDS (in the room, 3 decimals)."""
+    return {"conference": room, "conference_result": result,
+            "conference_seconds": f"{max(seconds, 0.0):.3f}"}
 
 
 def queue_fields(queue: str, *, wait: float, position: int, agent: str | None) -> dict[str, str]:

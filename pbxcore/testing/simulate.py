@@ -3,7 +3,8 @@
 Theory of operation: the script runs for `incoming` through the real transport; its actions are
 shown; if the list ends with an action that has an outcome, the person supplies that outcome
 (gather: the keys pressed, nothing for a timeout; record: how it ended and how long; queue:
-answered by an agent, or why the caller left, how long it waited; goto is followed by itself) and it becomes the next event, as the switch would make it. `h` at any
+answered by an agent, or why the caller left, how long it waited; conference: how the caller
+left the room, or why it never got in; goto is followed by itself) and it becomes the next event, as the switch would make it. `h` at any
 question is the caller hanging up. Every call ends with the `hangup` event. The session is kept
 as fixture steps, so `--save` turns it into a regression test.
 
@@ -19,8 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pbxcore.script.actions import Action, Gather, Goto, Queue, Record, Reject
-from pbxcore.script.events import QUEUE_RESULTS, Event, queue_fields
+from pbxcore.script.actions import (
+    CONFERENCE_RESULTS,
+    Action,
+    Conference,
+    Gather,
+    Goto,
+    Queue,
+    Record,
+    Reject,
+)
+from pbxcore.script.events import QUEUE_RESULTS, Event, conference_fields, queue_fields
 from pbxcore.script.runner import RunResult
 from pbxcore.script.transports import ProcessTransport, ScriptTransport
 from pbxcore.testing.capture import call_dict, fixture_dict, relative, step_dict
@@ -162,6 +172,8 @@ class Simulator:
             return self._goto(last)
         if isinstance(last, Queue):
             return self._queue(last)
+        if isinstance(last, Conference):
+            return self._conference(last)
         self.io.show("info", f"{last.verb}: not simulated yet; the switch hangs up")
         return _Next("hangup", "switch", cause=f"{last.verb} not simulated")
 
@@ -237,6 +249,21 @@ class Simulator:
                 return _Next("hangup", "caller", cause="BYE from caller", extra=fields)
             fields = {**fields, "callback_number": number}
         return _Next("queue", how, digits=digits, extra=fields)
+
+    def _conference(self, c: Conference) -> _Next:
+        choices = ("left", "kicked", "ended", *CONFERENCE_RESULTS)
+        how = ""
+        while how not in (*choices, HANG_UP):
+            how = self.io.ask(f"conference {c.room} ended by ({'/'.join(choices)}; left or "
+                              f"{HANG_UP} = caller hangs up)", "left")
+        how = "left" if how == HANG_UP else how
+        if how in CONFERENCE_RESULTS:  # never got in: the `conference` event
+            return _Next("conference", how, extra=conference_fields(c.room, how, 0.0))
+        seconds = self._number("seconds in the room", "60", 0.0, 86400.0)
+        fields = conference_fields(c.room, how, seconds)
+        if how == "left":
+            return _Next("hangup", "caller", cause="BYE from caller", extra=fields)
+        return _Next("hangup", "switch", cause=f"conference {c.room}: {how}", extra=fields)
 
     def _goto(self, g: Goto) -> _Next | None:
         try:

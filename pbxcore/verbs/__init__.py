@@ -14,6 +14,7 @@ from pbxcore.script.actions import Action
 from pbxcore.verbs import (
     agent,
     answer,
+    conference,
     dial,
     gather,
     goto,
@@ -52,6 +53,7 @@ VERBS: dict[str, Verb] = {
     "record_call": record_call.execute,
     "queue": queue.execute,
     "agent": agent.execute,
+    "conference": conference.execute,
 }
 
 

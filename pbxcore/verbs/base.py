@@ -71,3 +71,7 @@ class CallControl(Protocol):
     async def agent_control(self, op: str, extension: str, *, queue: str | None,
                             reason: str | None) -> None:
         """login|logout|pause|unpause an agent; ValueError when the route does not allow it."""
+    async def conference(self, room: str, *, moderator: bool, muted: bool,
+                         max_members: int | None, pin: str | None, end: bool) -> Outcome | None:
+        """Join conference `room`: None once in it (the call is over when it leaves: hangup,
+        kick, room ended), else the `conference` Outcome (full, bad_pin)."""

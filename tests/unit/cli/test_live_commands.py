@@ -268,3 +268,20 @@ def test_printable_and_dumps_escape_controls() -> None:
     text = dumps({"name": "x\x85y\u2028z\x7f"})
     assert "\x85" not in text and "\u2028" not in text and "\x7f" not in text
     assert json.loads(text) == {"name": "x\x85y\u2028z\x7f"}
+
+
+def test_conferences_render_escaped_at_80_columns() -> None:
+    from pbxcore.cli.conference_cmd import render_conferences
+
+    rooms = [{"room": "standup", "seconds": 700.0, "members": [
+        {"member": 1, "call_id": "01M91D27XV810QK2AHQXEQ0HFH", "caller": "1001",
+         "moderator": True, "muted": False, "role": "party", "seconds": 725.0},
+        {"member": 3, "call_id": "01M91D289ZG77FB2ST27NF135F", "caller": HOSTILE,
+         "moderator": False, "muted": True, "role": "party", "seconds": 12.0}]}]
+    console = Console(width=80, record=True, highlight=False, file=io.StringIO())
+    console.print(render_conferences(rooms))
+    text = console.export_text()
+    assert_fits(text)
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "01M91D27XV810QK2AHQXEQ0HFH" in text and "moderator" in text and "muted" in text
+    assert "[bold]Mallory" in text  # markup printed literally, not applied

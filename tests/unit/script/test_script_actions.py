@@ -14,6 +14,7 @@ from pbxcore.script.actions import (
     ActionError,
     Agent,
     Answer,
+    Conference,
     Dial,
     Gather,
     Goto,
@@ -91,6 +92,11 @@ FORMS = [
      {"action": "agent", "op": "pause", "extension": "1001", "queue": "support",
       "reason": "lunch"},
      Agent("pause", "1001", queue="support", reason="lunch")),
+    ("conference sales", {"action": "conference", "room": "sales"}, Conference("sales")),
+    ("conference board moderator=yes muted=yes max=5 pin=1234 end=yes",
+     {"action": "conference", "room": "board", "moderator": True, "muted": True, "max": 5,
+      "pin": "1234", "end": True},
+     Conference("board", moderator=True, muted=True, max=5, pin="1234", end=True)),
 ]
 
 
@@ -107,9 +113,9 @@ def test_text_and_json_forms(text: str, obj: dict[str, object], action: object) 
 def test_every_verb_has_a_form_row_and_flags() -> None:
     assert {type(a) for _, _, a in FORMS} == set(ACTION_TYPES.values())
     assert {v for v, c in ACTION_TYPES.items() if c.has_outcome} == {
-        "gather", "record", "goto", "dial", "transfer", "queue"}
+        "gather", "record", "goto", "dial", "transfer", "queue", "conference"}
     assert {v for v, c in ACTION_TYPES.items() if c.needs_answer} == {
-        "play", "say", "gather", "record", "queue"}
+        "play", "say", "gather", "record", "queue", "conference"}
 
 
 def test_defaults() -> None:

@@ -225,3 +225,26 @@ def test_replay_carries_the_queue_fields_of_a_fixture(script: Writer,
          "expect": ["log 'end q=support agent= pos=2'"]}])
     result = replay_file(f)
     assert result.passed, failure_text(result)
+
+
+CONFERENCE_SCRIPT = '''case "$PBX_EVENT" in
+  incoming) echo "conference standup max=10";;
+  conference) echo "log not in $PBX_RESULT"; echo hangup;;
+  hangup) echo "log end $PBX_CONFERENCE $PBX_CONFERENCE_RESULT $PBX_CONFERENCE_SECONDS";;
+esac
+'''
+
+
+def test_simulate_conference_kicked_full_and_replay(script: Writer, tmp_path: Path) -> None:
+    s = script("c.sh", CONFERENCE_SCRIPT)
+    saved = tmp_path / "conference.json"
+    res = pbx("simulate", s, "--caller", "1", "--called", "2", "--save", saved,
+              input="kicked\n600\n")
+    assert res.exit_code == 0, res.output
+    assert "event  hangup result=switch" in res.output
+    assert "→ log 'end standup kicked 600.000'" in res.output
+    assert replay_file(saved).passed
+    res = pbx("simulate", s, "--caller", "1", "--called", "2", input="full\n")
+    assert "event  conference result=full" in res.output and "→ log 'not in full'" in res.output
+    res = pbx("simulate", s, "--caller", "1", "--called", "2", input="h\n5\n")
+    assert "→ log 'end standup left 5.000'" in res.output

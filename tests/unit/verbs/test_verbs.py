@@ -83,6 +83,10 @@ class FakeCall:
     async def agent_control(self, op: str, extension: str, **kw: Any) -> None:
         self.agent_ops.append((op, extension, kw))
 
+    async def conference(self, room: str, **kw: Any) -> Outcome | None:
+        self.conferenced = (room, kw)
+        return None
+
 
 async def gather(line: str, keys: str, *, later: str = "") -> Outcome:
     call = FakeCall()
@@ -160,6 +164,18 @@ async def test_queue_verb_answers_and_hands_every_option_over() -> None:
                                      "announce": (), "whisper": None})
     await execute(call, parse_action_line("queue sales"))  # type: ignore[arg-type]
     assert call.queued[1]["announce"] is None  # the queue's own announcement
+
+
+async def test_conference_verb_answers_and_hands_every_option_over() -> None:
+    call = FakeCall()
+    out = await execute(call, parse_action_line(  # type: ignore[arg-type]
+        "conference board moderator=yes muted=yes max=9 pin=123 end=yes"))
+    assert call.answered and out is None  # in the room until the call ended
+    assert call.conferenced == ("board", {"moderator": True, "muted": True, "max_members": 9,
+                                          "pin": "123", "end": True})
+    await execute(call, parse_action_line("conference sales"))  # type: ignore[arg-type]
+    assert call.conferenced == ("sales", {"moderator": False, "muted": False,
+                                          "max_members": None, "pin": None, "end": False})
 
 
 async def test_agent_verb_has_no_outcome_and_does_not_answer() -> None:
