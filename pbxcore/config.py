@@ -28,6 +28,14 @@ from typing import Any
 from pbxcore.acd.spec import QueueSpec
 from pbxcore.config_ops import LOG_KEYS, METRICS_KEYS, MONITOR_KEYS, OpsConfig, check_ops
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
+from pbxcore.config_voicemail import (
+    VOICEMAIL_ACCESS_KEYS,
+    VOICEMAIL_KEYS,
+    VoicemailAccess,
+    VoicemailBox,
+    check_voicemail,
+    check_voicemail_access,
+)
 from pbxcore.media.wav import check_wav
 from pbxcore.script.actions import ActionError, parse_action_line
 from pbxcore.sip.admission import is_ip_network
@@ -176,6 +184,8 @@ class Config:
     # as warnings, `pbx run` logs them, hot reload refuses a change that adds one.
     warnings: tuple[Problem, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    voicemail: tuple[VoicemailBox, ...] = ()  # [[voicemail]] boxes (config_voicemail.py)
+    voicemail_access: VoicemailAccess = field(default_factory=VoicemailAccess)
 
     @property
     def base_dir(self) -> Path:
@@ -190,6 +200,13 @@ class Config:
 
     def queue(self, name: str) -> QueueSpec | None:
         return next((q for q in self.queues if q.name == name), None)
+
+    def voicemail_box(self, box: str) -> VoicemailBox | None:
+        return next((b for b in self.voicemail if b.box == box), None)
+
+    def voicemail_owned(self, extension: str) -> tuple[VoicemailBox, ...]:
+        """The boxes `extension` owns, in file order."""
+        return tuple(b for b in self.voicemail if extension in b.owners)
 
     def trunk(self, name: str) -> Trunk | None:
         return next((t for t in self.trunks if t.name == name), None)
@@ -241,7 +258,7 @@ class _Locator:
 
 _SCHEMA: dict[str, set[str]] = {
     "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents",
-         "node", "scripts", "limits", "monitor", "metrics", "log"},
+         "node", "scripts", "limits", "monitor", "metrics", "log", "voicemail", "voicemail_access"},
     "node": {"id"},
     "scripts": {"user"},
     "sip": {"listen", "realm", "digest_algorithms"},
@@ -261,6 +278,8 @@ _SCHEMA: dict[str, set[str]] = {
     "monitor": set(MONITOR_KEYS),
     "metrics": set(METRICS_KEYS),
     "log": set(LOG_KEYS),
+    "voicemail": set(VOICEMAIL_KEYS),
+    "voicemail_access": set(VOICEMAIL_ACCESS_KEYS),
 }
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -734,11 +753,14 @@ def _check(path: Path, text: str) -> Config:
     scripts = _check_scripts(c, doc)
     limits = _check_limits(c, doc)
     ops = check_ops(c, doc)
+    voicemail = check_voicemail(c, doc, users, paths)
+    voicemail_access = check_voicemail_access(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
                   agents=agents, node=node, scripts=scripts, warnings=tuple(c.warnings),
-                  limits=limits, ops=ops)
+                  limits=limits, ops=ops, voicemail=voicemail,
+                  voicemail_access=voicemail_access)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

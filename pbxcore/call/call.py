@@ -32,7 +32,7 @@ from pbxcore.script.transports import Transports
 from pbxcore.sip.sdp import AudioAnswer, build_answer
 from pbxcore.store.base import CdrEnd, CdrStart, Store, TraceEntry
 from pbxcore.transport.sip_endpoint import SipEndpoint
-from pbxcore.verbs.base import Outcome
+from pbxcore.verbs.base import Outcome, VoicemailSlot
 
 log = logging.getLogger("pbxcore.call")
 
@@ -52,6 +52,7 @@ class CallDeps:
     registrar: Any = None  # the switch's Registrar (set by Switch)
     acd: AcdControl | None = None  # the ACD service; None: `queue` answers `empty`
     stats: SwitchStats = field(default_factory=SwitchStats)  # pbx top and metrics counters
+    voicemail: Any = None  # pbxcore.call.voicemail.VoicemailService (set by Switch)
 
 
 @dataclass
@@ -253,6 +254,15 @@ class Call:
             return
         await acd.agent_control(cast(AgentOp, op), extension, queue=queue, reason=reason,
                                 via="script")
+
+    async def voicemail_open(self, box: str) -> VoicemailSlot | None:
+        return cast(VoicemailSlot | None, await self.deps.voicemail.open_slot(self, box))
+
+    def voicemail_save(self, slot: VoicemailSlot, seconds: float) -> asyncio.Future[None]:
+        work: asyncio.Future[None] = asyncio.ensure_future(
+            self.deps.voicemail.save(self, slot, seconds))
+        self.background.append(work)  # awaited before the last events, even after a hangup
+        return work
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from pbxcore.call.leg import ALLOW, InboundLeg
 from pbxcore.call.outbound import OutboundLeg
 from pbxcore.call.registrar import Registrar
 from pbxcore.call.trunks import TrunkRegistrations, called_number
+from pbxcore.call.voicemail import VoicemailService
 from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
 from pbxcore.sip.build import make_response
@@ -59,6 +60,7 @@ class Switch:
         self.trunks: TrunkRegistrations | None = None  # set by the server once started
         deps.legs = self
         deps.registrar = self.registrar
+        deps.voicemail = VoicemailService(deps)
 
     @property
     def endpoint(self) -> SipEndpoint:

@@ -21,6 +21,7 @@ from pbxcore.cli.simulate_cmd import simulate
 from pbxcore.cli.switch_cmd import reload, status
 from pbxcore.cli.top_cmd import top
 from pbxcore.cli.trace_cmd import trace
+from pbxcore.cli.voicemail_cmd import voicemail
 from pbxcore.script.sanitize import SafeFormatter
 
 
@@ -37,5 +38,6 @@ def main() -> None:
 
 
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
-                registrations, reload, queues, agents, agent, report_command, top, phone):
+                registrations, reload, queues, agents, agent, report_command, top, phone,
+                voicemail):
     main.add_command(command)

@@ -28,6 +28,7 @@ from pbxcore.verbs import (
     say,
     set_vars,
     transfer,
+    voicemail,
     wait,
 )
 from pbxcore.verbs.base import CallControl, Outcome
@@ -52,6 +53,7 @@ VERBS: dict[str, Verb] = {
     "record_call": record_call.execute,
     "queue": queue.execute,
     "agent": agent.execute,
+    "voicemail": voicemail.execute,
 }
 
 

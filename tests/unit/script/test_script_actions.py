@@ -21,6 +21,7 @@ from pbxcore.script.actions import (
     Log,
     Play,
     Queue,
+    Voicemail,
     Record,
     RecordCall,
     Reject,
@@ -91,6 +92,11 @@ FORMS = [
      {"action": "agent", "op": "pause", "extension": "1001", "queue": "support",
       "reason": "lunch"},
      Agent("pause", "1001", queue="support", reason="lunch")),
+    ("voicemail sales", {"action": "voicemail", "box": "sales"}, Voicemail("sales")),
+    ("voicemail 201 greeting=vm/after-hours max=60 beep=no finish=*",
+     {"action": "voicemail", "box": "201", "greeting": "vm/after-hours", "max": 60,
+      "beep": False, "finish": "*"},
+     Voicemail("201", greeting="vm/after-hours", max=60.0, beep=False, finish="*")),
 ]
 
 
@@ -107,9 +113,9 @@ def test_text_and_json_forms(text: str, obj: dict[str, object], action: object) 
 def test_every_verb_has_a_form_row_and_flags() -> None:
     assert {type(a) for _, _, a in FORMS} == set(ACTION_TYPES.values())
     assert {v for v, c in ACTION_TYPES.items() if c.has_outcome} == {
-        "gather", "record", "goto", "dial", "transfer", "queue"}
+        "gather", "record", "goto", "dial", "transfer", "queue", "voicemail"}
     assert {v for v, c in ACTION_TYPES.items() if c.needs_answer} == {
-        "play", "say", "gather", "record", "queue"}
+        "play", "say", "gather", "record", "queue", "voicemail"}
 
 
 def test_defaults() -> None:

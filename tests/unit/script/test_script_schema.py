@@ -156,6 +156,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "dial": {"targets": ["1002"]}, "transfer": {"target": "1002"},
     "record_call": {"what": "start"}, "queue": {"name": "support"},
     "agent": {"op": "pause", "extension": "1001"},
+    "voicemail": {"box": "sales"},
 }
 
 
