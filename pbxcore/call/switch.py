@@ -4,7 +4,8 @@ Out of dialog: OPTIONS → 200 with Allow; REGISTER → registrar; INVITE → ch
 RFC 3261 §8.2 (scheme 416, Require 420, Content-Type 415, Accept 406), then digest auth for
 everything but public routes, then route lookup (404), SDP offer/answer (488), then a `Call` and
 its script loop.  In dialog: BYE ends the call, re-INVITE refreshes media, anything for a dialog
-we do not know gets 481.  Unknown methods get 501 with Allow, known-but-unsupported ones 405.
+we do not know gets 481.  SUBSCRIBE to message-summary → the lamps (call/mwi.py).  Unknown methods get 501 with Allow,
+known-but-unsupported ones 405.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pbxcore.call.auth import SwitchAuth
 from pbxcore.call.call import Call, CallDeps, CallInfo
 from pbxcore.call.engine import run_call
 from pbxcore.call.leg import ALLOW, InboundLeg
+from pbxcore.call.mwi import Mwi
 from pbxcore.call.outbound import OutboundLeg
 from pbxcore.call.registrar import Registrar
 from pbxcore.call.trunks import TrunkRegistrations, called_number
@@ -61,6 +63,8 @@ class Switch:
         deps.legs = self
         deps.registrar = self.registrar
         deps.voicemail = VoicemailService(deps)
+        self.mwi = Mwi(deps, clock)  # message-waiting lamps (SUBSCRIBE message-summary)
+        deps.voicemail.mwi = self.mwi
 
     @property
     def endpoint(self) -> SipEndpoint:
@@ -130,6 +134,10 @@ class Switch:
             self._reply(tx, request, 200 if self._call_for(request) else 481)
         elif method == "REFER":
             self._refer(tx, request)
+        elif method == "SUBSCRIBE":
+            user = self._authenticate(tx, request, source)  # whose lamp: the digest user's
+            if user is not None:
+                self.mwi.subscribe(tx, request, source, user)
         else:
             self._reply(tx, request, 405, headers=[("Allow", ALLOW)])
 
