@@ -26,6 +26,7 @@ from pbxcore.call.outbound import OutboundLeg
 from pbxcore.call.registrar import Registrar
 from pbxcore.call.trunks import TrunkRegistrations, called_number
 from pbxcore.call.voicemail import VoicemailService
+from pbxcore.call.voicemail_menu import access_route, run_menu
 from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
 from pbxcore.sip.build import make_response
@@ -275,7 +276,11 @@ class Switch:
             called = parse_uri(request.uri).user_unescaped or ""
         feature = (self.deps.config.agents.feature(called) if trunk is None
                    and self.deps.acd is not None and self.deps.config.queues else None)
+        access = self.deps.config.voicemail_access.code
+        listen = (trunk is None and bool(access) and called == access
+                  and bool(self.deps.config.voicemail))
         route = (feature_route(self.deps.config, feature[0], called) if feature is not None
+                 else access_route(self.deps.config, called) if listen
                  else self.deps.config.route_for(called))
         caller_addr = parse_name_addr(request.headers.get("From") or "")
         user: str | None = None
@@ -308,6 +313,8 @@ class Switch:
         if feature is not None:
             op, reason = feature
             call.flow = lambda c: run_feature(c, op, reason)
+        elif listen:
+            call.flow = run_menu  # the owner hears their box (call/voicemail_menu.py)
 
     def _start_call(self, tx: str, request: Request, source: Peer, route: Route, caller: str,
                     caller_name: str, called: str, offer: AudioAnswer,
