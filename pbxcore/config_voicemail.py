@@ -45,7 +45,7 @@ class VoicemailBox:
     box: str
     owners: tuple[str, ...] = ()  # extensions: their lamps, their phone menu
     pin: str = ""  # "" = no PIN asked from an owner's own phone
-    greeting: str = "vm-greeting"  # a prompt under sounds/ (the action's greeting= wins)
+    greeting: str = "record-after-beep"  # a prompt under sounds/ (the action's greeting= wins)
     max_messages: int = 100  # new + heard; one more is `full`
     max_seconds: float = 120.0  # default max= of the action
     min_seconds: float = MIN_SECONDS  # shorter: too_short, not kept
@@ -100,7 +100,7 @@ def _check_box(c: _Checker, b: dict[str, Any], i: int, extensions: set[str],
     pin = c.get(b, "pin", str, "", where)
     if pin and not _PIN.match(pin):
         c.fail("voicemail", f"pin in {where[1]} must be 1..16 digits", "pin", i)
-    greeting = c.get(b, "greeting", str, "vm-greeting", where)
+    greeting = c.get(b, "greeting", str, "record-after-beep", where)
     if not greeting or greeting.startswith("/") or ".." in greeting.split("/"):
         c.fail("voicemail", f"greeting {greeting!r} in {where[1]} must name a sound under "
                f"{paths.sounds.name}/", "greeting", i)

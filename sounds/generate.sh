@@ -76,12 +76,11 @@ agent-unpause|You are available again.
 agent-refused|Sorry, this phone is not an agent of any queue.
 queue-thanks|Thank you for waiting. Your call is important to us.
 queue-next|You are the next caller.
-vm-greeting|The person you called is not available. Please leave a message after the beep, and hang up or press pound when you are done.
 vm-enter-pin|Please enter your PIN, then press pound.
 vm-wrong-pin|Sorry, that PIN is not correct.
-vm-no-box|Sorry, this phone has no voicemail box.
+vm-no-box|This phone has no voicemail box.
 vm-no-messages|You have no new messages.
-vm-menu|Press 1 to hear it again, 7 to delete it, 9 for the next message, pound to finish.
+vm-menu|1 repeat, 7 delete, 9 next, pound to end.
 vm-deleted|Message deleted.
 vm-goodbye|Goodbye.
 EOF
@@ -150,12 +149,11 @@ agent-unpause|Вы снова доступны.
 agent-refused|Извините, этот телефон не является агентом очереди.
 queue-thanks|Спасибо за ожидание. Ваш звонок очень важен для нас.
 queue-next|Вы следующий в очереди.
-vm-greeting|Абонент сейчас недоступен. Оставьте сообщение после сигнала и положите трубку или нажмите решётку.
 vm-enter-pin|Введите пин-код и нажмите решётку.
 vm-wrong-pin|Извините, пин-код неверный.
-vm-no-box|Извините, у этого телефона нет голосового ящика.
+vm-no-box|У этого телефона нет голосового ящика.
 vm-no-messages|У вас нет новых сообщений.
-vm-menu|Нажмите один, чтобы прослушать снова, семь, чтобы удалить, девять, чтобы перейти к следующему, решётку, чтобы закончить.
+vm-menu|Один: повтор, семь: удалить, девять: дальше, решётка: выход.
 vm-deleted|Сообщение удалено.
 vm-goodbye|До свидания.
 EOF

@@ -32,8 +32,9 @@ def _discard(slot: VoicemailSlot) -> None:
 async def execute(call: CallControl, action: Voicemail) -> Outcome | None:
     slot = await call.voicemail_open(action.box)
     if slot is None:
-        return Outcome("voicemail", result="full", extra={"recording_seconds": "0.00",
-                                                          "voicemail_box": action.box})
+        return Outcome("voicemail", result="full", recording="",
+                       extra={"recording_seconds": "0.00",
+                              "voicemail_box": action.box})
     media = call.media
     try:
         await media.play(call.sound(action.greeting or slot.greeting))
