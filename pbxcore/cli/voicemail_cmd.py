@@ -3,8 +3,9 @@
 The same operations an owner has on the phone (pbxcore/call/voicemail_menu.py), on the store's
 index and the WAV files under the recordings directory.  A CLI has no speaker, so `play` prints
 the WAV's path (or copies it to --out) and marks the message heard.  `delete` keeps the index
-row (status deleted, for the record) and removes the WAV.  A running switch's lamps follow at
-the phones' next SUBSCRIBE refresh.
+row (status deleted, for the record) and removes the WAV.  After a change a running switch is
+told over its control socket (`voicemail_changed`), so the owners' lamps follow at once; when
+no switch runs, nothing is lit anyway and the phones get the state when they next subscribe.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +31,8 @@ from pbxcore.cli.common import (
     terminal_safe,
     utc_text,
 )
+from pbxcore.config import ConfigError, read_control_path
+from pbxcore.control.protocol import encode_request
 from pbxcore.store import Store, VoicemailMessage
 
 T = TypeVar("T")
@@ -51,6 +55,19 @@ def _recordings(config_path: Path, box: str) -> Path:
         click.echo(f"warning: {terminal_safe(box)} is no [[voicemail]] box of "
                    f"{config_path}", err=True)
     return config.paths.recordings
+
+
+def _tell_switch(config_path: Path, box: str) -> None:
+    """Best effort: a switch that is not running (or not reachable) is no error here."""
+    try:
+        path = read_control_path(config_path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
+            sock.connect(str(path))
+            sock.sendall(encode_request("voicemail_changed", {"box": box}))
+            sock.recv(4096)
+    except (OSError, ConfigError):
+        pass
 
 
 def _message(config_path: Path, box: str, message_id: int) -> VoicemailMessage:
@@ -117,6 +134,7 @@ def play(config_path: Path, box: str, message_id: int, out: Path | None, as_json
     if out is not None:
         shutil.copyfile(wav, out)
     _with_store(config_path, lambda s: s.voicemail_mark(message_id, "heard"))
+    _tell_switch(config_path, box)
     if as_json:
         click.echo(json_text({**message.to_json(), "status": "heard",
                               "path": str(out or wav)}))
@@ -136,6 +154,7 @@ def delete(config_path: Path, box: str, message_id: int, as_json: bool) -> None:
     _with_store(config_path, lambda s: s.voicemail_mark(message_id, "deleted"))
     with contextlib.suppress(FileNotFoundError):
         (recordings / message.recording).unlink()
+    _tell_switch(config_path, box)
     if as_json:
         click.echo(json_text({**message.to_json(), "status": "deleted"}))
     else:
@@ -154,6 +173,7 @@ def mark(config_path: Path, box: str, message_id: int, status: str, as_json: boo
     if message.status == "deleted":
         raise click.ClickException(f"message {message_id} of {terminal_safe(box)} is deleted")
     _with_store(config_path, lambda s: s.voicemail_mark(message_id, status))
+    _tell_switch(config_path, box)
     if as_json:
         click.echo(json_text({**message.to_json(), "status": status}))
     else:

@@ -5,6 +5,7 @@ un-SUBSCRIBEs; a registered phone whose box is `mwi = "unsolicited"` gets NOTIFY
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import stat
@@ -187,10 +188,19 @@ def test_subscribe_notify_on_message_and_unsubscribe(sw: SwitchProcess) -> None:
         assert summary(lit)["voice-message"] == "1/0 (0/0)"
         assert lit.call_id == phone.call_id  # in the subscription's dialog
 
+        # `pbx voicemail mark` in another process: the switch is told, the lamp follows.
+        listed = sw.pbx("voicemail", "list", "sales", "--json")
+        message_id = json.loads(listed.stdout)[0]["id"]
+        marked = sw.pbx("voicemail", "mark", "sales", str(message_id), "heard")
+        assert marked.returncode == 0, marked.stderr
+        dark = phone.notify()
+        assert summary(dark)["messages-waiting"] == "no"
+        assert summary(dark)["voice-message"] == "0/1 (0/0)"
+
         # A refresh gets the state again; an un-SUBSCRIBE a terminating NOTIFY.
         again = phone.send("SUBSCRIBE", [("Event", "message-summary"), ("Expires", "600")])
         assert again.status == 200
-        assert summary(phone.notify())["voice-message"] == "1/0 (0/0)"
+        assert summary(phone.notify())["voice-message"] == "0/1 (0/0)"
         bye = phone.send("SUBSCRIBE", [("Event", "message-summary"), ("Expires", "0")])
         assert bye.status == 200 and bye.headers.get("Expires") == "0"
         last = phone.notify()
