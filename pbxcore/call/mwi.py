@@ -59,6 +59,7 @@ class Mwi:
         self.deps = deps
         self.clock = clock
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        self._notify_tx: dict[str, tuple[str, str]] = {}  # our NOTIFY's transaction → sub
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- SUBSCRIBE ------------------------------------------------------------------------
@@ -95,9 +96,27 @@ class Mwi:
         else:
             sub.expires_at = self.clock() + expires
             self.subscriptions[key] = sub
+            asyncio.get_running_loop().call_later(expires, self._expire, key)
         log.info("SUBSCRIBE message-summary %s from %s:%s, expires %s", user, source.host,
                  source.port, expires)
         self._spawn(self._notify_one(sub, expires))
+
+    def _expire(self, key: tuple[str, str]) -> None:
+        """Not refreshed in time: a last NOTIFY says so (RFC 6665 §4.2.2, reason timeout)."""
+        sub = self.subscriptions.get(key)
+        if sub is not None and sub.expires_at <= self.clock():
+            del self.subscriptions[key]
+            self._spawn(self._notify_one(sub, 0))
+
+    def on_response(self, tx: str, status: int) -> bool:
+        """A phone's answer to one of our NOTIFYs; True if it was ours.  481 (or another
+        failure but 408/5xx) ends the subscription (RFC 6665 §4.1.3)."""
+        key = self._notify_tx.pop(tx, None)
+        if key is None:
+            return False
+        if status == 481 or 400 <= status < 500 and status != 408:
+            self.subscriptions.pop(key, None)
+        return True
 
     # -- changes --------------------------------------------------------------------------
 
@@ -142,7 +161,10 @@ class Mwi:
             body=summary_body(new, old, self._account(sub.peer)), content_type=CONTENT_TYPE)
         notify.headers.add("Event", MESSAGE_SUMMARY)
         notify.headers.add("Subscription-State", state)  # RFC 6665 §4.2.2: mandatory
-        self.deps.endpoint.request(notify, sub.peer)
+        tx = self.deps.endpoint.request(notify, sub.peer)
+        if len(self._notify_tx) > 10000:  # answers that never came (the peer is gone)
+            self._notify_tx.clear()
+        self._notify_tx[tx] = (sub.dialog.call_id, sub.dialog.local_tag)
 
     def _unsolicited(self, extension: str, new: int, old: int) -> None:
         registrar = self.deps.registrar

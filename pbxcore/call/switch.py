@@ -159,6 +159,8 @@ class Switch:
     def on_response(self, tx: str, response: Response) -> None:
         if self.trunks is not None and self.trunks.on_response(tx, response):
             return
+        if response.status >= 200 and self.mwi.on_response(tx, response.status):
+            return
         leg = self._client_legs.get(tx)
         if leg is not None:
             leg.on_response(tx, response)

@@ -41,6 +41,7 @@ class Phone:
         self.to_tag: str | None = None
         self.cseq = 0
         self.notifies: list[Request] = []
+        self.notify_status = 200  # what this phone answers to a NOTIFY
 
     @property
     def local(self) -> int:
@@ -84,7 +85,7 @@ class Phone:
             except TimeoutError:
                 return None
             if isinstance(msg, Request):
-                self.answer(msg)
+                self.answer(msg, self.notify_status if msg.method == "NOTIFY" else 200)
                 if msg.method == "NOTIFY":
                     self.notifies.append(msg)
             return msg
@@ -106,8 +107,8 @@ class Phone:
         assert len(self.notifies) > seen, "no NOTIFY"
         return self.notifies[seen]
 
-    def answer(self, req: Request) -> None:
-        lines = ["SIP/2.0 200 OK"]
+    def answer(self, req: Request, status: int = 200) -> None:
+        lines = [f"SIP/2.0 {status} {'OK' if status == 200 else 'Gone'}"]
         for name in ("Via", "From", "To", "Call-ID", "CSeq"):
             lines += [f"{name}: {v}" for v in req.headers.get_all(name)]
         lines.append("Content-Length: 0")
@@ -232,3 +233,28 @@ def test_unsolicited_notify_to_registered_owner(sw: SwitchProcess) -> None:
         assert lit.uri == f"sip:1002@127.0.0.1:{phone.local}"  # the registered Contact
     finally:
         phone.close()
+
+
+def subscribed(sw: SwitchProcess, user: str) -> Phone:
+    phone = Phone(sw.port, user)
+    ok = phone.send("SUBSCRIBE", [("Event", "message-summary"), ("Expires", "600")])
+    assert ok.status == 200
+    phone.to_tag = (ok.headers.get("To") or "").split(";tag=")[1].split(";")[0]
+    return phone
+
+
+def test_notify_answered_481_ends_the_subscription(sw: SwitchProcess) -> None:
+    gone = Phone(sw.port, "1001")
+    gone.notify_status = 481  # "no such subscription here": the phone restarted, say
+    ok = gone.send("SUBSCRIBE", [("Event", "message-summary"), ("Expires", "600")])
+    assert ok.status == 200
+    gone.notify()  # the immediate NOTIFY, answered 481
+    live = subscribed(sw, "1001")
+    try:
+        live.notify()
+        leave_message(sw, "600")
+        live.notify()  # the change went out: to this phone, and no more to the other
+        assert gone.recv(0.5) is None
+    finally:
+        gone.close()
+        live.close()
