@@ -29,6 +29,14 @@ from pbxcore.acd.spec import QueueSpec
 from pbxcore.config_ops import LOG_KEYS, METRICS_KEYS, MONITOR_KEYS, OpsConfig, check_ops
 from pbxcore.config_originate import ORIGINATE_KEYS, OriginateConfig, check_originate
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
+from pbxcore.config_voicemail import (
+    VOICEMAIL_ACCESS_KEYS,
+    VOICEMAIL_KEYS,
+    VoicemailAccess,
+    VoicemailBox,
+    check_voicemail,
+    check_voicemail_access,
+)
 from pbxcore.config_web import WEB_KEYS, WEB_USER_KEYS, WebConfig, check_web
 from pbxcore.media.wav import check_wav
 from pbxcore.script.actions import ActionError, parse_action_line
@@ -180,6 +188,8 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     web: WebConfig = field(default_factory=WebConfig)  # [web], [[web.users]]
     originate: OriginateConfig = field(default_factory=OriginateConfig)  # [originate]
+    voicemail: tuple[VoicemailBox, ...] = ()  # [[voicemail]] boxes (config_voicemail.py)
+    voicemail_access: VoicemailAccess = field(default_factory=VoicemailAccess)
 
     @property
     def base_dir(self) -> Path:
@@ -194,6 +204,13 @@ class Config:
 
     def queue(self, name: str) -> QueueSpec | None:
         return next((q for q in self.queues if q.name == name), None)
+
+    def voicemail_box(self, box: str) -> VoicemailBox | None:
+        return next((b for b in self.voicemail if b.box == box), None)
+
+    def voicemail_owned(self, extension: str) -> tuple[VoicemailBox, ...]:
+        """The boxes `extension` owns, in file order."""
+        return tuple(b for b in self.voicemail if extension in b.owners)
 
     def trunk(self, name: str) -> Trunk | None:
         return next((t for t in self.trunks if t.name == name), None)
@@ -246,7 +263,8 @@ class _Locator:
 _SCHEMA: dict[str, set[str]] = {
     "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents",
          "node", "scripts", "limits", "monitor", "metrics", "log", "web",
-         "originate"},
+         "originate", "voicemail",
+         "voicemail_access"},
     "node": {"id"},
     "scripts": {"user"},
     "sip": {"listen", "realm", "digest_algorithms"},
@@ -269,6 +287,8 @@ _SCHEMA: dict[str, set[str]] = {
     "web": set(WEB_KEYS),
     "web.users": set(WEB_USER_KEYS),
     "originate": set(ORIGINATE_KEYS),
+    "voicemail": set(VOICEMAIL_KEYS),
+    "voicemail_access": set(VOICEMAIL_ACCESS_KEYS),
 }
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -744,11 +764,14 @@ def _check(path: Path, text: str) -> Config:
     ops = check_ops(c, doc)
     web = check_web(c, doc)
     originate = check_originate(c, doc)
+    voicemail = check_voicemail(c, doc, users, paths)
+    voicemail_access = check_voicemail_access(c, doc)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
                   agents=agents, node=node, scripts=scripts, warnings=tuple(c.warnings),
-                  limits=limits, ops=ops, web=web, originate=originate)
+                  limits=limits, ops=ops, web=web, originate=originate, voicemail=voicemail,
+                  voicemail_access=voicemail_access)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

@@ -76,6 +76,13 @@ agent-unpause|You are available again.
 agent-refused|Sorry, this phone is not an agent of any queue.
 queue-thanks|Thank you for waiting. Your call is important to us.
 queue-next|You are the next caller.
+vm-enter-pin|Please enter your PIN, then press pound.
+vm-wrong-pin|Sorry, that PIN is not correct.
+vm-no-box|This phone has no voicemail box.
+vm-no-messages|You have no new messages.
+vm-menu|1 repeat, 7 delete, 9 next, pound to end.
+vm-deleted|Message deleted.
+vm-goodbye|Goodbye.
 EOF
 }
 
@@ -90,6 +97,10 @@ queue-minutes-few|minutes
 queue-minutes|minutes
 queue-less-than-minute|less than a minute
 queue-callback-offer|To be called back instead of waiting, press
+vm-you-have|New messages:
+vm-message|Message
+vm-from|from
+vm-received|received at
 EOF
 }
 
@@ -138,6 +149,13 @@ agent-unpause|Вы снова доступны.
 agent-refused|Извините, этот телефон не является агентом очереди.
 queue-thanks|Спасибо за ожидание. Ваш звонок очень важен для нас.
 queue-next|Вы следующий в очереди.
+vm-enter-pin|Введите пин-код и нажмите решётку.
+vm-wrong-pin|Извините, пин-код неверный.
+vm-no-box|У этого телефона нет голосового ящика.
+vm-no-messages|У вас нет новых сообщений.
+vm-menu|Один: повтор, семь: удалить, девять: дальше, решётка: выход.
+vm-deleted|Сообщение удалено.
+vm-goodbye|До свидания.
 EOF
 }
 
@@ -150,6 +168,10 @@ queue-minutes-few|минуты
 queue-minutes|минут
 queue-less-than-minute|меньше минуты
 queue-callback-offer|Чтобы мы вам перезвонили, нажмите
+vm-you-have|Новых сообщений:
+vm-message|Сообщение
+vm-from|от
+vm-received|получено в
 EOF
 }
 

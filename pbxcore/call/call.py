@@ -35,7 +35,7 @@ from pbxcore.script.transports import Transports
 from pbxcore.sip.sdp import AudioAnswer, build_answer
 from pbxcore.store.base import CdrEnd, CdrStart, Store, TraceEntry
 from pbxcore.transport.sip_endpoint import SipEndpoint
-from pbxcore.verbs.base import Outcome
+from pbxcore.verbs.base import Outcome, VoicemailSlot
 
 log = logging.getLogger("pbxcore.call")
 
@@ -57,6 +57,7 @@ class CallDeps:
     stats: SwitchStats = field(default_factory=SwitchStats)  # pbx top and metrics counters
     tts: Any = None  # the `say text` renderer (media/tts.Tts), made at the first use
     conferences: Conferences = field(default_factory=Conferences)  # the conference rooms
+    voicemail: Any = None  # pbxcore.call.voicemail.VoicemailService (set by Switch)
 
 
 @dataclass
@@ -297,6 +298,15 @@ class Call:
 
         return await join(self, room, moderator=moderator, muted=muted,
                           max_members=max_members, pin=pin, end=end)
+
+    async def voicemail_open(self, box: str) -> VoicemailSlot | None:
+        return cast(VoicemailSlot | None, await self.deps.voicemail.open_slot(self, box))
+
+    def voicemail_save(self, slot: VoicemailSlot, seconds: float) -> asyncio.Future[None]:
+        work: asyncio.Future[None] = asyncio.ensure_future(
+            self.deps.voicemail.save(self, slot, seconds))
+        self.background.append(work)  # awaited before the last events, even after a hangup
+        return work
 
     # -- lifecycle ----------------------------------------------------------------------------
 

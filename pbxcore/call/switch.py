@@ -4,7 +4,8 @@ Out of dialog: OPTIONS → 200 with Allow; REGISTER → registrar; INVITE → ch
 RFC 3261 §8.2 (scheme 416, Require 420, Content-Type 415, Accept 406), then digest auth for
 everything but public routes, then route lookup (404), SDP offer/answer (488), then a `Call` and
 its script loop.  In dialog: BYE ends the call, re-INVITE refreshes media, anything for a dialog
-we do not know gets 481.  Unknown methods get 501 with Allow, known-but-unsupported ones 405.
+we do not know gets 481.  SUBSCRIBE to message-summary → the lamps (call/mwi.py).  Unknown methods get 501 with Allow,
+known-but-unsupported ones 405.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from pbxcore.call.auth import SwitchAuth
 from pbxcore.call.call import Call, CallDeps, CallInfo
 from pbxcore.call.engine import run_call
 from pbxcore.call.leg import ALLOW, InboundLeg
+from pbxcore.call.mwi import Mwi
 from pbxcore.call.outbound import OutboundLeg
 from pbxcore.call.registrar import Registrar
 from pbxcore.call.trunks import TrunkRegistrations, called_number
+from pbxcore.call.voicemail import VoicemailService
+from pbxcore.call.voicemail_menu import access_route, run_menu
 from pbxcore.config import Route
 from pbxcore.sip.address import parse_name_addr
 from pbxcore.sip.build import make_response
@@ -60,6 +64,9 @@ class Switch:
         self.trunks: TrunkRegistrations | None = None  # set by the server once started
         deps.legs = self
         deps.registrar = self.registrar
+        deps.voicemail = VoicemailService(deps)
+        self.mwi = Mwi(deps, clock)  # message-waiting lamps (SUBSCRIBE message-summary)
+        deps.voicemail.mwi = self.mwi
 
     @property
     def endpoint(self) -> SipEndpoint:
@@ -129,6 +136,10 @@ class Switch:
             self._reply(tx, request, 200 if self._call_for(request) else 481)
         elif method == "REFER":
             self._refer(tx, request)
+        elif method == "SUBSCRIBE":
+            user = self._authenticate(tx, request, source)  # whose lamp: the digest user's
+            if user is not None:
+                self.mwi.subscribe(tx, request, source, user)
         else:
             self._reply(tx, request, 405, headers=[("Allow", ALLOW)])
 
@@ -148,6 +159,8 @@ class Switch:
 
     def on_response(self, tx: str, response: Response) -> None:
         if self.trunks is not None and self.trunks.on_response(tx, response):
+            return
+        if response.status >= 200 and self.mwi.on_response(tx, response.status):
             return
         leg = self._client_legs.get(tx)
         if leg is not None:
@@ -266,7 +279,11 @@ class Switch:
             called = parse_uri(request.uri).user_unescaped or ""
         feature = (self.deps.config.agents.feature(called) if trunk is None
                    and self.deps.acd is not None and self.deps.config.queues else None)
+        access = self.deps.config.voicemail_access.code
+        listen = (trunk is None and bool(access) and called == access
+                  and bool(self.deps.config.voicemail))
         route = (feature_route(self.deps.config, feature[0], called) if feature is not None
+                 else access_route(self.deps.config, called) if listen
                  else self.deps.config.route_for(called))
         caller_addr = parse_name_addr(request.headers.get("From") or "")
         user: str | None = None
@@ -299,6 +316,8 @@ class Switch:
         if feature is not None:
             op, reason = feature
             call.flow = lambda c: run_feature(c, op, reason)
+        elif listen:
+            call.flow = run_menu  # the owner hears their box (call/voicemail_menu.py)
 
     def _start_call(self, tx: str, request: Request, source: Peer, route: Route, caller: str,
                     caller_name: str, called: str, offer: AudioAnswer,

@@ -24,6 +24,7 @@ from pbxcore.cli.simulate_cmd import simulate
 from pbxcore.cli.switch_cmd import reload, status
 from pbxcore.cli.top_cmd import top
 from pbxcore.cli.trace_cmd import trace
+from pbxcore.cli.voicemail_cmd import voicemail
 from pbxcore.cli.web_cmd import web
 from pbxcore.script.sanitize import SafeFormatter
 
@@ -42,7 +43,7 @@ def main() -> None:
 
 for command in (check, run, cdr, trace, journal, replay, simulate, status, calls, hangup,
                 registrations, reload, queues, agents, agent, report_command, top, phone, web,
-                conferences, conference, spy, consult):
+                conferences, conference, spy, consult, voicemail):
     main.add_command(command)
 main.add_command(originate)
 main.add_command(campaign)

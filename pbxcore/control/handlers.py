@@ -44,12 +44,21 @@ class SwitchCommands:
         for name, handler in (("calls", self.calls), ("hangup", self.hangup),
                               ("registrations", self.registrations),
                               ("reload", self.reload), ("status", self.status),
-                              ("top", self.top), ("originate", self.originate)):
+                              ("top", self.top), ("originate", self.originate),
+                              ("voicemail_changed", self.voicemail_changed)):
             self.control.register(name, handler)
         install_conferences(self.control, self.switch.deps.conferences, self.switch.calls)
         # The ACD service registers these when the config has queues.
         for name in ("queues", "agents", "agent"):
             self.control.reserve(name, "no queues configured")
+
+    async def voicemail_changed(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """`pbx voicemail` changed a box in the store: its owners' lamps follow now."""
+        box = args.get("box")
+        if not isinstance(box, str) or not box:
+            raise CommandError(BAD_ARGS, 'voicemail_changed needs "box"')
+        self.switch.deps.voicemail.changed(box)
+        return {"box": box}
 
     async def calls(self, args: Mapping[str, Any]) -> dict[str, Any]:
         now = datetime.now(UTC)

@@ -394,10 +394,29 @@ class Conference(Action):
         BoolKind(), "hang up when the last moderator leaves (ConfBridge end_marked)"))
 
 
+VOICEMAIL_BOX = TextKind(64, r"[A-Za-z0-9_.+-]{1,64}", "a [[voicemail]] box")
+
+
+@dataclass(frozen=True)
+class Voicemail(Action):
+    """Take a message for a [[voicemail]] box: greeting, beep, record; the `voicemail` event."""
+
+    verb = "voicemail"
+    has_outcome = True
+    needs_answer = True
+    box: str = field(metadata=_p(VOICEMAIL_BOX, "a [[voicemail]] box of pbx.toml", metavar="BOX"))
+    greeting: str | None = field(default=None, metadata=_p(
+        SOUND, "prompt played first (default: the box's greeting)"))
+    max: float | None = field(default=None, metadata=_p(
+        SecondsKind(1, 3600), "longest message (default: the box's max_seconds)"))
+    beep: bool = field(default=True, metadata=_p(BoolKind(), "beep after the greeting"))
+    finish: str | None = field(default="#", metadata=_p(KeyKind(), "key that ends the message"))
+
+
 ACTION_TYPES: dict[str, type[Action]] = {
     cls.verb: cls
     for cls in (Answer, Ring, Hangup, Play, Say, Gather, Record, Set, Goto, Wait, Reject, Log,
-                Dial, Transfer, RecordCall, Queue, Agent, Conference)
+                Dial, Transfer, RecordCall, Queue, Agent, Conference, Voicemail)
 }
 """Every verb of protocol v1, in documentation order."""
 

@@ -26,13 +26,17 @@ from pbxcore.script.sanitize import env_name, env_value
 PROTOCOL_VERSION = 1
 
 EVENT_NAMES = ("incoming", "gather", "record", "dial", "transfer", "queue", "redirect", "hangup",
-               "conference")
+               "conference", "voicemail")
 """Events of protocol v1; the script should treat any other name as "nothing to do"."""
 
 GATHER_RESULTS = ("ok", "short", "timeout")
 """ok: min..max digits; short: fewer than min when input ended; timeout: no digit at all."""
 RECORD_RESULTS = ("finishkey", "silence", "maxtime", "hangup")
 """What ended the recording."""
+VOICEMAIL_RESULTS = ("saved", "too_short", "full", "hangup")
+"""saved: the message is in the box; too_short: under the box's min_seconds, not kept; full: the
+box holds max_messages (or is no [[voicemail]] box), nothing recorded; hangup: the caller hung up
+while recording, the message is kept when long enough (PBX_RECORDING empty when not)."""
 HANGUP_RESULTS = ("caller", "callee", "script", "switch", "shutdown")
 """Who ended the call: the caller, the connected party (after dial/queue), an action
 (hangup/reject/end of list), the switch itself (a failure, no ACK), or a switch shutdown."""

@@ -43,6 +43,7 @@ from pbxcore.store.values import iso as iso
 from pbxcore.store.values import scrub as scrub
 from pbxcore.store.values import store_text as store_text
 from pbxcore.store.values import utc as utc
+from pbxcore.store.voicemail import VoicemailMessage as VoicemailMessage
 
 Disposition = Literal["answered", "no answer", "busy", "failed", "rejected", "abandoned"]
 # callee: the dialled party; interrupted: the switch died mid-call (closed at its next start)
@@ -226,6 +227,25 @@ class Store(Protocol):
 
     async def campaign_rows(self, name: str) -> list[CampaignRow]:
         """Every row of campaign `name`, by row number ([] for an unknown campaign)."""
+
+    async def voicemail_add(self, message: VoicemailMessage) -> VoicemailMessage:
+        """Index a new message; returns it with the id the store gave it."""
+        ...
+
+    async def voicemail_messages(self, box: str, *, status: str | None = None,
+                                 limit: int = 1000) -> list[VoicemailMessage]:
+        """A box's messages, oldest first: one status, or (None) all but deleted ones."""
+        ...
+
+    async def voicemail_message(self, message_id: int) -> VoicemailMessage | None: ...
+
+    async def voicemail_mark(self, message_id: int, status: str) -> bool:
+        """Set a message's status (new, heard, deleted); False when there is no such id."""
+        ...
+
+    async def voicemail_counts(self, box: str) -> tuple[int, int]:
+        """(new, heard) messages of a box: what a message-waiting lamp shows."""
+        ...
 
     async def close_interrupted(self, node: str, now: datetime) -> int:
         """Close every CDR that ``node`` (or a version before node ids, node '') left open and

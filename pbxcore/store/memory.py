@@ -35,6 +35,11 @@ from pbxcore.store.journal import (
     checked_segment,
     in_window,
 )
+from pbxcore.store.voicemail import (
+    VoicemailMessage,
+    checked_message,
+    checked_status,
+)
 
 
 class MemoryStore:
@@ -45,6 +50,7 @@ class MemoryStore:
         self._journal: list[JournalEntry] = []
         self._agent_events: list[AgentEvent] = []
         self._callbacks: dict[str, CallbackEntry] = {}
+        self._voicemail: dict[int, VoicemailMessage] = {}
 
     def _get(self, call_id: str) -> Cdr:
         try:
@@ -133,6 +139,34 @@ class MemoryStore:
                 and agent in (None, e.agent) and node in (None, e.node)]
         rows.sort(key=lambda e: e.time)
         return rows[-limit:] if limit > 0 else []
+
+    async def voicemail_add(self, message: VoicemailMessage) -> VoicemailMessage:
+        stored = replace(checked_message(message), id=len(self._voicemail) + 1)
+        self._voicemail[stored.id] = stored
+        return stored
+
+    async def voicemail_messages(self, box: str, *, status: str | None = None,
+                                 limit: int = 1000) -> list[VoicemailMessage]:
+        if status is not None:
+            checked_status(status)
+        rows = [m for m in self._voicemail.values() if m.box == box
+                and (m.status == status if status is not None else m.status != "deleted")]
+        rows.sort(key=lambda m: (m.time, m.id))
+        return rows[:limit] if limit > 0 else []
+
+    async def voicemail_message(self, message_id: int) -> VoicemailMessage | None:
+        return self._voicemail.get(message_id)
+
+    async def voicemail_mark(self, message_id: int, status: str) -> bool:
+        checked_status(status)
+        if message_id not in self._voicemail:
+            return False
+        self._voicemail[message_id] = replace(self._voicemail[message_id], status=status)
+        return True
+
+    async def voicemail_counts(self, box: str) -> tuple[int, int]:
+        statuses = [m.status for m in self._voicemail.values() if m.box == box]
+        return statuses.count("new"), statuses.count("heard")
 
     async def close_interrupted(self, node: str, now: datetime) -> int:
         stale = [c for c in self._cdrs.values()

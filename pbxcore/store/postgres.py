@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,15 @@ from pbxcore.store.journal import (
     journal_from_row,
     journal_row,
     segment_row,
+)
+from pbxcore.store.voicemail import (
+    VOICEMAIL_COLUMNS,
+    VoicemailMessage,
+    checked_message,
+    checked_status,
+    message_filter,
+    message_from_row,
+    message_row,
 )
 
 if TYPE_CHECKING:
@@ -329,6 +339,36 @@ class PostgresStore:
     async def campaign_rows(self, name: str) -> list[CampaignRow]:
         rows = await self._fetch(camp.select_sql("%s"), (name,))
         return [camp.row_from(tuple(r)) for r in rows]
+
+    # -- voicemail
+
+    async def voicemail_add(self, message: VoicemailMessage) -> VoicemailMessage:
+        m = checked_message(message)
+        rows = await self._fetch(f"INSERT INTO voicemail ({VOICEMAIL_COLUMNS.split(', ', 1)[1]}) "
+                                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id", message_row(m, text_times=False))
+        return replace(m, id=int(rows[0][0]))
+
+    async def voicemail_messages(self, box: str, *, status: str | None = None,
+                                 limit: int = 1000) -> list[VoicemailMessage]:
+        where, args = message_filter(box, status, "%s")
+        rows = await self._fetch(f"SELECT {VOICEMAIL_COLUMNS} FROM voicemail {where} "
+                                 "ORDER BY time, id LIMIT %s", (*args, limit))
+        return [message_from_row(r) for r in rows]
+
+    async def voicemail_message(self, message_id: int) -> VoicemailMessage | None:
+        rows = await self._fetch(f"SELECT {VOICEMAIL_COLUMNS} FROM voicemail WHERE id = %s",
+                                 (message_id,))
+        return message_from_row(rows[0]) if rows else None
+
+    async def voicemail_mark(self, message_id: int, status: str) -> bool:
+        return bool(await self._execute("UPDATE voicemail SET status = %s WHERE id = %s",
+                                        (checked_status(status), message_id)))
+
+    async def voicemail_counts(self, box: str) -> tuple[int, int]:
+        rows = await self._fetch("SELECT status, COUNT(*) FROM voicemail WHERE box = %s "
+                                 "GROUP BY status", (box,))
+        counts = dict(rows)
+        return int(counts.get("new", 0)), int(counts.get("heard", 0))
 
     async def close(self) -> None:
         await self._conn.close()

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,15 @@ from pbxcore.store.journal import (
     journal_from_row,
     journal_row,
     segment_row,
+)
+from pbxcore.store.voicemail import (
+    VOICEMAIL_COLUMNS,
+    VoicemailMessage,
+    checked_message,
+    checked_status,
+    message_filter,
+    message_from_row,
+    message_row,
 )
 
 T = TypeVar("T")
@@ -349,6 +359,38 @@ class SqliteStore:
     async def campaign_rows(self, name: str) -> list[CampaignRow]:
         rows = await self._run(self._fetch, camp.select_sql("?"), (name,))
         return [camp.row_from(tuple(r)) for r in rows]
+
+    # -- voicemail
+
+    async def voicemail_add(self, message: VoicemailMessage) -> VoicemailMessage:
+        m = checked_message(message)
+        cur = await self._run(self._conn().execute,
+                              f"INSERT INTO voicemail ({VOICEMAIL_COLUMNS.split(', ', 1)[1]}) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", message_row(m, text_times=True))
+        return replace(m, id=int(cur.lastrowid or 0))
+
+    async def voicemail_messages(self, box: str, *, status: str | None = None,
+                                 limit: int = 1000) -> list[VoicemailMessage]:
+        where, args = message_filter(box, status, "?")
+        rows = await self._run(self._fetch, f"SELECT {VOICEMAIL_COLUMNS} FROM voicemail {where} "
+                               "ORDER BY time, id LIMIT ?", (*args, limit))
+        return [message_from_row(r) for r in rows]
+
+    async def voicemail_message(self, message_id: int) -> VoicemailMessage | None:
+        rows = await self._run(self._fetch, f"SELECT {VOICEMAIL_COLUMNS} FROM voicemail "
+                               "WHERE id = ?", (message_id,))
+        return message_from_row(rows[0]) if rows else None
+
+    async def voicemail_mark(self, message_id: int, status: str) -> bool:
+        cur = await self._run(self._conn().execute, "UPDATE voicemail SET status = ? WHERE id = ?",
+                              (checked_status(status), message_id))
+        return bool(cur.rowcount)
+
+    async def voicemail_counts(self, box: str) -> tuple[int, int]:
+        rows = await self._run(self._fetch, "SELECT status, COUNT(*) FROM voicemail "
+                               "WHERE box = ? GROUP BY status", (box,))
+        counts = dict(rows)
+        return int(counts.get("new", 0)), int(counts.get("heard", 0))
 
     def _insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:

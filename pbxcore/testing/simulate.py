@@ -29,6 +29,7 @@ from pbxcore.script.actions import (
     Queue,
     Record,
     Reject,
+    Voicemail,
 )
 from pbxcore.script.events import QUEUE_RESULTS, Event, conference_fields, queue_fields
 from pbxcore.script.runner import RunResult
@@ -46,6 +47,7 @@ from pbxcore.testing.state import (
 HANG_UP = "h"
 RECORD_RESULTS = ("finishkey", "silence", "maxtime")
 QUEUE_CHOICES = ("answered", *QUEUE_RESULTS)
+VOICEMAIL_CHOICES = ("saved", "too_short", "full")
 """How a simulated queue ends: an agent answered (then the call ends), or a `queue` event."""
 
 
@@ -174,6 +176,8 @@ class Simulator:
             return self._queue(last)
         if isinstance(last, Conference):
             return self._conference(last)
+        if isinstance(last, Voicemail):
+            return self._voicemail(last)
         self.io.show("info", f"{last.verb}: not simulated yet; the switch hangs up")
         return _Next("hangup", "switch", cause=f"{last.verb} not simulated")
 
@@ -207,6 +211,19 @@ class Simulator:
         recording = f"simulated/{self.state.call_id}-{self.recordings}.wav"
         return _Next("record", "hangup" if how == HANG_UP else how, recording=recording,
                      extra={"recording_seconds": f"{length:.1f}"})
+
+    def _voicemail(self, v: Voicemail) -> _Next:
+        how = ""
+        while how not in (*VOICEMAIL_CHOICES, HANG_UP):
+            how = self.io.ask(f"voicemail {v.box} ended by ({'/'.join(VOICEMAIL_CHOICES)}, "
+                              f"{HANG_UP} = caller hangs up)", "saved")
+        kept = how in ("saved", HANG_UP)
+        self.recordings += 1
+        recording = f"simulated/voicemail/{v.box}/{self.state.call_id}-{self.recordings}.wav"
+        return _Next("voicemail", "hangup" if how == HANG_UP else how,
+                     recording=recording if kept else "",
+                     extra={"recording_seconds": "5.0" if kept else "0.0",
+                            "voicemail_box": v.box})
 
     def _number(self, question: str, default: str, low: float, high: float) -> float:
         try:

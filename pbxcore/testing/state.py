@@ -34,7 +34,7 @@ ENDS_CALL = frozenset({"hangup", "reject"})
 
 def after_call(name: str, result: str) -> bool:
     """Does this event reach the script after the call is over?"""
-    return name == "hangup" or (name == "record" and result == "hangup")
+    return name == "hangup" or (name in ("record", "voicemail") and result == "hangup")
 
 
 @dataclass

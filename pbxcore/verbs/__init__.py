@@ -29,6 +29,7 @@ from pbxcore.verbs import (
     say,
     set_vars,
     transfer,
+    voicemail,
     wait,
 )
 from pbxcore.verbs.base import CallControl, Outcome
@@ -54,6 +55,7 @@ VERBS: dict[str, Verb] = {
     "queue": queue.execute,
     "agent": agent.execute,
     "conference": conference.execute,
+    "voicemail": voicemail.execute,
 }
 
 

@@ -8,7 +8,7 @@ cancellable at every await: when the caller hangs up, the running verb is cancel
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +24,18 @@ class Outcome:
     recording: str | None = None  # PBX_RECORDING (record), relative to the recordings dir
     extra: Mapping[str, str] = field(default_factory=dict)  # more PBX_* fields
     script: Path | None = None  # goto: the script that handles the next event
+
+
+@dataclass(frozen=True)
+class VoicemailSlot:
+    """Room for one message in a box (CallControl.voicemail_open): where it goes, its bounds."""
+
+    box: str
+    greeting: str  # the box's greeting prompt
+    max_seconds: float  # the box's default max=
+    min_seconds: float  # shorter is too_short and not kept
+    path: Path  # absolute path of the WAV to write
+    name: str  # the same, relative to the recordings directory (PBX_RECORDING)
 
 
 class MediaControl(Protocol):
@@ -75,3 +87,8 @@ class CallControl(Protocol):
                          max_members: int | None, pin: str | None, end: bool) -> Outcome | None:
         """Join conference `room`: None once in it (the call is over when it leaves: hangup,
         kick, room ended), else the `conference` Outcome (full, bad_pin)."""
+    async def voicemail_open(self, box: str) -> VoicemailSlot | None:
+        """Room for a message in `box`, or None when it is full or no [[voicemail]] box."""
+    def voicemail_save(self, slot: VoicemailSlot, seconds: float) -> Awaitable[None]:
+        """Start indexing the message (then the box's notify program, the lamps), as work the
+        call waits for before its last events even when the caller hangs up now."""

@@ -12,7 +12,7 @@ import asyncio
 import time
 
 from pbxcore.script.actions import Record
-from pbxcore.verbs.base import CallControl, Outcome
+from pbxcore.verbs.base import CallControl, MediaControl, Outcome
 
 POLL = 0.1  # seconds between silence checks: fine enough for a "3 s of silence" rule
 
@@ -26,18 +26,7 @@ async def execute(call: CallControl, action: Record) -> Outcome | None:
     media.start_recording(path)
     result = "maxtime"
     try:
-        deadline = time.monotonic() + action.max
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                key = await asyncio.wait_for(media.digits.get(), min(POLL, left))
-            except TimeoutError:
-                key = None
-            if key is not None and key == action.finish:
-                result = "finishkey"
-                break
-            if action.silence and media.seconds_since_voice() >= action.silence:
-                result = "silence"
-                break
+        result = await listen(media, action.max, action.finish, action.silence)
     except asyncio.CancelledError:
         # The caller hung up mid-recording: the message is kept and the script still gets its
         # `record` event (result hangup) before the `hangup` event (docs/protocol.md).
@@ -49,3 +38,19 @@ async def execute(call: CallControl, action: Record) -> Outcome | None:
     call.note("note", {"recording": name, "seconds": round(seconds, 2), "result": result})
     return Outcome("record", result=result, recording=name,
                    extra={"recording_seconds": f"{seconds:.2f}"})
+
+
+async def listen(media: MediaControl, limit: float, finish: str | None, silence: float) -> str:
+    """Wait while the media records: `maxtime` after `limit` seconds, `finishkey` on the finish
+    key, `silence` after `silence` seconds without voice (0: never).  Shared with `voicemail`."""
+    deadline = time.monotonic() + limit
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            key = await asyncio.wait_for(media.digits.get(), min(POLL, left))
+        except TimeoutError:
+            key = None
+        if key is not None and key == finish:
+            return "finishkey"
+        if silence and media.seconds_since_voice() >= silence:
+            return "silence"
+    return "maxtime"

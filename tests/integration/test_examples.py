@@ -27,7 +27,7 @@ from pbxcore.script.actions import Gather, Play, parse_action_line
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 OURS = ["business-hours", "call-centre", "crm-lookup", "forward-while-away",
-        "notification-campaign", "polyglot", "two-shops", "workers"]
+        "notification-campaign", "polyglot", "two-shops", "voicemail-after-hours", "workers"]
 PG_DSN = "postgresql://postgres@127.0.0.1/test"
 
 

@@ -29,6 +29,7 @@ from pbxcore.script.actions import (
     Say,
     Set,
     Transfer,
+    Voicemail,
     Wait,
     from_json,
     parse_action_line,
@@ -97,6 +98,11 @@ FORMS = [
      {"action": "conference", "room": "board", "moderator": True, "muted": True, "max": 5,
       "pin": "1234", "end": True},
      Conference("board", moderator=True, muted=True, max=5, pin="1234", end=True)),
+    ("voicemail sales", {"action": "voicemail", "box": "sales"}, Voicemail("sales")),
+    ("voicemail 201 greeting=vm/after-hours max=60 beep=no finish=*",
+     {"action": "voicemail", "box": "201", "greeting": "vm/after-hours", "max": 60,
+      "beep": False, "finish": "*"},
+     Voicemail("201", greeting="vm/after-hours", max=60.0, beep=False, finish="*")),
 ]
 
 
@@ -113,9 +119,11 @@ def test_text_and_json_forms(text: str, obj: dict[str, object], action: object) 
 def test_every_verb_has_a_form_row_and_flags() -> None:
     assert {type(a) for _, _, a in FORMS} == set(ACTION_TYPES.values())
     assert {v for v, c in ACTION_TYPES.items() if c.has_outcome} == {
-        "gather", "record", "goto", "dial", "transfer", "queue", "conference"}
+        "gather", "record", "goto", "dial", "transfer", "queue", "conference",
+        "voicemail"}
     assert {v for v, c in ACTION_TYPES.items() if c.needs_answer} == {
-        "play", "say", "gather", "record", "queue", "conference"}
+        "play", "say", "gather", "record", "queue", "conference",
+        "voicemail"}
 
 
 def test_defaults() -> None:

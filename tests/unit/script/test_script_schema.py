@@ -157,6 +157,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "record_call": {"what": "start"}, "queue": {"name": "support"},
     "agent": {"op": "pause", "extension": "1001"},
     "conference": {"room": "sales"},
+    "voicemail": {"box": "sales"},
 }
 
 
