@@ -41,7 +41,7 @@ async def test_options_lists_what_we_allow(sw: InProcSwitch) -> None:
     assert reply.headers.get("Accept") == "application/sdp"
 
 
-@pytest.mark.parametrize(("method", "status"), [("FOO", 501), ("SUBSCRIBE", 405)])
+@pytest.mark.parametrize(("method", "status"), [("FOO", 501), ("PUBLISH", 405)])
 async def test_unknown_and_unsupported_methods(sw: InProcSwitch, method: str,
                                                status: int) -> None:
     phone = sw.phone("10.0.0.1")
