@@ -103,6 +103,7 @@ class RunningSwitch:
         await self.endpoint.close()
         await self.pacer.stop()
         await self.deps.transports.close()
+        await self.switch.registrar.flush()  # the last REGISTER changes reach the store
         await self.deps.store.close()
 
 
@@ -143,6 +144,15 @@ async def start_switch(config: Config, *, watch: bool = False,
     await deps.transports.start()  # worker pools are warm before the first call
     switch = Switch(deps)
     holder["switch"] = switch
+    try:
+        loaded = await switch.registrar.load()  # phones registered before a restart ring now
+    except BaseException:
+        await deps.transports.close()
+        await pacer.stop()
+        await store.close()
+        raise
+    if loaded:
+        log.info("registrations: %d live bindings loaded from the store", loaded)
     acd = AcdService(deps)  # the queues (pbxcore/acd); needs the switch's registrar
     deps.acd = acd
     await acd.start()

@@ -62,7 +62,8 @@ async def resolve(call: Call, label: str) -> list[Target]:
         raise DialRefused(label, "not allowed")
     config = call.deps.config
     if config.user(label) is not None:
-        bindings = call.deps.registrar.bindings(label)
+        # From the store: on a shared PostgreSQL another node may hold the REGISTER (issue 13).
+        bindings = await call.deps.registrar.refresh(label)
         if not bindings:
             raise DialRefused(label, "not registered", 480)
         return [Target(label, b.contact, b.source)

@@ -1,6 +1,10 @@
 """REGISTER handling (RFC 3261 §10.3): digest-authenticated bindings with expiry.
 
-Bindings live in memory, keyed by extension; a fetch (REGISTER without Contact) lists them, `*`
+Bindings are looked up in memory, keyed by extension (the call path never waits on a database),
+and every change is written through to the store (table ``registrations``, issue 13), in order,
+by one chain of writes: a restarted node loads the live ones back (`load`), and nodes sharing a
+PostgreSQL read each other's (`refresh`).  The store keeps UTC wall-clock expiry; memory keeps a
+monotonic deadline, converted at the seam.  A fetch (REGISTER without Contact) lists them, `*`
 with Expires 0 removes them all (§10.2.2).  The binding remembers the address the REGISTER came
 from, because that is where a phone behind NAT can actually be reached.  Contact parameters that
 are not URI parameters (RFC 4475 cparam01) stay out of the stored URI.
@@ -8,14 +12,21 @@ are not URI parameters (RFC 4475 cparam01) stay out of the stored URI.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from pbxcore.sip.address import NameAddr, parse_contact_list
 from pbxcore.sip.message import Request, SipSyntaxError
 from pbxcore.sip.numbers import UINT32_MAX, clamped_uint
 from pbxcore.sip.peer import Peer
+from pbxcore.store.base import Store
+from pbxcore.store.registrations import Registration
+
+log = logging.getLogger("pbxcore.registrar")
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
@@ -34,17 +45,33 @@ class Binding:
     user_agent: str = ""  # the REGISTER's User-Agent, as sent (escape before showing it)
 
 
-class Registrar:
-    """The location service: extension → live bindings."""
+def _wall_now() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+
+class Registrar:
+    """The location service: extension → live bindings, written through to ``store``."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *,
+                 store: Store | None = None, node: str = "",
+                 wall: Callable[[], datetime] = _wall_now) -> None:
         self.clock = clock
+        self.store = store
+        self.node = node
+        self.wall = wall
         self._bindings: dict[str, dict[str, Binding]] = {}
+        self._last_write: asyncio.Task[None] | None = None
 
     def bindings(self, extension: str) -> list[Binding]:
         now = self.clock()
-        live = {k: b for k, b in self._bindings.get(extension, {}).items() if b.expires_at > now}
-        self._bindings[extension] = live
+        table = self._bindings.get(extension, {})
+        live = {k: b for k, b in table.items() if b.expires_at > now}
+        for contact in table.keys() - live.keys():  # expired: gone from the store too
+            self._write(self._delete_op(extension, contact))
+        if live:
+            self._bindings[extension] = live
+        else:
+            self._bindings.pop(extension, None)
         return list(live.values())
 
     def all(self) -> dict[str, list[Binding]]:
@@ -59,6 +86,7 @@ class Registrar:
             if default != 0:
                 raise SipSyntaxError("Contact: * needs Expires: 0")
             self._bindings.pop(extension, None)
+            self._write(self._delete_op(extension, None))
             return 200, []
         now = self.clock()
         table = self._bindings.setdefault(extension, {})
@@ -73,11 +101,88 @@ class Registrar:
                 expires = min(expires, MAX_EXPIRES)
                 if expires == 0:
                     table.pop(addr.uri, None)
+                    self._write(self._delete_op(extension, addr.uri))
                 else:
-                    table[addr.uri] = Binding(addr.uri, now + expires, source,
-                                              request.call_id, _number,
-                                              (request.headers.get("User-Agent") or "")[:200])
+                    binding = Binding(addr.uri, now + expires, source, request.call_id,
+                                      _number, (request.headers.get("User-Agent") or "")[:200])
+                    table[addr.uri] = binding
+                    self._write(self._put_op(extension, binding, now))
         return 200, [("Contact", _contact_value(b, now)) for b in self.bindings(extension)]
+
+
+    # -- the store ----------------------------------------------------------------------------
+
+    async def load(self) -> int:
+        """At start: drop the expired rows, then take every live binding into memory (a
+        restarted node reaches its phones without waiting for their next REGISTER)."""
+        if self.store is None:
+            return 0
+        wall = self.wall()
+        await self.store.registrations_purge(wall)
+        rows = await self.store.registrations(wall)
+        self._bindings = {}
+        for row in rows:
+            self._bindings.setdefault(row.extension, {})[row.contact] = self._binding(row, wall)
+        return len(rows)
+
+    async def refresh(self, extension: str) -> list[Binding]:
+        """The store's bindings of ``extension`` (another node sharing the store may have taken
+        the REGISTER), into memory; our own pending writes land first."""
+        if self.store is None:
+            return self.bindings(extension)
+        await self.flush()
+        wall = self.wall()
+        rows = await self.store.registrations(wall, extension=extension)
+        if rows:
+            self._bindings[extension] = {r.contact: self._binding(r, wall) for r in rows}
+        else:
+            self._bindings.pop(extension, None)
+        return self.bindings(extension)
+
+    async def flush(self) -> None:
+        """Wait until every change so far is in the store (a REGISTER is answered after it)."""
+        last = self._last_write
+        if last is not None:
+            await asyncio.shield(last)
+
+    def _binding(self, row: Registration, wall: datetime) -> Binding:
+        left = (row.expires - wall).total_seconds()
+        return Binding(row.contact, self.clock() + left,
+                       Peer(row.source_transport, row.source_host, row.source_port),
+                       row.call_id, row.cseq, row.user_agent)
+
+    def _put_op(self, extension: str, binding: Binding,
+                now: float) -> Callable[[Store], Awaitable[object]]:
+        wall = self.wall() + timedelta(seconds=binding.expires_at - now)
+        row = Registration(extension, binding.contact, binding.source.transport,
+                           binding.source.host, binding.source.port, wall, binding.call_id,
+                           binding.cseq, binding.user_agent, self.node)
+        return lambda store: store.registration_put(row)
+
+    @staticmethod
+    def _delete_op(extension: str, contact: str | None) -> Callable[[Store], Awaitable[object]]:
+        return lambda store: store.registration_delete(extension, contact)
+
+    def _write(self, op: Callable[[Store], Awaitable[object]]) -> None:
+        """Queue one store write after the previous ones: order is what makes a REGISTER
+        followed at once by its un-REGISTER end with no row."""
+        store = self.store
+        if store is None:
+            return
+        previous = self._last_write
+
+        async def run() -> None:
+            nonlocal previous
+            if previous is not None:
+                await asyncio.wait({previous})  # its failure is logged there, not raised here
+                previous = None  # no chain of finished tasks kept alive
+            try:
+                await op(store)
+            except Exception:
+                # The store is down: memory still answers; the next REGISTER refresh rewrites.
+                log.exception("cannot write a registration change to the store")
+
+        self._last_write = asyncio.get_running_loop().create_task(run())
 
 
 def _contact_value(binding: Binding, now: float) -> str:

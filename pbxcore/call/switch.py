@@ -48,7 +48,7 @@ class Switch:
     def __init__(self, deps: CallDeps, clock: Callable[[], float] = time.monotonic) -> None:
         self.deps = deps
         self.clock = clock
-        self.registrar = Registrar(clock)
+        self.registrar = Registrar(clock, store=deps.store, node=deps.config.node)
         self.auth = SwitchAuth(deps.config.sip.realm, deps.config.sip.digest_algorithms)
         self.calls: dict[str, Call] = {}  # by our call id
         self._by_sip_call_id: dict[str, list[Call]] = {}  # live calls by the INVITE's Call-ID
@@ -242,8 +242,17 @@ class Switch:
             self._reply(tx, request, 403, reason="Forbidden (AOR does not match credentials)")
             return
         status, headers = self.registrar.register(user, request, source)
-        self._reply(tx, request, status, headers=[*headers, ("Date", _http_date())])
         log.info("REGISTER %s from %s:%s -> %s", user, source.host, source.port, status)
+        reply = [*headers, ("Date", _http_date())]
+        # Answered once the change is in the store: a 200 means the binding survives a restart.
+        task = asyncio.get_running_loop().create_task(self._registered(tx, request, status, reply))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _registered(self, tx: str, request: Request, status: int,
+                          headers: list[tuple[str, str]]) -> None:
+        await self.registrar.flush()
+        self._reply(tx, request, status, headers=headers)
 
     def _invite(self, tx: str, request: Request, source: Peer) -> None:
         if parse_name_addr(request.headers.get("To") or "").tag:

@@ -36,11 +36,12 @@ from pbxcore.store.journal import (
     JournalEntry,
     QueueSegment,
 )
+from pbxcore.store.registrations import Registration
 
 __all__ = [
     "AGENT_EVENT_STATES", "DISPOSITIONS", "HANGUP_BY", "LEG_DISPOSITIONS", "NONE",
     "QUEUE_OUTCOMES", "TRACE_KINDS", "AgentEvent", "Cdr", "CdrEnd", "CdrStart", "Disposition",
-    "HangupBy", "JournalEntry", "LegDisposition", "QueueSegment", "Store", "TraceEntry",
+    "HangupBy", "JournalEntry", "LegDisposition", "QueueSegment", "Registration", "Store", "TraceEntry",
     "TraceKind", "UnknownCallError", "new_call_id", "open_store", "redact_dsn",
     "sqlite_path",
 ]

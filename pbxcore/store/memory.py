@@ -33,6 +33,7 @@ from pbxcore.store.journal import (
     checked_segment,
     in_window,
 )
+from pbxcore.store.registrations import Registration, checked_registration
 
 
 class MemoryStore:
@@ -41,6 +42,7 @@ class MemoryStore:
         self._traces: dict[str, list[TraceEntry]] = {}
         self._journal: list[JournalEntry] = []
         self._agent_events: list[AgentEvent] = []
+        self._registrations: dict[tuple[str, str], Registration] = {}
 
     def _get(self, call_id: str) -> Cdr:
         try:
@@ -124,6 +126,30 @@ class MemoryStore:
             times = [e.time for e in self._traces.get(cdr.call_id, [])]
             self._cdrs[cdr.call_id] = interrupted(cdr, max(times) if times else None)
         return len(stale)
+
+    async def registration_put(self, reg: Registration) -> None:
+        row = checked_registration(reg)
+        self._registrations[(row.extension, row.contact)] = row
+
+    async def registration_delete(self, extension: str, contact: str | None = None) -> int:
+        keys = [k for k in self._registrations
+                if k[0] == extension and contact in (None, k[1])]
+        for key in keys:
+            del self._registrations[key]
+        return len(keys)
+
+    async def registrations(self, now: datetime, *,
+                            extension: str | None = None) -> list[Registration]:
+        when = utc(now)
+        return [r for _, r in sorted(self._registrations.items())
+                if r.expires > when and extension in (None, r.extension)]
+
+    async def registrations_purge(self, now: datetime) -> int:
+        when = utc(now)
+        gone = [k for k, r in self._registrations.items() if r.expires <= when]
+        for key in gone:
+            del self._registrations[key]
+        return len(gone)
 
     async def close(self) -> None:
         pass

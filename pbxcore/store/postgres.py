@@ -58,6 +58,14 @@ from pbxcore.store.journal import (
     journal_row,
     segment_row,
 )
+from pbxcore.store.registrations import (
+    REGISTRATION_COLUMNS,
+    UPSERT_TAIL,
+    Registration,
+    checked_registration,
+    registration_from_row,
+    registration_row,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -288,6 +296,34 @@ class PostgresStore:
         rows = await self._fetch(f"SELECT {AGENT_EVENT_COLUMNS} FROM agent_events {where} "
                                  "ORDER BY time DESC, id DESC LIMIT %s", (*args, limit))
         return [agent_event_from_row(r) for r in reversed(rows)]
+
+    # -- registrations
+
+    async def registration_put(self, reg: Registration) -> None:
+        row = registration_row(checked_registration(reg), text_times=False)
+        marks = ", ".join(["%s"] * len(row))
+        await self._execute(f"INSERT INTO registrations ({REGISTRATION_COLUMNS}) "
+                            f"VALUES ({marks}) {UPSERT_TAIL}", row)
+
+    async def registration_delete(self, extension: str, contact: str | None = None) -> int:
+        if contact is None:
+            return await self._execute("DELETE FROM registrations WHERE extension = %s",
+                                       (extension,))
+        return await self._execute("DELETE FROM registrations WHERE extension = %s "
+                                   "AND contact = %s", (extension, contact))
+
+    async def registrations(self, now: datetime, *,
+                            extension: str | None = None) -> list[Registration]:
+        where = "WHERE expires > %s"
+        args: tuple[Any, ...] = (utc(now),)
+        if extension is not None:
+            where, args = where + " AND extension = %s", (*args, extension)
+        rows = await self._fetch(f"SELECT {REGISTRATION_COLUMNS} FROM registrations {where} "
+                                 "ORDER BY extension, contact", args)
+        return [registration_from_row(r) for r in rows]
+
+    async def registrations_purge(self, now: datetime) -> int:
+        return await self._execute("DELETE FROM registrations WHERE expires <= %s", (utc(now),))
 
     async def close(self) -> None:
         await self._conn.close()

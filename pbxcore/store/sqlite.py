@@ -63,6 +63,14 @@ from pbxcore.store.journal import (
     journal_row,
     segment_row,
 )
+from pbxcore.store.registrations import (
+    REGISTRATION_COLUMNS,
+    UPSERT_TAIL,
+    Registration,
+    checked_registration,
+    registration_from_row,
+    registration_row,
+)
 
 T = TypeVar("T")
 
@@ -313,6 +321,37 @@ class SqliteStore:
         if rows:
             with self._tx() as tx:  # one commit for the batch
                 tx.executemany(sql, rows)
+
+    # -- registrations
+
+    async def registration_put(self, reg: Registration) -> None:
+        row = registration_row(checked_registration(reg), text_times=True)
+        marks = ", ".join("?" * len(row))
+        await self._run(self._conn().execute, f"INSERT INTO registrations "
+                        f"({REGISTRATION_COLUMNS}) VALUES ({marks}) {UPSERT_TAIL}", row)
+
+    async def registration_delete(self, extension: str, contact: str | None = None) -> int:
+        if contact is None:
+            cur = await self._run(self._conn().execute,
+                                  "DELETE FROM registrations WHERE extension = ?", (extension,))
+        else:
+            cur = await self._run(self._conn().execute, "DELETE FROM registrations "
+                                  "WHERE extension = ? AND contact = ?", (extension, contact))
+        return int(cur.rowcount)
+
+    async def registrations(self, now: datetime, *,
+                            extension: str | None = None) -> list[Registration]:
+        where, args = "WHERE expires > ?", [iso(now)]
+        if extension is not None:
+            where, args = where + " AND extension = ?", [*args, extension]
+        rows = await self._run(self._fetch, f"SELECT {REGISTRATION_COLUMNS} FROM registrations "
+                               f"{where} ORDER BY extension, contact", tuple(args))
+        return [registration_from_row(r) for r in rows]
+
+    async def registrations_purge(self, now: datetime) -> int:
+        cur = await self._run(self._conn().execute,
+                              "DELETE FROM registrations WHERE expires <= ?", (iso(now),))
+        return int(cur.rowcount)
 
     async def close(self) -> None:
         if self._db is not None:
