@@ -43,6 +43,7 @@ class Binding:
     call_id: str
     cseq: int
     user_agent: str = ""  # the REGISTER's User-Agent, as sent (escape before showing it)
+    path: tuple[str, ...] = ()  # RFC 3327 Path URIs, first hop first: reach the phone via them
 
 
 def _wall_now() -> datetime:
@@ -89,6 +90,7 @@ class Registrar:
             self._write(self._delete_op(extension, None))
             return 200, []
         now = self.clock()
+        path = _path(request)
         table = self._bindings.setdefault(extension, {})
         for value in contacts:
             parsed = parse_contact_list(value)
@@ -104,10 +106,16 @@ class Registrar:
                     self._write(self._delete_op(extension, addr.uri))
                 else:
                     binding = Binding(addr.uri, now + expires, source, request.call_id,
-                                      _number, (request.headers.get("User-Agent") or "")[:200])
+                                      _number, (request.headers.get("User-Agent") or "")[:200],
+                                      path)
                     table[addr.uri] = binding
                     self._write(self._put_op(extension, binding, now))
-        return 200, [("Contact", _contact_value(b, now)) for b in self.bindings(extension)]
+        headers = [("Contact", _contact_value(b, now)) for b in self.bindings(extension)]
+        if path and _supports_path(request):
+            # RFC 3327 §5.3: the stored Path goes back in the 200, in the same order, when the
+            # UA said it supports it (a UA that did not would not expect the header).
+            headers += [("Path", str(NameAddr(None, uri))) for uri in path]
+        return 200, headers
 
 
     # -- the store ----------------------------------------------------------------------------
@@ -149,14 +157,14 @@ class Registrar:
         left = (row.expires - wall).total_seconds()
         return Binding(row.contact, self.clock() + left,
                        Peer(row.source_transport, row.source_host, row.source_port),
-                       row.call_id, row.cseq, row.user_agent)
+                       row.call_id, row.cseq, row.user_agent, row.path)
 
     def _put_op(self, extension: str, binding: Binding,
                 now: float) -> Callable[[Store], Awaitable[object]]:
         wall = self.wall() + timedelta(seconds=binding.expires_at - now)
         row = Registration(extension, binding.contact, binding.source.transport,
                            binding.source.host, binding.source.port, wall, binding.call_id,
-                           binding.cseq, binding.user_agent, self.node)
+                           binding.cseq, binding.user_agent, self.node, binding.path)
         return lambda store: store.registration_put(row)
 
     @staticmethod
@@ -188,6 +196,26 @@ class Registrar:
 def _contact_value(binding: Binding, now: float) -> str:
     left = max(0, int(binding.expires_at - now))
     return f"{NameAddr(None, binding.contact)};expires={left}"
+
+
+def _path(request: Request) -> tuple[str, ...]:
+    """The REGISTER's Path URIs in order (RFC 3327 §4: each proxy adds its own on top, so the
+    first is the proxy nearest the registrar: the first hop of requests to the contact)."""
+    uris: list[str] = []
+    for value in request.headers.values("Path"):
+        parsed = parse_contact_list(value)
+        if parsed == "*":
+            raise SipSyntaxError("Path: * is not an address")
+        uris.extend(addr.uri for addr in parsed)
+    for uri in uris:
+        if not uri.lower().startswith(("sip:", "sips:")) or "," in uri:
+            raise SipSyntaxError("Path must hold SIP URIs")
+    return tuple(uris)
+
+
+def _supports_path(request: Request) -> bool:
+    tags = [t.strip().lower() for v in request.headers.values("Supported") for t in v.split(",")]
+    return "path" in tags
 
 
 def _expires(value: str | None, default: int) -> int:
