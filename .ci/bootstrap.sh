@@ -15,6 +15,8 @@ command -v sox >/dev/null || need_apt+=(sox)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v tmux >/dev/null || need_apt+=(tmux)  # pbx top is tested in a real terminal
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+# Kamailio (dispatcher + path modules) is the SIP front of a cluster: tests/cluster runs it.
+command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need_apt+=(kamailio)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
