@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pbxcore.acd.spec import QueueSpec
+from pbxcore.config_cluster import CLUSTER_KEYS, ClusterConfig, check_cluster
 from pbxcore.config_ops import LOG_KEYS, METRICS_KEYS, MONITOR_KEYS, OpsConfig, check_ops
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
 from pbxcore.media.wav import check_wav
@@ -176,6 +177,7 @@ class Config:
     # as warnings, `pbx run` logs them, hot reload refuses a change that adds one.
     warnings: tuple[Problem, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    cluster: ClusterConfig | None = None  # [cluster]: None = this node runs alone
 
     @property
     def base_dir(self) -> Path:
@@ -241,7 +243,7 @@ class _Locator:
 
 _SCHEMA: dict[str, set[str]] = {
     "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents",
-         "node", "scripts", "limits", "monitor", "metrics", "log"},
+         "node", "scripts", "limits", "monitor", "metrics", "log", "cluster"},
     "node": {"id"},
     "scripts": {"user"},
     "sip": {"listen", "realm", "digest_algorithms"},
@@ -259,6 +261,7 @@ _SCHEMA: dict[str, set[str]] = {
     "queues": set(QUEUE_KEYS),
     "agents": set(AGENT_KEYS),
     "monitor": set(MONITOR_KEYS),
+    "cluster": set(CLUSTER_KEYS),
     "metrics": set(METRICS_KEYS),
     "log": set(LOG_KEYS),
 }
@@ -734,11 +737,12 @@ def _check(path: Path, text: str) -> Config:
     scripts = _check_scripts(c, doc)
     limits = _check_limits(c, doc)
     ops = check_ops(c, doc)
+    cluster = check_cluster(c, doc, node, dsn)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
                   agents=agents, node=node, scripts=scripts, warnings=tuple(c.warnings),
-                  limits=limits, ops=ops)
+                  limits=limits, ops=ops, cluster=cluster)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:
