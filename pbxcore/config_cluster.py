@@ -6,24 +6,30 @@ the store (this node's own id must be among them, each once).  Several nodes sha
 through PostgreSQL: a cluster on ``sqlite://`` or ``memory://`` is refused (`pbx check` and
 `pbx run` say so), because an SQLite file is one machine's and memory is one process's.
 Without ``[cluster]`` a node runs alone, as before.
+
+``secret`` is the key every node signs its digest nonces with (``DigestServer``): the same on
+all nodes, a challenge one node sent is answered at another (Kamailio's round-robin sends the
+answering INVITE to the next node).  Without it each node draws a random key at start.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pbxcore.config import _Checker
 
-CLUSTER_KEYS = ("nodes",)
+CLUSTER_KEYS = ("nodes", "secret")
+MIN_SECRET = 16
 _NODE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
     nodes: tuple[str, ...] = ()  # [cluster] nodes: the [node] ids sharing the store
+    secret: str = field(default="", repr=False)  # [cluster] secret: shared nonce key ("" = own)
 
 
 def check_cluster(c: _Checker, doc: dict[str, Any], node: str, dsn: str) -> ClusterConfig | None:
@@ -43,8 +49,13 @@ def check_cluster(c: _Checker, doc: dict[str, Any], node: str, dsn: str) -> Clus
     if nodes and node not in nodes:
         c.fail("cluster", f"this node's [node] id {node!r} is not in [cluster] nodes "
                f"({', '.join(nodes)})", "nodes")
+    secret = c.get(table, "secret", str, "", ("cluster", "[cluster]", 0))
+    if secret and len(secret) < MIN_SECRET:
+        # never echo the value: pbx check output ends up in tickets
+        c.fail("cluster", f"secret in [cluster] must be at least {MIN_SECRET} characters",
+               "secret")
     if not dsn.startswith(("postgresql://", "postgres://")):
         scheme = dsn.split(":", 1)[0]
         c.fail("cluster", f"a cluster ([cluster]) needs a shared PostgreSQL store, but [store] "
                f"dsn is {scheme}://: an SQLite file belongs to one machine (see docs/scaling.md)")
-    return ClusterConfig(tuple(nodes))
+    return ClusterConfig(tuple(nodes), secret)

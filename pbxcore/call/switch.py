@@ -49,7 +49,12 @@ class Switch:
         self.deps = deps
         self.clock = clock
         self.registrar = Registrar(clock, store=deps.store, node=deps.config.node)
-        self.auth = SwitchAuth(deps.config.sip.realm, deps.config.sip.digest_algorithms)
+        cluster = deps.config.cluster
+        # [cluster] secret: every node signs nonces alike, so a 401 from one node can be
+        # answered at another (docs/scaling.md); else a random key of this process.
+        shared = cluster.secret.encode() if cluster is not None and cluster.secret else None
+        self.auth = SwitchAuth(deps.config.sip.realm, deps.config.sip.digest_algorithms,
+                               secret=shared)
         self.calls: dict[str, Call] = {}  # by our call id
         self._by_sip_call_id: dict[str, list[Call]] = {}  # live calls by the INVITE's Call-ID
         self._by_invite_tx: dict[str, Call] = {}

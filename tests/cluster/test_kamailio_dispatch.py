@@ -36,6 +36,7 @@ from tests.integration.uas import Phone
 pytestmark = pytest.mark.cluster
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 USERS = {"1001": "pw1001", "1002": "pw1002"}
+SECRET = secrets.token_hex(16)  # [cluster] secret: one nonce key on both nodes
 
 
 @dataclass
@@ -59,9 +60,10 @@ class Cluster:
 
 def _script(dir: Path) -> Path:
     path = dir / "route.sh"
-    # 1: rejected at once (a CDR per call, no media); 2: rings the registered phone 1002.
+    # 1 (and 3, for authenticated users): rejected at once (a CDR per call, no media);
+    # 2: rings the registered phone 1002.
     path.write_text('#!/bin/sh\ncase "$PBX_CALLED:$PBX_EVENT" in\n'
-                    '1:incoming) echo "reject busy";;\n'
+                    '1:incoming|3:incoming) echo "reject busy";;\n'
                     '2:incoming) echo "dial 1002 timeout=5";;\n'
                     '*:dial) echo "reject busy";;\nesac\n')
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
@@ -81,13 +83,16 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         scripts = tmp_path / "s"
         scripts.mkdir()
         script = _script(scripts)
-        routes = (f'[[routes]]\nmatch = "^[12]$"\nscript = "{script}"\npublic = true\n')
+        routes = (f'[[routes]]\nmatch = "^[12]$"\nscript = "{script}"\npublic = true\n'
+                  f'[[routes]]\nmatch = "^3$"\nscript = "{script}"\n')
         for name in ("node-a", "node-b"):
             dir = tmp_path / name
             dir.mkdir()
             port = free_port()
             config = write_config(dir, port=port, routes=routes, scripts=scripts, users=USERS,
-                                  extra=f'[node]\nid = "{name}"\n')
+                                  extra=f'[node]\nid = "{name}"\n[cluster]\n'
+                                        'nodes = ["node-a", "node-b"]\n'
+                                        f'secret = "{SECRET}"\n')
             text = config.read_text().replace('dsn = "sqlite:///var/pbx.db"', f'dsn = "{dsn}"')
             config.write_text(text)
             nodes[name] = start_switch(dir, config, port)
@@ -171,11 +176,21 @@ def test_calls_spread_phones_reach_any_node_and_a_dead_node_gets_no_calls(
     dialled = _wait_cdrs(cluster, 8)
     assert all(dialled[n] > spread[n] for n in spread), (spread, dialled)  # each node rang it
 
+    # An authenticated call: round-robin sends the INVITE answering node X's 401 to node Y,
+    # which accepts X's nonce because both sign with [cluster] secret.
+    caller = Uac(kport, user="1001", password=USERS["1001"])
+    try:
+        resp = caller.call("3", timeout=10)
+        assert resp is not None and resp.status == 486, resp
+    finally:
+        caller.close()
+    _wait_cdrs(cluster, 9)
+
     # kill -9 node-b: every new call is served by node-a.
     dead = cluster.nodes["node-b"]
     os.killpg(dead.proc.pid, signal.SIGKILL)
     dead.proc.wait(10)
-    before = _wait_cdrs(cluster, 8)
+    before = _wait_cdrs(cluster, 9)
     assert [_call(kport, "1") for _ in range(4)] == [486] * 4
     after = _wait_cdrs(cluster, sum(before.values()) + 4)
     assert after["node-a"] == before["node-a"] + 4, (before, after)

@@ -36,6 +36,10 @@ def test_alone_by_default(site: Path) -> None:
 def test_nodes_on_postgresql(site: Path) -> None:
     config = load_config(write(site, PG + '[node]\nid = "a"\n[cluster]\nnodes = ["a", "b"]\n'))
     assert config.cluster is not None and config.cluster.nodes == ("a", "b")
+    assert config.cluster.secret == ""
+    config = load_config(write(site, PG + '[cluster]\nsecret = "0123456789abcdef"\n'))
+    assert config.cluster is not None and config.cluster.secret == "0123456789abcdef"
+    assert "0123456789abcdef" not in repr(config.cluster)  # never in a log line
 
 
 @pytest.mark.parametrize("text, line, reason", [
@@ -45,6 +49,7 @@ def test_nodes_on_postgresql(site: Path) -> None:
     (PG + '[node]\nid = "a"\n[cluster]\nnodes = ["a", "a"]\n', 6, "listed twice"),
     (PG + '[node]\nid = "a"\n[cluster]\nnodes = ["a", "b c"]\n', 6, "must be node ids"),
     (PG + '[cluster]\nnode = ["a"]\n', 4, "did you mean 'nodes'?"),
+    (PG + '[cluster]\nsecret = "short"\n', 4, "at least 16 characters"),
 ])
 def test_errors_name_the_line(site: Path, text: str, line: int, reason: str) -> None:
     with pytest.raises(ConfigError) as e:
