@@ -147,6 +147,20 @@ class Registrar:
             self._bindings.pop(extension, None)
         return self.bindings(extension)
 
+    async def refresh_all(self) -> int:
+        """Every live binding in the store into memory (the ACD's once-a-second poll in a
+        cluster: agents' phones registered via other nodes count as registered here)."""
+        if self.store is None:
+            return sum(len(b) for b in self.all().values())
+        await self.flush()
+        wall = self.wall()
+        rows = await self.store.registrations(wall)
+        fresh: dict[str, dict[str, Binding]] = {}
+        for row in rows:
+            fresh.setdefault(row.extension, {})[row.contact] = self._binding(row, wall)
+        self._bindings = fresh
+        return len(rows)
+
     async def flush(self) -> None:
         """Wait until every change so far is in the store (a REGISTER is answered after it)."""
         last = self._last_write

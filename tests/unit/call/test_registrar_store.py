@@ -97,6 +97,18 @@ async def test_refresh_sees_a_binding_another_node_stored() -> None:
     assert (seen.contact, seen.path) == ("sip:1001@10.0.0.9", ("sip:127.0.0.1:5999;lr",))
 
 
+async def test_refresh_all_takes_the_whole_shared_view() -> None:
+    store, clocks = MemoryStore(), Clocks()
+    a, b = registrar(store, clocks, "a"), registrar(store, clocks, "b")
+    a.register("1001", register("sip:1001@10.0.0.9"), SRC)
+    b.register("1002", register("sip:1002@10.0.0.8"), SRC)
+    await a.flush()
+    assert await b.refresh_all() == 2
+    assert sorted(b.all()) == ["1001", "1002"]
+    await store.registration_delete("1001")  # un-REGISTERed via node a meanwhile
+    assert await b.refresh_all() == 1 and b.bindings("1001") == []
+
+
 def test_path_is_kept_in_order_and_echoed_only_when_supported() -> None:
     r = Registrar(Clocks().monotonic)
     path = (("Path", "<sip:p1.example;lr>, <sip:p2.example;lr>"), ("Path", "<sip:p3.example;lr>"))
