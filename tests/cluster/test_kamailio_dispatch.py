@@ -7,6 +7,7 @@ served by the other (failover on timeout, then the probe keeps the dead node out
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -160,6 +161,10 @@ def test_calls_spread_phones_reach_any_node_and_a_dead_node_gets_no_calls(
         assert phone.register() == 200
         ((ext, _node, path),) = cluster.registrations()
         assert ext == "1002" and path.startswith(f"sip:127.0.0.1:{kport};lr")
+        for node in cluster.nodes.values():  # either node lists it, with its Path
+            out = node.pbx("registrations", "--json")
+            (row,) = json.loads(out.stdout)["registrations"]
+            assert (row["extension"], row["path"]) == ("1002", [path]), out.stdout
         phone.start()
         # Two calls: round-robin puts them on different nodes; both ring the phone via the proxy.
         for _ in range(2):
