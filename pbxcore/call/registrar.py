@@ -67,8 +67,11 @@ class Registrar:
         now = self.clock()
         table = self._bindings.get(extension, {})
         live = {k: b for k, b in table.items() if b.expires_at > now}
-        for contact in table.keys() - live.keys():  # expired: gone from the store too
-            self._write(self._delete_op(extension, contact))
+        if len(live) < len(table):
+            # Expired here: purge what is expired in the store, never delete by key: with a
+            # shared store another node may have just refreshed this very binding.
+            wall = self.wall()
+            self._write(lambda store: store.registrations_purge(wall))
         if live:
             self._bindings[extension] = live
         else:

@@ -109,6 +109,22 @@ async def test_refresh_all_takes_the_whole_shared_view() -> None:
     assert await b.refresh_all() == 1 and b.bindings("1001") == []
 
 
+async def test_expiry_on_one_node_keeps_a_refresh_another_node_stored() -> None:
+    store, clocks = MemoryStore(), Clocks()
+    a, b = registrar(store, clocks, "a"), registrar(store, clocks, "b")
+    a.register("1001", register("sip:1001@10.0.0.9", expires=60), SRC)
+    await a.flush()
+    await b.refresh_all()  # b's view: expires in 60 s
+    a.register("1001", register("sip:1001@10.0.0.9", expires=300, cseq=2), SRC)  # via a
+    await a.flush()
+    clocks.mono += 61
+    assert b.bindings("1001") == []  # expired in b's view ...
+    await b.flush()
+    (row,) = await store.registrations(clocks.wall())  # ... but a's refresh stays stored
+    assert row.cseq == 2
+    assert [x.contact for x in await b.refresh("1001")] == ["sip:1001@10.0.0.9"]
+
+
 def test_path_is_kept_in_order_and_echoed_only_when_supported() -> None:
     r = Registrar(Clocks().monotonic)
     path = (("Path", "<sip:p1.example;lr>, <sip:p2.example;lr>"), ("Path", "<sip:p3.example;lr>"))
