@@ -17,6 +17,8 @@ command -v tmux >/dev/null || need_apt+=(tmux)  # pbx top is tested in a real te
 # The web wallboard is tested in Debian's chromium, headless over the DevTools protocol.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+# Kamailio (dispatcher + path modules) is the SIP front of a cluster: tests/cluster runs it.
+command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need_apt+=(kamailio)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq

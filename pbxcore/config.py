@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pbxcore.acd.spec import QueueSpec
+from pbxcore.config_cluster import CLUSTER_KEYS, ClusterConfig, check_cluster
 from pbxcore.config_ops import LOG_KEYS, METRICS_KEYS, MONITOR_KEYS, OpsConfig, check_ops
 from pbxcore.config_originate import ORIGINATE_KEYS, OriginateConfig, check_originate
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
@@ -190,6 +191,7 @@ class Config:
     originate: OriginateConfig = field(default_factory=OriginateConfig)  # [originate]
     voicemail: tuple[VoicemailBox, ...] = ()  # [[voicemail]] boxes (config_voicemail.py)
     voicemail_access: VoicemailAccess = field(default_factory=VoicemailAccess)
+    cluster: ClusterConfig | None = None  # [cluster]: None = this node runs alone
 
     @property
     def base_dir(self) -> Path:
@@ -264,7 +266,7 @@ _SCHEMA: dict[str, set[str]] = {
     "": {"sip", "media", "paths", "store", "users", "routes", "trunks", "queues", "agents",
          "node", "scripts", "limits", "monitor", "metrics", "log", "web",
          "originate", "voicemail",
-         "voicemail_access"},
+         "voicemail_access", "cluster"},
     "node": {"id"},
     "scripts": {"user"},
     "sip": {"listen", "realm", "digest_algorithms"},
@@ -282,6 +284,7 @@ _SCHEMA: dict[str, set[str]] = {
     "queues": set(QUEUE_KEYS),
     "agents": set(AGENT_KEYS),
     "monitor": set(MONITOR_KEYS),
+    "cluster": set(CLUSTER_KEYS),
     "metrics": set(METRICS_KEYS),
     "log": set(LOG_KEYS),
     "web": set(WEB_KEYS),
@@ -766,12 +769,13 @@ def _check(path: Path, text: str) -> Config:
     originate = check_originate(c, doc)
     voicemail = check_voicemail(c, doc, users, paths)
     voicemail_access = check_voicemail_access(c, doc)
+    cluster = check_cluster(c, doc, node, dsn)
     if c.problems:
         raise ConfigError(c.problems)
     return Config(path, sip, media, paths, dsn, users, tuple(routes), trunks, queues=queues,
                   agents=agents, node=node, scripts=scripts, warnings=tuple(c.warnings),
                   limits=limits, ops=ops, web=web, originate=originate, voicemail=voicemail,
-                  voicemail_access=voicemail_access)
+                  voicemail_access=voicemail_access, cluster=cluster)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:

@@ -128,6 +128,7 @@ class ConfigWatcher:
             ("[sip] listen", self.config.sip.listen, new.sip.listen),
             ("[store] dsn", self.config.store_dsn, new.store_dsn),
             ("[node] id", self.config.node, new.node),
+            ("[cluster]", self.config.cluster, new.cluster),
             ("[scripts] user", self.config.scripts.user, new.scripts.user),
             ("[media] rtp_ports", (self.config.media.rtp_low, self.config.media.rtp_high),
              (new.media.rtp_low, new.media.rtp_high)),

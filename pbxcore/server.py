@@ -113,6 +113,7 @@ class RunningSwitch:
         await self.endpoint.close()
         await self.pacer.stop()
         await self.deps.transports.close()
+        await self.switch.registrar.flush()  # the last REGISTER changes reach the store
         await self.deps.store.close()
 
 
@@ -156,6 +157,15 @@ async def start_switch(config: Config, *, watch: bool = False,
     await deps.transports.start()  # worker pools are warm before the first call
     switch = Switch(deps, clock)
     holder["switch"] = switch
+    try:
+        loaded = await switch.registrar.load()  # phones registered before a restart ring now
+    except BaseException:
+        await deps.transports.close()
+        await pacer.stop()
+        await store.close()
+        raise
+    if loaded:
+        log.info("registrations: %d live bindings loaded from the store", loaded)
     acd = AcdService(deps)  # the queues (pbxcore/acd); needs the switch's registrar
     deps.acd = acd
     await acd.start()

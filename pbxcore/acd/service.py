@@ -229,6 +229,8 @@ class AcdService:
             now = self.clock()
             if now - polled >= REGISTRATION_POLL:
                 polled = now
+                if self.deps.config.cluster is not None:
+                    await self._refresh_registrations()
                 self._sync_registrations()
                 self._midnight()
             self._wake.clear()
@@ -238,6 +240,14 @@ class AcdService:
             delay = min(max(delay, 0.0), REGISTRATION_POLL - (self.clock() - polled))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.0))
+
+    async def _refresh_registrations(self) -> None:
+        """In a cluster an agent's phone may have registered via another node: read the
+        shared store's bindings into the registrar's view first (docs/scaling.md)."""
+        try:
+            await self.deps.registrar.refresh_all()
+        except Exception:  # the store is down: keep the view we have, say so
+            log.exception("cannot read registrations from the store")
 
     def _sync_registrations(self) -> None:
         registrar = self.deps.registrar

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pbxcore.call.outbound import DialResult, OutboundLeg, Target
+from pbxcore.call.registrar import Binding
 from pbxcore.media.bridge import Bridge, CallRecorder
 from pbxcore.media.session import MediaSession
 from pbxcore.rtp.tones import ringback_eu
@@ -68,10 +69,11 @@ async def resolve_label(deps: CallDeps, label: str) -> list[Target]:
     the queue's `callback_allow`)."""
     config = deps.config
     if config.user(label) is not None:
-        bindings = deps.registrar.bindings(label)
+        # From the store: on a shared PostgreSQL another node may hold the REGISTER (issue 13).
+        bindings = await deps.registrar.refresh(label)
         if not bindings:
             raise DialRefused(label, "not registered", 480)
-        return [Target(label, b.contact, b.source)
+        return [await _binding_target(label, b)
                 for b in sorted(bindings, key=lambda b: b.expires_at, reverse=True)]
     if label.lower().startswith(("sip:", "sips:")):
         try:
@@ -92,6 +94,22 @@ async def resolve_label(deps: CallDeps, label: str) -> list[Target]:
                    if trunk.username else None)
     return [Target(label, f"sip:{trunk.prefix}{label}@{trunk.domain}", peer,
                    credentials=credentials, from_host=trunk.domain, from_user=trunk.from_user)]
+
+
+async def _binding_target(label: str, binding: Binding) -> Target:
+    """A registered phone: at the REGISTER's source, or when it came through proxies (Path,
+    RFC 3327 §5.3) via the first Path hop with the whole Path as the Route set."""
+    if not binding.path:
+        return Target(label, binding.contact, binding.source)
+    try:
+        hop = parse_uri(binding.path[0])
+    except SipSyntaxError as exc:
+        raise DialRefused(label, f"bad Path: {exc.reason}") from exc
+    transport = (hop.param("transport") or "udp").lower()
+    port = hop.port or 5060
+    infos = await asyncio.get_running_loop().getaddrinfo(hop.host, port)
+    return Target(label, binding.contact, Peer(transport, str(infos[0][4][0]), port),
+                  route=binding.path)
 
 
 async def dial(call: Call, labels: Sequence[str], *, mode: str = "sequential",

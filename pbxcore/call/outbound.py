@@ -52,6 +52,7 @@ class Target:
     credentials: Credentials | None = None  # answer the far end's 401/407 (trunks)
     from_host: str | None = None  # host part of our From (a trunk's domain), else our address
     from_user: str | None = None  # user part of our From when the trunk requires its account
+    route: tuple[str, ...] = ()  # pre-loaded route set (a binding's Path, RFC 3327 §5.3)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,9 @@ class OutboundLeg:
             ("CSeq", "1 INVITE"),
             ("Contact", self.contact),
             ("Allow", ALLOW),  # REFER included: agents transfer with it
+            # A registered phone behind a proxy (Path): the proxy is our first hop and loose
+            # routes on (RFC 3261 §16.12, §8.1.2): the Request-URI stays the contact.
+            *(("Route", str(NameAddr(None, uri))) for uri in self.target.route),
             *self.extra_headers,
             ("Content-Type", "application/sdp"),
         ])

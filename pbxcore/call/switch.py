@@ -53,8 +53,13 @@ class Switch:
     def __init__(self, deps: CallDeps, clock: Callable[[], float] = time.monotonic) -> None:
         self.deps = deps
         self.clock = clock
-        self.registrar = Registrar(clock)
-        self.auth = SwitchAuth(deps.config.sip.realm, deps.config.sip.digest_algorithms)
+        self.registrar = Registrar(clock, store=deps.store, node=deps.config.node)
+        cluster = deps.config.cluster
+        # [cluster] secret: every node signs nonces alike, so a 401 from one node can be
+        # answered at another (docs/scaling.md); else a random key of this process.
+        shared = cluster.secret.encode() if cluster is not None and cluster.secret else None
+        self.auth = SwitchAuth(deps.config.sip.realm, deps.config.sip.digest_algorithms,
+                               secret=shared)
         self.calls: dict[str, Call] = {}  # by our call id
         self._by_sip_call_id: dict[str, list[Call]] = {}  # live calls by the INVITE's Call-ID
         self._by_invite_tx: dict[str, Call] = {}
@@ -256,8 +261,17 @@ class Switch:
             self._reply(tx, request, 403, reason="Forbidden (AOR does not match credentials)")
             return
         status, headers = self.registrar.register(user, request, source)
-        self._reply(tx, request, status, headers=[*headers, ("Date", _http_date())])
         log.info("REGISTER %s from %s:%s -> %s", user, source.host, source.port, status)
+        reply = [*headers, ("Date", _http_date())]
+        # Answered once the change is in the store: a 200 means the binding survives a restart.
+        task = asyncio.get_running_loop().create_task(self._registered(tx, request, status, reply))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _registered(self, tx: str, request: Request, status: int,
+                          headers: list[tuple[str, str]]) -> None:
+        await self.registrar.flush()
+        self._reply(tx, request, status, headers=headers)
 
     def _invite(self, tx: str, request: Request, source: Peer) -> None:
         if parse_name_addr(request.headers.get("To") or "").tag:

@@ -92,6 +92,8 @@ class SwitchCommands:
 
     async def registrations(self, args: Mapping[str, Any]) -> dict[str, Any]:
         registrar = self.switch.registrar
+        if self.switch.deps.config.cluster is not None:
+            await registrar.refresh_all()  # phones registered via the other nodes too
         now = registrar.clock()
         names = {u.extension: u.name for u in self.switch.deps.config.users}
         rows = []
@@ -102,6 +104,7 @@ class SwitchCommands:
                     "contact": b.contact, "transport": b.source.transport,
                     "source": f"{b.source.host}:{b.source.port}",
                     "expires": max(0, int(b.expires_at - now)), "user_agent": b.user_agent,
+                    "path": list(b.path),
                 })
         return {"registrations": rows}
 

@@ -63,6 +63,11 @@ def make_response(
         if name == "To" and to_tag and status != 100 and header_tag(value) is None:
             value = f"{value};tag={to_tag}"
         h.add(name, value)
+    if req.method == "INVITE" and 100 < status < 300:
+        # §12.1.1: a response that establishes a dialog carries the request's Record-Route,
+        # every value in order, so the caller's in-dialog requests pass the proxies too.
+        for rr in req.headers.get_all("Record-Route"):
+            h.add("Record-Route", rr)
     timestamp = req.headers.get("Timestamp")
     if status == 100 and timestamp is not None:  # §8.2.6.1
         h.add("Timestamp", timestamp)

@@ -37,12 +37,13 @@ from pbxcore.store.journal import (
     JournalEntry,
     QueueSegment,
 )
+from pbxcore.store.registrations import Registration
 from pbxcore.store.voicemail import VOICEMAIL_STATUSES, VoicemailMessage
 
 __all__ = [
     "AGENT_EVENT_STATES", "DISPOSITIONS", "HANGUP_BY", "LEG_DISPOSITIONS", "NONE",
     "QUEUE_OUTCOMES", "TRACE_KINDS", "AgentEvent", "CallbackEntry", "Cdr", "CdrEnd", "CdrStart", "Disposition",
-    "HangupBy", "JournalEntry", "LegDisposition", "QueueSegment", "Store", "TraceEntry",
+    "HangupBy", "JournalEntry", "LegDisposition", "QueueSegment", "Registration", "Store", "TraceEntry",
     "TraceKind", "UnknownCallError", "new_call_id", "open_store", "redact_dsn",
     "sqlite_path", "VOICEMAIL_STATUSES", "VoicemailMessage",
 ]

@@ -36,6 +36,7 @@ from pbxcore.store.campaigns import CampaignRow as CampaignRow
 from pbxcore.store.journal import AgentEvent as AgentEvent
 from pbxcore.store.journal import JournalEntry as JournalEntry
 from pbxcore.store.journal import QueueSegment as QueueSegment
+from pbxcore.store.registrations import Registration as Registration
 
 # Re-exported (backends and other code import them from here, as before they moved).
 from pbxcore.store.values import from_iso as from_iso
@@ -252,6 +253,24 @@ class Store(Protocol):
         that started at or before ``now``: the switch died mid-call. Called once at start-up,
         before any call is accepted. Each is closed as ``interrupted`` (see ``interrupted``) at
         its last known time; returns how many were closed."""
+        ...
+
+    async def registration_put(self, reg: Registration) -> None:
+        """Insert or replace the binding (extension, contact)."""
+
+    async def registration_delete(self, extension: str, contact: str | None = None) -> int:
+        """Remove one binding, or every binding of ``extension`` when ``contact`` is None
+        (un-REGISTER, ``Contact: *``); returns how many rows went."""
+        ...
+
+    async def registrations(self, now: datetime, *,
+                            extension: str | None = None) -> list[Registration]:
+        """Live bindings (``expires`` after ``now``), of one extension or all, ordered by
+        extension then contact."""
+        ...
+
+    async def registrations_purge(self, now: datetime) -> int:
+        """Delete every binding expired at ``now``; returns how many."""
         ...
 
     async def close(self) -> None: ...

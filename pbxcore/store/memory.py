@@ -35,6 +35,7 @@ from pbxcore.store.journal import (
     checked_segment,
     in_window,
 )
+from pbxcore.store.registrations import Registration, checked_registration
 from pbxcore.store.voicemail import (
     VoicemailMessage,
     checked_message,
@@ -51,6 +52,7 @@ class MemoryStore:
         self._agent_events: list[AgentEvent] = []
         self._callbacks: dict[str, CallbackEntry] = {}
         self._voicemail: dict[int, VoicemailMessage] = {}
+        self._registrations: dict[tuple[str, str], Registration] = {}
 
     def _get(self, call_id: str) -> Cdr:
         try:
@@ -175,6 +177,30 @@ class MemoryStore:
             times = [e.time for e in self._traces.get(cdr.call_id, [])]
             self._cdrs[cdr.call_id] = interrupted(cdr, max(times) if times else None)
         return len(stale)
+
+    async def registration_put(self, reg: Registration) -> None:
+        row = checked_registration(reg)
+        self._registrations[(row.extension, row.contact)] = row
+
+    async def registration_delete(self, extension: str, contact: str | None = None) -> int:
+        keys = [k for k in self._registrations
+                if k[0] == extension and contact in (None, k[1])]
+        for key in keys:
+            del self._registrations[key]
+        return len(keys)
+
+    async def registrations(self, now: datetime, *,
+                            extension: str | None = None) -> list[Registration]:
+        when = utc(now)
+        return [r for _, r in sorted(self._registrations.items())
+                if r.expires > when and extension in (None, r.extension)]
+
+    async def registrations_purge(self, now: datetime) -> int:
+        when = utc(now)
+        gone = [k for k, r in self._registrations.items() if r.expires <= when]
+        for key in gone:
+            del self._registrations[key]
+        return len(gone)
 
     async def close(self) -> None:
         pass

@@ -42,12 +42,12 @@ from pbxcore.store.base import (
 )
 from pbxcore.store.callbacks import (
     CALLBACK_COLUMNS,
-    UPSERT_TAIL,
     CallbackEntry,
     callback_from_row,
     callback_row,
     checked_callback,
 )
+from pbxcore.store.callbacks import UPSERT_TAIL as CALLBACK_UPSERT
 from pbxcore.store.campaigns import CampaignRow
 from pbxcore.store.journal import (
     AGENT_EVENT_COLUMNS,
@@ -69,6 +69,14 @@ from pbxcore.store.journal import (
     journal_row,
     segment_row,
 )
+from pbxcore.store.registrations import (
+    REGISTRATION_COLUMNS,
+    Registration,
+    checked_registration,
+    registration_from_row,
+    registration_row,
+)
+from pbxcore.store.registrations import UPSERT_TAIL as REGISTRATION_UPSERT
 from pbxcore.store.voicemail import (
     VOICEMAIL_COLUMNS,
     VoicemailMessage,
@@ -297,7 +305,7 @@ class PostgresStore:
     async def callback_save(self, entry: CallbackEntry) -> None:
         row = callback_row(checked_callback(entry), text_times=False)
         await self._execute(f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                            f"{UPSERT_TAIL}", row)
+                            f"{CALLBACK_UPSERT}", row)
 
     async def callbacks(self, *, state: str | None = "pending",
                         limit: int = 10000) -> list[CallbackEntry]:
@@ -369,6 +377,34 @@ class PostgresStore:
                                  "GROUP BY status", (box,))
         counts = dict(rows)
         return int(counts.get("new", 0)), int(counts.get("heard", 0))
+
+    # -- registrations
+
+    async def registration_put(self, reg: Registration) -> None:
+        row = registration_row(checked_registration(reg), text_times=False)
+        marks = ", ".join(["%s"] * len(row))
+        await self._execute(f"INSERT INTO registrations ({REGISTRATION_COLUMNS}) "
+                            f"VALUES ({marks}) {REGISTRATION_UPSERT}", row)
+
+    async def registration_delete(self, extension: str, contact: str | None = None) -> int:
+        if contact is None:
+            return await self._execute("DELETE FROM registrations WHERE extension = %s",
+                                       (extension,))
+        return await self._execute("DELETE FROM registrations WHERE extension = %s "
+                                   "AND contact = %s", (extension, contact))
+
+    async def registrations(self, now: datetime, *,
+                            extension: str | None = None) -> list[Registration]:
+        where = "WHERE expires > %s"
+        args: tuple[Any, ...] = (utc(now),)
+        if extension is not None:
+            where, args = where + " AND extension = %s", (*args, extension)
+        rows = await self._fetch(f"SELECT {REGISTRATION_COLUMNS} FROM registrations {where} "
+                                 "ORDER BY extension, contact", args)
+        return [registration_from_row(r) for r in rows]
+
+    async def registrations_purge(self, now: datetime) -> int:
+        return await self._execute("DELETE FROM registrations WHERE expires <= %s", (utc(now),))
 
     async def close(self) -> None:
         await self._conn.close()

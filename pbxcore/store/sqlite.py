@@ -47,12 +47,12 @@ from pbxcore.store.base import (
 )
 from pbxcore.store.callbacks import (
     CALLBACK_COLUMNS,
-    UPSERT_TAIL,
     CallbackEntry,
     callback_from_row,
     callback_row,
     checked_callback,
 )
+from pbxcore.store.callbacks import UPSERT_TAIL as CALLBACK_UPSERT
 from pbxcore.store.campaigns import CampaignRow
 from pbxcore.store.journal import (
     AGENT_EVENT_COLUMNS,
@@ -74,6 +74,14 @@ from pbxcore.store.journal import (
     journal_row,
     segment_row,
 )
+from pbxcore.store.registrations import (
+    REGISTRATION_COLUMNS,
+    Registration,
+    checked_registration,
+    registration_from_row,
+    registration_row,
+)
+from pbxcore.store.registrations import UPSERT_TAIL as REGISTRATION_UPSERT
 from pbxcore.store.voicemail import (
     VOICEMAIL_COLUMNS,
     VoicemailMessage,
@@ -318,7 +326,7 @@ class SqliteStore:
     async def callback_save(self, entry: CallbackEntry) -> None:
         row = callback_row(checked_callback(entry), text_times=True)
         await self._run(self._insert_many, f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) "
-                        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {UPSERT_TAIL}", [row])
+                        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {CALLBACK_UPSERT}", [row])
 
     async def callbacks(self, *, state: str | None = "pending",
                         limit: int = 10000) -> list[CallbackEntry]:
@@ -396,6 +404,37 @@ class SqliteStore:
         if rows:
             with self._tx() as tx:  # one commit for the batch
                 tx.executemany(sql, rows)
+
+    # -- registrations
+
+    async def registration_put(self, reg: Registration) -> None:
+        row = registration_row(checked_registration(reg), text_times=True)
+        marks = ", ".join("?" * len(row))
+        await self._run(self._conn().execute, f"INSERT INTO registrations "
+                        f"({REGISTRATION_COLUMNS}) VALUES ({marks}) {REGISTRATION_UPSERT}", row)
+
+    async def registration_delete(self, extension: str, contact: str | None = None) -> int:
+        if contact is None:
+            cur = await self._run(self._conn().execute,
+                                  "DELETE FROM registrations WHERE extension = ?", (extension,))
+        else:
+            cur = await self._run(self._conn().execute, "DELETE FROM registrations "
+                                  "WHERE extension = ? AND contact = ?", (extension, contact))
+        return int(cur.rowcount)
+
+    async def registrations(self, now: datetime, *,
+                            extension: str | None = None) -> list[Registration]:
+        where, args = "WHERE expires > ?", [iso(now)]
+        if extension is not None:
+            where, args = where + " AND extension = ?", [*args, extension]
+        rows = await self._run(self._fetch, f"SELECT {REGISTRATION_COLUMNS} FROM registrations "
+                               f"{where} ORDER BY extension, contact", tuple(args))
+        return [registration_from_row(r) for r in rows]
+
+    async def registrations_purge(self, now: datetime) -> int:
+        cur = await self._run(self._conn().execute,
+                              "DELETE FROM registrations WHERE expires <= ?", (iso(now),))
+        return int(cur.rowcount)
 
     async def close(self) -> None:
         if self._db is not None:

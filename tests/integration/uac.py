@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pbxcore.rtp.dtmf import dtmf_packets
 from pbxcore.rtp.g711 import ulaw_decode, ulaw_encode
 from pbxcore.rtp.packet import RtpPacket, parse_rtp
+from pbxcore.sip.address import parse_name_addr
 from pbxcore.sip.digest import authorization_for
-from pbxcore.sip.message import Headers, Request, Response, parse_message
+from pbxcore.sip.message import Headers, Request, Response, parse_message, split_list
 
 
 @dataclass
@@ -203,13 +204,29 @@ class Uac:
     def ack(self, resp: Response, invite: Request) -> None:
         self.to_header = resp.headers.get("To") or ""
         via = invite.headers.get("Via") if resp.status >= 300 else self._via()
+        if resp.status < 300:
+            # RFC 3261 §12.1.2: the route set is the 2xx's Record-Route, reversed (a proxy in
+            # front, e.g. Kamailio, keeps itself in the dialog's path that way).
+            self.route_set = [r for v in reversed(resp.headers.get_all("Record-Route"))
+                              for r in reversed(split_list(v))]
+            contact = resp.headers.get("Contact")
+            # Behind a proxy the request goes to the remote target (§12.2.1.1); without one the
+            # switch is both, and the INVITE's URI is kept as older tests expect.
+            self.target = (parse_name_addr(contact).uri if contact and self.route_set
+                           else invite.uri)
         data = (
-            f"ACK {invite.uri} SIP/2.0\r\nVia: {via}\r\n"
+            f"ACK {self.target if resp.status < 300 else invite.uri} SIP/2.0\r\nVia: {via}\r\n"
+            f"{self._routes(resp.status)}"
             f"From: {invite.headers.get('From')}\r\nTo: {self.to_header}\r\n"
             f"Call-ID: {self.call_id}\r\nCSeq: {invite.cseq[0]} ACK\r\n"
             "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         ).encode("utf-8", "surrogateescape")  # From may carry raw bytes
         self._send(data)
+
+    def _routes(self, status: int) -> str:
+        """Route lines of in-dialog requests (none for the ACK of a failure: same hop)."""
+        route_set = getattr(self, "route_set", []) if status < 300 else []
+        return "".join(f"Route: {r}\r\n" for r in route_set)
 
     def cancel(self) -> None:
         assert self.invite is not None
@@ -226,7 +243,8 @@ class Uac:
         assert self.invite is not None
         self.cseq += 1
         data = (
-            f"BYE {self.invite.uri} SIP/2.0\r\nVia: {self._via()}\r\n"
+            f"BYE {getattr(self, 'target', self.invite.uri)} SIP/2.0\r\nVia: {self._via()}\r\n"
+            f"{self._routes(200)}"
             f"From: {self.invite.headers.get('From')}\r\nTo: {self.to_header}\r\n"
             f"Call-ID: {self.call_id}\r\nCSeq: {self.cseq} BYE\r\n"
             "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"

@@ -65,7 +65,7 @@ class Phone(threading.Thread):
     # -- registration (before the thread starts) -------------------------------------------
 
     def register(self, timeout: float = 5.0, expires: int = 300,
-                 user_agent: str | None = None) -> int:
+                 user_agent: str | None = None, extra: tuple[str, ...] = ()) -> int:
         call_id = secrets.token_hex(8)
         auth = None
         for cseq in (1, 2):
@@ -79,6 +79,7 @@ class Phone(threading.Thread):
             ]
             if user_agent is not None:
                 lines.append(f"User-Agent: {user_agent}")
+            lines.extend(extra)  # e.g. the Path a proxy would add (RFC 3327)
             if auth:
                 lines.append(f"Authorization: {auth}")
             self.sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(),

@@ -20,6 +20,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
          "pbxcore.script.contain",
          "pbxcore.config", "pbxcore.config_queues", "pbxcore.config_ops", "pbxcore.config_web",
          "pbxcore.config_originate", "pbxcore.config_voicemail", "pbxcore.config_watch",
+         "pbxcore.config_cluster",
          "pbxcore.control", "pbxcore.logs", "pbxcore.report.load")),
     (0, ("pbxcore.sip", "pbxcore.rtp", "pbxcore.script", "pbxcore.acd.spec",
          "pbxcore.acd.model", "pbxcore.control.protocol", "pbxcore.report")),

@@ -191,3 +191,19 @@ def test_star_contact_is_a_syntax_error() -> None:
     star = req(PYVOIP_INVITE.replace("Contact: <sip:1001@127.0.0.1:5061>", "Contact: *"))
     with pytest.raises(SipSyntaxError):
         Dialog.as_uas(star, "t")
+
+
+def test_dialog_forming_responses_copy_record_route_in_order() -> None:
+    """§12.1.1: a 18x/2xx to an INVITE carries every Record-Route of the request, in order (a
+    caller behind Kamailio sends its ACK and BYE through the proxy); other answers do not."""
+    raw = (b"INVITE sip:1@pbx SIP/2.0\r\nVia: SIP/2.0/UDP p1;branch=z9hG4bKa\r\n"
+           b"Record-Route: <sip:p1;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:p3;lr>\r\n"
+           b"From: <sip:a@x>;tag=1\r\nTo: <sip:1@pbx>\r\nCall-ID: rr\r\nCSeq: 1 INVITE\r\n"
+           b"Content-Length: 0\r\n\r\n")
+    invite = parse_message(raw)
+    assert isinstance(invite, Request)
+    for status in (180, 200):
+        assert make_response(invite, status, to_tag="t").headers.values("Record-Route") == [
+            "<sip:p1;lr>", "<sip:p2;lr>", "<sip:p3;lr>"]
+    assert make_response(invite, 486, to_tag="t").headers.values("Record-Route") == []
+    assert make_response(invite, 100).headers.values("Record-Route") == []
