@@ -139,6 +139,8 @@ class MediaSession:
     ) -> None:
         self._transport = transport
         self._sock_sendto = sock.sendto
+        # Selector transports (asyncio's UDP ones) have it; DatagramTransport's stub does not.
+        self._queued: Callable[[], int] = getattr(transport, "get_write_buffer_size", lambda: 0)
         self._backlog = False
         """The kernel refused a packet (send buffer full): send through the transport's
         queue until it is empty, so packets stay in order."""
@@ -367,7 +369,7 @@ class MediaSession:
         if self._closed:
             return
         if self._backlog:
-            if self._transport.get_write_buffer_size():
+            if self._queued():
                 self._transport.sendto(packet, self.remote)
                 self._seq = (self._seq + 1) & 0xFFFF
                 self.sent_packets += 1
