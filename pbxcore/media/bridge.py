@@ -80,7 +80,6 @@ class Bridge:
             leg.set_background(None)
             leg.relaying = True
             leg.forward = self._forward
-            leg.forward_audio = self._forward_audio
 
     def _forward(self, source: MediaSession, pkt: RtpPacket, dtmf: bool) -> None:
         target = self.b if source is self.a else self.a
@@ -88,16 +87,6 @@ class Bridge:
         self.relayed += 1
         if self.recorder is not None and not dtmf and source.codec is not None:
             self.recorder.add(0 if source is self.a else 1, DECODERS[source.codec](pkt.payload))
-
-    def _forward_audio(
-        self, source: MediaSession, payload: bytes, timestamp: int, ssrc: int, marker: bool
-    ) -> None:
-        # _forward for plain audio packets, without building an RtpPacket (the hot path).
-        target = self.b if source is self.a else self.a
-        target.relay_audio(source, payload, timestamp, ssrc, marker)
-        self.relayed += 1
-        if self.recorder is not None and source.codec is not None:
-            self.recorder.add(0 if source is self.a else 1, DECODERS[source.codec](payload))
 
     def hold(self, holder: MediaSession, held: bool, music: bytes | None) -> None:
         """`holder` put the call on hold (RFC 3264 §8.4): the other side hears `music` instead
@@ -127,5 +116,4 @@ class Bridge:
     def stop(self) -> None:
         for leg in (self.a, self.b):
             leg.forward = None
-            leg.forward_audio = None
             leg.relaying = False

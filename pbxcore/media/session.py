@@ -46,7 +46,6 @@ from pbxcore.sip.sdp import AudioAnswer
 log = logging.getLogger(__name__)
 
 _pack = struct.Struct("!BBHII").pack
-_unpack_from = struct.Struct("!BBHII").unpack_from
 """The RTP fixed header (RFC 3550 §5.1), as pbxcore.rtp.packet.rtp_header builds it."""
 
 FRAME = 160
@@ -181,11 +180,6 @@ class MediaSession:
         self._closed = False
         self.forward: Callable[[MediaSession, RtpPacket, bool], None] | None = None
         """Bridging: called with (self, packet, is_dtmf) for each negotiated packet received."""
-        self.forward_audio: Callable[[MediaSession, bytes, int, int, bool], None] | None = None
-        """Bridging, the hot path: called with (self, payload, timestamp, ssrc, marker) for
-        negotiated audio with a plain 12-byte header (no CSRC, extension or padding, which is
-        what phones send) while not recording here; everything else goes through `forward`.
-        Saves parsing into an RtpPacket per relayed packet."""
         self.relaying = False
         """Bridging: the pacer sends nothing; relay() sends what the other leg received."""
         self._relay_offsets: dict[int, int] = {}
@@ -301,31 +295,16 @@ class MediaSession:
                 return  # the far end did not negotiate telephone-event: drop, never garble
             pt, payload = self._send_dtmf_pt, pkt.payload
         else:
-            self.relay_audio(source, pkt.payload, pkt.timestamp, pkt.ssrc, pkt.marker)
-            return
+            pt, payload = self._pt, pkt.payload
+            if source.codec != self.codec and source.codec is not None:
+                payload = ENCODERS[self.codec](DECODERS[source.codec](payload))
         offset = self._relay_offsets.get(pkt.ssrc)
         if offset is None:
             offset = self._relay_offsets[pkt.ssrc] = (self._ts - pkt.timestamp) & 0xFFFFFFFF
         ts = (pkt.timestamp + offset) & 0xFFFFFFFF
         self._send(rtp_header(pt, self._seq, ts, self._ssrc, pkt.marker) + payload)
-
-    def relay_audio(
-        self, source: MediaSession, payload: bytes, timestamp: int, ssrc: int, marker: bool
-    ) -> None:
-        """relay() for one audio packet, given its fields (the bridge's hot path)."""
-        if self.codec is None or not self._can_send:
-            return
-        if source.codec != self.codec and source.codec is not None:
-            payload = ENCODERS[self.codec](DECODERS[source.codec](payload))
-        offset = self._relay_offsets.get(ssrc)
-        if offset is None:
-            offset = self._relay_offsets[ssrc] = (self._ts - timestamp) & 0xFFFFFFFF
-        ts = (timestamp + offset) & 0xFFFFFFFF
-        self._send(
-            _pack(0x80, (0x80 | self._pt) if marker else self._pt, self._seq, ts, self._ssrc)
-            + payload
-        )
-        self._ts = (ts + len(payload)) & 0xFFFFFFFF
+        if not dtmf:
+            self._ts = (ts + len(payload)) & 0xFFFFFFFF
 
     def tick(self) -> None:
         """Send this 20 ms interval's packet (called by the Pacer)."""
@@ -411,20 +390,6 @@ class MediaSession:
     # -- receiving -----------------------------------------------------------------
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
-        fast = self.forward_audio
-        if (
-            fast is not None
-            and len(data) > 12
-            and data[0] == 0x80  # V=2, no padding, no extension, no CSRC (RFC 3550 §5.1)
-            and data[1] & 0x7F == self._pt
-            and self._recording is None
-        ):
-            self.received_packets += 1
-            if not self._latched:
-                self._latch(addr)
-            _, b1, _, ts, ssrc = _unpack_from(data)
-            fast(self, data[12:], ts, ssrc, b1 > 0x7F)
-            return
         try:
             pkt = parse_rtp(data)
         except RtpParseError:

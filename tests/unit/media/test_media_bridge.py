@@ -1,10 +1,9 @@
-"""Bridge relay on 127.0.0.1: the plain-header fast path and the parsed path give one stream.
+"""Bridge relay on 127.0.0.1: plain packets and packets with a CSRC list give one stream.
 
 Two phones (plain UDP sockets) each talk to their own MediaSession; a Bridge relays between
 the sessions. What the far phone receives must be one RTP stream in the relaying session's
 SSRC and sequence space (RFC 3550 §7, a translator), timestamps keeping the source's spacing,
-the marker bit passed through, whichever path a packet took (a packet with a CSRC list is
-parsed, a plain one is not).
+the marker bit passed through, the CSRC list dropped, G.711 transcoded when the codecs differ.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ async def test_relayed_stream_keeps_seq_ts_marker_across_both_paths(
         frames = [ulaw_encode(tone(400 + 50 * i, 20, amplitude=8000)) for i in range(8)]
         sent = []
         for i, payload in enumerate(frames):
-            # Packets 3 and 6 carry a CSRC (a mixer upstream): they take the parsed path.
+            # Packets 3 and 6 carry a CSRC (a mixer upstream).
             csrc = (0x1234,) if i in (3, 6) else ()
             pkt = RtpPacket(0, 500 + i, 90_000 + 160 * i, 0xABCDEF, payload, i in (0, 5), csrc)
             sent.append(pkt)
@@ -90,7 +89,7 @@ async def test_relayed_stream_keeps_seq_ts_marker_across_both_paths(
         await b.close()
 
 
-async def test_recording_while_bridged_takes_the_parsed_path(
+async def test_recording_while_bridged_records_and_relays(
     env: tuple[PortAllocator, Pacer], tmp_path: Path
 ) -> None:
     allocator, pacer = env
