@@ -5,15 +5,7 @@ packet: a pending DTMF packet, else the next 160 samples of the current `play()`
 the looped background (ringback, hold music), else silence, so the far end always gets
 continuous RTP (pyVoIP and NAT bindings want it). One SSRC, continuous sequence numbers
 and timestamps; the marker bit on the first packet and on the first audio after silence
-(RFC 3551 §4.1). Audio is G.711-encoded once per prompt, not per packet, and cut once into
-20 ms frames shared by every stream playing it (the tick indexes a frame, it does not slice).
-
-Sending is the hot path: with N streams on hold music the pacer sends 50 * N packets a
-second, and the sendto system call itself is most of the cost (bench/README.md, "Media").
-The tick therefore does as little Python as it can around it: the header is one
-`struct.pack`, the frame a tuple index, and the packet goes straight to the socket's own
-`sendto`; only when the kernel's send buffer is full does it go through the asyncio
-transport, which queues it and writes it when the socket is writable (kept in order).
+(RFC 3551 §4.1). Audio is G.711-encoded once per prompt, not per packet.
 
 Receive: packets are parsed; the first one carrying the negotiated codec latches the
 send address (symmetric RTP, RFC 4961: the SDP c= may be a private or 0.0.0.0 address).
@@ -27,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
-import struct
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -45,9 +35,6 @@ from pbxcore.sip.sdp import AudioAnswer
 
 log = logging.getLogger(__name__)
 
-_pack = struct.Struct("!BBHII").pack
-"""The RTP fixed header (RFC 3550 §5.1), as pbxcore.rtp.packet.rtp_header builds it."""
-
 FRAME = 160
 """Samples (and G.711 bytes) per 20 ms packet."""
 VOICE_RMS = 300.0
@@ -60,16 +47,14 @@ class MediaClosedError(RuntimeError):
 
 
 _CACHE_BYTES = 32 << 20
-_FRAME_OVERHEAD = 41  # a 160-byte bytes object's header plus its tuple slot, CPython 64-bit
-_cache: OrderedDict[tuple[str, bytes], tuple[bytes, ...]] = OrderedDict()
+_cache: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
 _cache_size = 0
 
 
-def encoded_frames(codec: str, pcm: bytes) -> tuple[bytes, ...]:
-    """G.711-encode and cut into 20 ms frames (the last one padded with the codec's silence),
-    with a shared LRU cache bounded by total size: a prompt or hold music played on 1,000
-    calls is encoded and cut once, not per call or per packet. Keyed by the PCM itself;
-    CPython caches a bytes object's hash, so a hit on the same object is O(1)."""
+def encode_cached(codec: str, pcm: bytes) -> bytes:
+    """G.711-encode with a shared LRU cache (bounded by total size): a prompt or ringback
+    played on 200 calls is encoded once, not 200 times inside one pacer tick. Keyed by the
+    PCM itself; CPython caches a bytes object's hash, so a hit on the same object is O(1)."""
     global _cache_size
     key = (codec, pcm)
     hit = _cache.get(key)
@@ -77,39 +62,28 @@ def encoded_frames(codec: str, pcm: bytes) -> tuple[bytes, ...]:
         _cache.move_to_end(key)
         return hit
     encoded = ENCODERS[codec](pcm)
-    pad = FRAME - len(encoded) % FRAME
-    if pad < FRAME:
-        encoded += bytes([SILENCE_CODE[codec]]) * pad
-    frames = tuple(encoded[i : i + FRAME] for i in range(0, len(encoded), FRAME))
-    size = len(encoded) + len(frames) * _FRAME_OVERHEAD + len(pcm)
-    if size <= _CACHE_BYTES // 4:
-        _cache[key] = frames
-        _cache_size += size
+    if len(encoded) <= _CACHE_BYTES // 4:
+        _cache[key] = encoded
+        _cache_size += len(encoded) + len(pcm)
         while _cache_size > _CACHE_BYTES:
             (_, old_pcm), old = _cache.popitem(last=False)
-            _cache_size -= len(old) * (FRAME + _FRAME_OVERHEAD) + len(old_pcm)
-    return frames
-
-
-def encode_cached(codec: str, pcm: bytes) -> bytes:
-    """The G.711 encoding of `pcm` (from the frame cache; padded to whole 20 ms frames)."""
-    return b"".join(encoded_frames(codec, pcm))
+            _cache_size -= len(old) + len(old_pcm)
+    return encoded
 
 
 @dataclass(eq=False)
 class _Audio:
-    """A PCM buffer plus its 20 ms frames for the current codec, made on first use."""
+    """A PCM buffer plus its encoding for the current codec, made on first use."""
 
     pcm: bytes
     codec: str = ""
-    encoded: tuple[bytes, ...] = ()
+    encoded: bytes = b""
     pos: int = 0
-    """Index of the next frame to send."""
     done: asyncio.Future[None] | None = field(default=None)
 
-    def frames(self, codec: str) -> tuple[bytes, ...]:
+    def frames(self, codec: str) -> bytes:
         if self.codec != codec:
-            self.encoded, self.codec = encoded_frames(codec, self.pcm), codec
+            self.encoded, self.codec = encode_cached(codec, self.pcm), codec
         return self.encoded
 
 
@@ -135,17 +109,8 @@ class MediaSession:
         local_port: int,
         allocator: PortAllocator,
         pacer: Pacer,
-        sock: socket.socket,
     ) -> None:
         self._transport = transport
-        self._sock_sendto = sock.sendto
-        # Selector transports (asyncio's UDP ones) have it; DatagramTransport's stub does not.
-        self._queued: Callable[[], int] = getattr(transport, "get_write_buffer_size", lambda: 0)
-        self._backlog = False
-        """The kernel refused a packet (send buffer full): send through the transport's
-        queue until it is empty, so packets stay in order."""
-        self._can_send = False
-        """remote known and direction sendrecv/sendonly (kept in step by configure/_latch)."""
         self.local_port = local_port
         self._allocator = allocator
         self._pacer = pacer
@@ -198,7 +163,7 @@ class MediaSession:
             sock.close()
             allocator.release(port)
             raise
-        session = cls(transport, port, allocator, pacer, sock)
+        session = cls(transport, port, allocator, pacer)
         protocol.session = session
         pacer.register(session)
         return session
@@ -217,10 +182,6 @@ class MediaSession:
         self._silence = bytes([SILENCE_CODE[answer.codec]]) * FRAME
         self.remote = None if answer.hold else (answer.remote_host, answer.remote_port)
         self._latched = False  # relearn from the next packet
-        self._update_can_send()
-
-    def _update_can_send(self) -> None:
-        self._can_send = self.remote is not None and self._direction in ("sendrecv", "sendonly")
 
     @property
     def is_configured(self) -> bool:
@@ -288,7 +249,7 @@ class MediaSession:
         a translator keeps each side's own sequence), transcoding G.711 when the codecs differ.
         Timestamps keep the source's spacing (one offset per source SSRC), so RFC 4733 events
         keep their shared start timestamp."""
-        if self.codec is None or not self._can_send:
+        if self.codec is None or not self._sending:
             return
         if dtmf:
             if self._send_dtmf_pt is None:
@@ -312,14 +273,14 @@ class MediaSession:
             return
         # With no address yet (c=0.0.0.0, nothing received to latch onto) or a
         # recvonly/inactive direction, audio still advances in real time unsent, so
-        # play() durations and timestamps stay true; nothing is sent.
+        # play() durations and timestamps stay true; _send drops the packet.
         marker = False
         if self._dtmf_out:
             pkt = self._dtmf_out.popleft()
             if pkt is not None:
                 if pkt.marker:
                     self._dtmf_start = self._ts  # RFC 4733 §2.5.1.2: the event's start time
-                if self._can_send:
+                if self._sending:
                     header = rtp_header(
                         pkt.payload_type, self._seq, self._dtmf_start, self._ssrc, pkt.marker
                     )
@@ -329,61 +290,44 @@ class MediaSession:
                 return
             payload = self._silence
         elif self._plays:
-            item = self._plays[0]
-            frames = item.frames(self.codec)
-            payload = frames[item.pos]
-            item.pos += 1
-            if item.pos >= len(frames):
-                self._plays.popleft()
+            payload = self._next_frame(self._plays[0])
+            if self._plays[0].pos >= len(self._plays[0].encoded):
+                item = self._plays.popleft()
                 if item.done is not None and not item.done.done():
                     item.done.set_result(None)
             marker, self._marker = self._marker, False
         elif self._background is not None:
             bg = self._background
-            frames = bg.frames(self.codec)
-            payload = frames[bg.pos]
-            bg.pos = bg.pos + 1 if bg.pos + 1 < len(frames) else 0
+            payload = self._next_frame(bg)
+            if bg.pos >= len(bg.encoded):
+                bg.pos = 0
             marker, self._marker = self._marker, False
         else:
             payload = self._silence
             self._marker = True
-        if self._can_send:
-            # RFC 3550 §5.1 header (V=2, no padding/extension/CSRC); the marker also on the
-            # stream's first packet.
-            self._send(
-                _pack(
-                    0x80,
-                    (0x80 | self._pt) if marker or not self.sent_packets else self._pt,
-                    self._seq,
-                    self._ts,
-                    self._ssrc,
-                )
-                + payload
-            )
+        if self._sending:
+            marker = marker or self.sent_packets == 0  # the stream's first packet
+            self._send(rtp_header(self._pt, self._seq, self._ts, self._ssrc, marker) + payload)
         self._ts = (self._ts + FRAME) & 0xFFFFFFFF
         if self._dtmf_pending:
             self._poll_dtmf()
 
+    @property
+    def _sending(self) -> bool:
+        return self.remote is not None and self._direction in ("sendrecv", "sendonly")
+
+    def _next_frame(self, item: _Audio) -> bytes:
+        assert self.codec is not None
+        data = item.frames(self.codec)
+        chunk = data[item.pos : item.pos + FRAME]
+        item.pos += FRAME
+        if len(chunk) < FRAME:
+            chunk += self._silence[: FRAME - len(chunk)]
+        return chunk
+
     def _send(self, packet: bytes) -> None:
         assert self.remote is not None
-        if self._closed:
-            return
-        if self._backlog:
-            if self._queued():
-                self._transport.sendto(packet, self.remote)
-                self._seq = (self._seq + 1) & 0xFFFF
-                self.sent_packets += 1
-                return
-            self._backlog = False
-        try:
-            self._sock_sendto(packet, self.remote)
-        except (BlockingIOError, InterruptedError):
-            # The transport queues it and writes when the socket is writable.
-            self._backlog = True
-            self._transport.sendto(packet, self.remote)
-        except OSError:
-            # ICMP port unreachable while the far end is not listening yet: keep sending.
-            self.send_errors += 1
+        self._transport.sendto(packet, self.remote)
         self._seq = (self._seq + 1) & 0xFFFF
         self.sent_packets += 1
 
@@ -418,7 +362,6 @@ class MediaSession:
             if self.remote != addr[:2]:
                 log.debug("RTP on port %d latched to %s:%d", self.local_port, *addr[:2])
             self.remote = (addr[0], addr[1])
-            self._update_can_send()
 
     def _poll_dtmf(self) -> None:
         # Digits whose end packets were all lost: reported after a quiet second.

@@ -302,21 +302,15 @@ def test_encode_cache_shares_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(mod, "_cache", OrderedDict())
     monkeypatch.setattr(mod, "_cache_size", 0)
     pcm = tone(300, 100)
-    first = mod.encoded_frames("PCMU", pcm)
-    assert b"".join(first) == ulaw_encode(pcm) and len(first) == 5  # 100 ms: five 20 ms frames
-    assert all(len(f) == 160 for f in first)
-    assert mod.encoded_frames("PCMU", bytes(pcm)) is first  # equal content, same entry
-    assert mod.encode_cached("PCMU", pcm) == ulaw_encode(pcm)
-    assert mod.encoded_frames("PCMA", pcm) != first
-    odd = mod.encoded_frames("PCMU", tone(300, 30))  # 240 samples: the last frame padded
-    assert len(odd) == 2 and odd[1][80:] == bytes([0xFF]) * 80  # PCMU silence
-    assert b"".join(odd)[:240] == ulaw_encode(tone(300, 30))
+    first = mod.encode_cached("PCMU", pcm)
+    assert first == ulaw_encode(pcm)
+    assert mod.encode_cached("PCMU", bytes(pcm)) is first  # equal content, same entry
+    assert mod.encode_cached("PCMA", pcm) != first
     monkeypatch.setattr(mod, "_CACHE_BYTES", 40000)
     for f in range(5):
-        mod.encoded_frames("PCMU", tone(500 + f, 500))  # 8000 + 25 frames each
+        mod.encode_cached("PCMU", tone(500 + f, 500))  # 8000 + 4000 bytes each
     assert mod._cache_size <= 40000 and len(mod._cache) == 3
-    per_frame = mod.FRAME + mod._FRAME_OVERHEAD
-    assert sum(len(k[1]) + len(v) * per_frame for k, v in mod._cache.items()) == mod._cache_size
+    assert sum(len(k[1]) + len(v) for k, v in mod._cache.items()) == mod._cache_size
 
 
 async def test_play_completes_on_hold_without_sending(env: tuple[PortAllocator, Pacer]) -> None:
