@@ -136,6 +136,11 @@ def run_n(n: int, window: float, setup_rate: float, tmp: Path) -> dict[str, floa
                     legs.append(uac.invite("1", ports[i]))
                 _until(uac, lambda: all(leg.final for leg in legs), 15)
                 answered = sum(1 for leg in legs if leg.final == 200)
+                finals: dict[str, int] = {}
+                for leg in legs:  # why a call is not up: its final status, or none yet
+                    key = str(leg.final) if leg.final is not None else "none"
+                    finals[key] = finals.get(key, 0) + 1
+                print(f"  N={n}: INVITE final statuses {finals}", flush=True)
                 _until(uac, lambda: False, 1.0)  # settle: ACKs, first packets
                 a = proc_sample(sw.pid)
                 parent.send("start")

@@ -39,6 +39,11 @@ PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 RUN_ID_ENV = "PBX_RUN_ID"
 SWEEP_LIMIT = 2.0
 """Longest a sweep waits for the processes it killed to be reaped (they are SIGKILLed)."""
+YOUNG = 1.0
+"""Seconds a child without PBX_RUN_ID is left alone: a script or worker the switch is starting
+right now is its child before `own()` knows its pid, and until its exec its environment is still
+the switch's own (no PBX_RUN_ID). Killing it there made other calls' scripts fail with exit
+status 255 under load (found by bench_concurrent_calls at 2,000 calls)."""
 
 _enabled = False
 _own: set[int] = set()  # pids the switch spawned itself (scripts, workers): never swept
@@ -135,6 +140,20 @@ def _run_id_of(pid: int) -> str | None:
     return None
 
 
+def _age(pid: int) -> float:
+    """Seconds since `pid` started (/proc/PID/stat field 22, in clock ticks since boot)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    fields = stat.rsplit(b")", 1)[-1].split()  # the command name may hold spaces and ")"
+    started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 is the 20th after ")"
+    return max(0.0, uptime - started)
+
+
 def _leftovers() -> list[int]:
     out = []
     for pid in _children():
@@ -143,6 +162,8 @@ def _leftovers() -> list[int]:
         run_id = _run_id_of(pid)
         if run_id is not None and run_id in _active:
             continue  # an orphan of a run still going on: swept when that run ends
+        if run_id is None and _age(pid) < YOUNG:
+            continue  # maybe a script being started (see YOUNG): the next sweep decides
         out.append(pid)
     return out
 
