@@ -45,6 +45,10 @@ async def _fill(site: Path) -> None:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
+    # "Now" is when the test runs, not when the module was collected: a whole-suite run reaches
+    # this file minutes after collection, and --since 1h / 30m are relative to the clock.
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
     site = tmp_path / "site"
     shutil.copytree(FIXTURES, site)
     asyncio.run(_fill(site))
