@@ -64,7 +64,7 @@ class SourceGuard:
 
     def describe(self) -> str:
         rate = (f"{self.limits.requests_per_source} messages per source per "
-                f"{self.limits.window:g}s" if self.rate else "no rate limit")
+                f"{self.limits.window:g}s" if self.rate is not None else "no rate limit")
         trusted = ", ".join(str(n) for n in self.trusted.networks) or "none"
         return (f"{self.limits.tcp_per_source} TCP connections per source, {self.caps.total} "
                 f"in all, {self.limits.tcp_idle:g}s to send a complete message; {rate}; "

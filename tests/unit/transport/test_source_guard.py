@@ -99,3 +99,9 @@ def test_raise_nofile_limit_reaches_the_hard_limit() -> None:
         assert now == (hard if hard != resource.RLIM_INFINITY else 1 << 20)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_start_up_line_names_the_rate_limit_in_force() -> None:
+    # The limiter is empty at start (no source seen yet): it is still in force.
+    assert "200 messages per source per 2s" in SourceGuard(Limits(), lambda: 0.0).describe()
+    assert "no rate limit" in SourceGuard(Limits(requests_per_source=0), lambda: 0.0).describe()
