@@ -158,7 +158,7 @@ async def test_in_dialog_requests_find_their_call_by_tags(sw: InProcSwitch) -> N
                         cseq=9, from_tag="other", to_tag="other")
     assert (await ask(phone, stray)).status == 481
     assert sw.running.switch.calls
-    # pyVoIP's BYE carries a random To tag (PEERS.md §1c): the From tag still finds the call.
+    # pyVoIP's BYE carries a random To tag (docs/peers.md §1c): the From tag still finds the call.
     pyvoip = phone.build("BYE", dialog.remote_target, user="1001", call_id=dialog.call_id,
                          cseq=10, from_tag=dialog.from_tag, to_tag="random")
     assert (await ask(phone, pyvoip)).status == 200
