@@ -344,6 +344,27 @@ class _Checker:
     def resolve(self, raw: str) -> Path:
         return (self.base / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
 
+    def program(self, table: str, d: dict[str, Any], key: str, where: tuple[str, str, int],
+                events: str) -> str | None:
+        """An optional program run beside the calls (a queue's `alert`, a box's `notify`): its
+        path, resolved.  Missing or not executable is a warning, not an error: the calls go on,
+        only its `events` cannot be sent."""
+        raw = self.get(d, key, str, None, where)
+        if raw is None:
+            return None
+        if not raw:
+            self.fail(table, f"{key} in {where[1]} must be a program path", key, where[2])
+            return None
+        path = self.resolve(raw)
+        line = self.loc.line(table, where[2], key)
+        if not path.is_file():
+            self.warnings.append((self.path, line, f"{key} program {raw} does not exist: "
+                                  f"{events} of {where[1]} cannot be sent"))
+        elif not os.access(path, os.X_OK):
+            self.warnings.append((self.path, line, f"{key} program {raw} is not executable "
+                                  f"(chmod +x): {events} of {where[1]} cannot be sent"))
+        return str(path)
+
 
 def _check_sip(c: _Checker, doc: dict[str, Any]) -> SipConfig:
     sip = c.table(doc, "sip")

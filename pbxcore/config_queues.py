@@ -17,7 +17,6 @@ digits never shadows another code.
 
 from __future__ import annotations
 
-import os
 import re
 import types
 from collections.abc import Mapping
@@ -285,24 +284,12 @@ def _alert(c: _Checker, q: dict[str, Any], where: tuple[str, str, int]) -> Alert
 
 def _alert_program(c: _Checker, q: dict[str, Any], where: tuple[str, str, int],
                    alert: AlertThresholds) -> str | None:
-    raw = c.get(q, "alert", str, None, where)
-    if raw is None:
-        return None
-    if not raw:
-        c.fail("queues", f"alert in {where[1]} must be a program path", "alert", where[2])
-        return None
-    path = c.resolve(raw)
-    line = c.loc.line("queues", where[2], "alert")
-    if not path.is_file():
-        c.warnings.append((c.path, line, f"alert program {raw} does not exist: "
-                           f"queue_alert events of {where[1]} cannot be sent"))
-    elif not os.access(path, os.X_OK):
-        c.warnings.append((c.path, line, f"alert program {raw} is not executable (chmod +x): "
-                           f"queue_alert events of {where[1]} cannot be sent"))
-    if alert.waiting is None and alert.longest_wait is None:
-        c.warnings.append((c.path, line, f"alert program in {where[1]} never runs: set "
+    path = c.program("queues", q, "alert", where, "queue_alert events")
+    if path is not None and alert.waiting is None and alert.longest_wait is None:
+        c.warnings.append((c.path, c.loc.line("queues", where[2], "alert"),
+                           f"alert program in {where[1]} never runs: set "
                            "alert_waiting or alert_longest_wait"))
-    return str(path)
+    return path
 
 
 def _check_sound(c: _Checker, name: str, key: str, where: tuple[str, str, int],

@@ -13,7 +13,6 @@ The access code defaults to ``*97``, Asterisk's FreePBX "my voicemail" code.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -136,21 +135,7 @@ def _seconds(c: _Checker, b: dict[str, Any], key: str, default: float,
 
 
 def _notify(c: _Checker, b: dict[str, Any], where: tuple[str, str, int]) -> str | None:
-    raw = c.get(b, "notify", str, None, where)
-    if raw is None:
-        return None
-    if not raw:
-        c.fail("voicemail", f"notify in {where[1]} must be a program path", "notify", where[2])
-        return None
-    path = c.resolve(raw)
-    line = c.loc.line("voicemail", where[2], "notify")
-    if not path.is_file():
-        c.warnings.append((c.path, line, f"notify program {raw} does not exist: "
-                           f"voicemail_left events of {where[1]} cannot be sent"))
-    elif not os.access(path, os.X_OK):
-        c.warnings.append((c.path, line, f"notify program {raw} is not executable (chmod +x): "
-                           f"voicemail_left events of {where[1]} cannot be sent"))
-    return str(path)
+    return c.program("voicemail", b, "notify", where, "voicemail_left events")
 
 
 def check_voicemail_access(c: _Checker, doc: dict[str, Any]) -> VoicemailAccess:
