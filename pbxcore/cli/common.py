@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,7 @@ import click
 from rich.text import Text
 
 from pbxcore.config import Config, ConfigError, Problem, format_problem, load_config, read_store_dsn
-from pbxcore.script.sanitize import printable
+from pbxcore.script.sanitize import json_printable, printable
 from pbxcore.store import Store, open_store, redact_dsn, sqlite_path
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -86,17 +85,6 @@ def parse_since(text: str, now: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def terminal_safe(text: str) -> str:
-    """``text`` with control and format characters (ESC, CR, LF, NUL, C1, bidi controls, line
-    separators) shown as visible escapes (``\\x1b``): text a caller made (a display name, an
-    exit key) may reach the terminal only as text. Pair it with rich's Text, which keeps
-    ``[red]`` from being read as markup."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode()
-                   for c in text)
-
-
 def utc_text(when: datetime | None) -> str:
     return "" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -109,12 +97,6 @@ def cell(text: str, style: str = "", *, keep_lines: bool = False) -> Text:
     return Text(printable(text, keep_lines=keep_lines), style=style)
 
 
-# JSON with ensure_ascii=False escapes C0 controls itself, not DEL, C1 (0x9b is an 8-bit CSI),
-# line separators or bidi overrides; outside strings JSON never holds those, so this stays valid.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
-
-
 def json_text(value: Any) -> str:
     """``value`` as indented JSON that is safe to print on a terminal and still valid JSON."""
-    text = json.dumps(value, indent=2, ensure_ascii=False)
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return json_printable(value)

@@ -13,9 +13,7 @@ Exit codes (docs/operations.md):
 
 from __future__ import annotations
 
-import json
 import socket
-import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -31,6 +29,7 @@ from pbxcore.control.protocol import (
     decode_response,
     encode_request,
 )
+from pbxcore.script.sanitize import json_printable, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,38 +138,19 @@ def _read_line(sock: socket.socket) -> bytes:
 
 # -- output ------------------------------------------------------------------------------
 
-def printable(text: object) -> str:
-    """`text` with every control and format character (ESC, CR, BEL, bidi overrides, C1)
-    written as a visible escape (\\x1b, \\u202e): a display name or User-Agent from a peer
-    can neither move the cursor, recolour the terminal nor reorder what is shown."""
-    out = []
-    for ch in str(text):
-        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-                       if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def cell(value: object, style: str = "") -> Text:
     """A table cell: escaped, never read as rich markup (Text, not a markup string)."""
-    return Text(printable("" if value is None else value), style=style)
+    return Text(printable("" if value is None else str(value)), style=style)
 
 
 def lines(*parts: object, style: str = "") -> Text:
     """A cell of several lines, each part escaped on its own (so only we break lines)."""
-    return Text("\n".join(printable(p) for p in parts if p not in (None, "")), style=style)
+    return Text("\n".join(printable(str(p)) for p in parts if p not in (None, "")), style=style)
 
 
 def dumps(value: Any) -> str:
-    """JSON for stdout: indented, UTF-8 letters kept, but C1 controls and DEL (which JSON may
-    leave raw) escaped too, so `--json` is as safe in a terminal as the tables."""
-    text = json.dumps(value, indent=2, ensure_ascii=False)
-    # Such characters only occur inside JSON strings, where json's own ASCII escape is valid.
-    return "".join(json.dumps(c)[1:-1] if 0x7f <= ord(c) <= 0x9f or
-                   unicodedata.category(c) in ("Cf", "Zl", "Zp") else c for c in text)
+    """JSON for stdout (`--json`): as safe in a terminal as the tables (`json_printable`)."""
+    return json_printable(value)
 
 
 def duration(seconds: float | int | None) -> str:

@@ -16,7 +16,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from pbxcore.cli.common import terminal_safe
+from pbxcore.script.sanitize import printable
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def fitted(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int,
         c = columns[i]
         table.add_column(c.name, justify=c.justify, min_width=needs[i],
                          no_wrap=c.fold is None, overflow="fold",
-                         footer=Text(terminal_safe(footer[i])) if footer is not None else "")
+                         footer=Text(printable(footer[i])) if footer is not None else "")
     for r in rows:
-        table.add_row(*(Text(terminal_safe(r[i])) for i in keep))
+        table.add_row(*(Text(printable(r[i])) for i in keep))
     return table, [columns[i].name for i in range(len(columns)) if i not in keep]

@@ -12,13 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pbxcore.cli.common import (
-    config_option,
-    open_config_store,
-    parse_since,
-    terminal_safe,
-    utc_text,
-)
+from pbxcore.cli.common import config_option, open_config_store, parse_since, utc_text
+from pbxcore.script.sanitize import printable
 from pbxcore.store import JournalEntry
 
 
@@ -42,9 +37,8 @@ def render(entries: list[JournalEntry]) -> Table:
         data = "|".join(e.data)  # queue_log's own separator between data1..data5
         cells = [utc_text(e.time), e.queue, e.call_id, e.agent, e.event, data]
         # Queue names, agents and data can hold caller-made text (an exit key, a caller id):
-        # Text keeps it from being read as markup, terminal_safe from driving the terminal.
-        table.add_row(*(Text(terminal_safe(x)) for x in cells + ([e.node or ""] if nodes
-                                                                   else [])))
+        # Text keeps it from being read as markup, printable from driving the terminal.
+        table.add_row(*(Text(printable(x)) for x in cells + ([e.node or ""] if nodes else [])))
     return table
 
 

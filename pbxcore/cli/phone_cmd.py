@@ -23,8 +23,9 @@ from typing import Any
 import click
 
 from pbxcore.cli.common import config_option
-from pbxcore.cli.control import dumps, printable
+from pbxcore.cli.control import dumps
 from pbxcore.config import ConfigError, load_config
+from pbxcore.script.sanitize import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_REGISTERED, EXIT_NOT_ANSWERED, EXIT_NO_AUDIO = range(6)
 OUTCOMES = {EXIT_OK: "ok", EXIT_FAILED: "failed", EXIT_NOT_REGISTERED: "not registered",

@@ -16,8 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from pbxcore.acd.spec import AGENT_STATES
-from pbxcore.cli.control import cell, duration, printable
+from pbxcore.cli.control import cell, duration
 from pbxcore.cli.queues_cmd import SHORT
+from pbxcore.script.sanitize import printable
 
 PANES = ("calls", "queues", "agents", "trunks")
 HEADER = 3  # lines above the pane: the figures, the gauge line, the pane tabs

@@ -28,11 +28,11 @@ from pbxcore.cli.common import (
     json_text,
     load_or_exit,
     open_config_store,
-    terminal_safe,
     utc_text,
 )
 from pbxcore.config import ConfigError, read_control_path
 from pbxcore.control.protocol import encode_request
+from pbxcore.script.sanitize import printable
 from pbxcore.store import Store, VoicemailMessage
 
 T = TypeVar("T")
@@ -52,7 +52,7 @@ def _with_store(config_path: Path, op: Callable[[Store], Awaitable[T]]) -> T:
 def _recordings(config_path: Path, box: str) -> Path:
     config = load_or_exit(config_path)
     if config.voicemail_box(box) is None:
-        click.echo(f"warning: {terminal_safe(box)} is no [[voicemail]] box of "
+        click.echo(f"warning: {printable(box)} is no [[voicemail]] box of "
                    f"{config_path}", err=True)
     return config.paths.recordings
 
@@ -73,13 +73,13 @@ def _tell_switch(config_path: Path, box: str) -> None:
 def _message(config_path: Path, box: str, message_id: int) -> VoicemailMessage:
     got = _with_store(config_path, lambda s: s.voicemail_message(message_id))
     if got is None or got.box != box:
-        raise click.ClickException(f"no message {message_id} in box {terminal_safe(box)}")
+        raise click.ClickException(f"no message {message_id} in box {printable(box)}")
     return got
 
 
 def render(box: str, messages: list[VoicemailMessage]) -> Table:
     new = sum(m.status == "new" for m in messages)
-    table = Table(title=f"box {terminal_safe(box)}: {len(messages)} messages, {new} new "
+    table = Table(title=f"box {printable(box)}: {len(messages)} messages, {new} new "
                   "(times UTC)", title_justify="left")
     for name in ("id", "time", "caller", "name", "seconds", "status", "recording"):
         table.add_column(name, overflow="fold", no_wrap=name in ("id", "time"))
@@ -127,7 +127,7 @@ def play(config_path: Path, box: str, message_id: int, out: Path | None, as_json
     recordings = _recordings(config_path, box)
     message = _message(config_path, box, message_id)
     if message.status == "deleted":
-        raise click.ClickException(f"message {message_id} of {terminal_safe(box)} is deleted")
+        raise click.ClickException(f"message {message_id} of {printable(box)} is deleted")
     wav = recordings / message.recording
     if not wav.is_file():
         raise click.ClickException(f"the WAV of message {message_id} is missing: {wav}")
@@ -139,7 +139,7 @@ def play(config_path: Path, box: str, message_id: int, out: Path | None, as_json
         click.echo(json_text({**message.to_json(), "status": "heard",
                               "path": str(out or wav)}))
     else:
-        click.echo(terminal_safe(str(out or wav)))
+        click.echo(printable(str(out or wav)))
 
 
 @voicemail.command("delete")
@@ -158,7 +158,7 @@ def delete(config_path: Path, box: str, message_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json_text({**message.to_json(), "status": "deleted"}))
     else:
-        click.echo(f"deleted message {message_id} of {terminal_safe(box)}")
+        click.echo(f"deleted message {message_id} of {printable(box)}")
 
 
 @voicemail.command("mark")
@@ -171,10 +171,10 @@ def mark(config_path: Path, box: str, message_id: int, status: str, as_json: boo
     """Mark message ID of BOX new or heard."""
     message = _message(config_path, box, message_id)
     if message.status == "deleted":
-        raise click.ClickException(f"message {message_id} of {terminal_safe(box)} is deleted")
+        raise click.ClickException(f"message {message_id} of {printable(box)} is deleted")
     _with_store(config_path, lambda s: s.voicemail_mark(message_id, status))
     _tell_switch(config_path, box)
     if as_json:
         click.echo(json_text({**message.to_json(), "status": status}))
     else:
-        click.echo(f"message {message_id} of {terminal_safe(box)} is {status}")
+        click.echo(f"message {message_id} of {printable(box)} is {status}")

@@ -11,6 +11,7 @@ one line; `SafeFormatter` applies it to every log record, so no call site can fo
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import unicodedata
@@ -46,12 +47,21 @@ def env_name(name: str) -> str:
 
 # What a log line or a terminal must never receive raw from a caller: C0 controls (newline forges
 # a log line, ESC starts an ANSI/OSC sequence), DEL, C1 controls (0x9b is an 8-bit CSI), lone
-# surrogates (the parser's undecodable bytes; they cannot even be written as UTF-8), line and
-# paragraph separators, and the bidirectional overrides and isolates that reorder what is shown.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u200e\u200f\u061c"
-                          "\u202a-\u202e\u2066-\u2069]")
-_UNPRINTABLE_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029"
-                                    "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+# surrogates (the parser's undecodable bytes; they cannot even be written as UTF-8), and every
+# format character (Cf: the bidirectional overrides and isolates that reorder what is shown, the
+# zero-width ones that hide text), private-use characters (Co) and the line and paragraph
+# separators (Zl, Zp). The Cf/Co ranges are Unicode 15's (test_printable checks them against
+# this Python's unicodedata); U+13439-1343F are unassigned before Unicode 15, which is harmless.
+_FORMAT = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+           "\u2028-\u202e\u2060-\u2064\u2066-\u206f\ue000-\uf8ff\ufeff\ufff9-\ufffb"
+           "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+           "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\U000f0000-\U000ffffd"
+           "\U00100000-\U0010fffd")
+_UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_FORMAT}]")
+_UNPRINTABLE_BUT_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff{_FORMAT}]")
+# JSON (ensure_ascii=False) escapes C0 itself but leaves the rest raw; outside strings JSON holds
+# none of these, so escaping them with JSON's own escapes keeps it valid.
+_JSON_UNSAFE = re.compile(f"[\x7f-\x9f\ud800-\udfff{_FORMAT}]")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -62,14 +72,24 @@ def _escaped(match: re.Match[str]) -> str:
     n = ord(c)
     if 0xDC80 <= n <= 0xDCFF:  # an undecodable byte: show its value, as the store does
         return f"\\x{n - 0xDC00:02x}"
-    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+    if n < 0x100:
+        return f"\\x{n:02x}"
+    return f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def printable(text: str, *, keep_lines: bool = False) -> str:
     """`text` safe to write to a log line or a terminal: every character above written as a
     Python-style escape (``\\n``, ``\\x1b``, ``\\u202e``), everything else unchanged. With
-    `keep_lines`, newlines and tabs stay (a script's multi-line stdout in `pbx trace`)."""
+    `keep_lines`, newlines and tabs stay (a script's multi-line stdout in `pbx trace`). The one
+    escaper of the project: logs (SafeFormatter), the CLI's tables and messages, the trace."""
     return (_UNPRINTABLE_BUT_LINES if keep_lines else _UNPRINTABLE).sub(_escaped, text)
+
+
+def json_printable(value: Any) -> str:
+    """`value` as indented JSON that is safe to print on a terminal (no DEL, C1, surrogate or
+    format character raw: each is a JSON escape) and still valid JSON with its letters kept."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: json.dumps(m.group())[1:-1], text)
 
 
 class SafeFormatter(logging.Formatter):

@@ -263,7 +263,7 @@ def test_calls_and_registrations_render_at_80_columns() -> None:
 
 
 def test_printable_and_dumps_escape_controls() -> None:
-    assert printable("a\x1b[31mb\r\n\u202ec") == "a\\x1b[31mb\\x0d\\x0a\\u202ec"
+    assert printable("a\x1b[31mb\r\n\u202ec") == "a\\x1b[31mb\\r\\n\\u202ec"
     assert printable("Ёлка ☎") == "Ёлка ☎"
     text = dumps({"name": "x\x85y\u2028z\x7f"})
     assert "\x85" not in text and "\u2028" not in text and "\x7f" not in text

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
+import unicodedata
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pbxcore.script.sanitize import SafeFormatter, printable
+from pbxcore.script.sanitize import SafeFormatter, json_printable, printable
 
 
 def test_controls_are_escaped_and_text_is_kept() -> None:
@@ -50,3 +52,33 @@ def test_every_log_record_is_escaped_whoever_logs_it() -> None:
     assert lines[1] == "ERROR failed for 'y'" and lines[2].startswith("Traceback")
     assert "ValueError: bad\\x1b[2J" in text
     assert sys.exc_info() == (None, None, None)
+
+
+ESCAPED = ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")
+
+
+def test_every_control_format_and_private_character_is_escaped_and_nothing_else() -> None:
+    """The one escaper (logs, CLI tables, --json) against this Python's own Unicode database:
+    every character of the categories that can drive or hide text is escaped, every other
+    assigned character is kept as it is (letters of any script, emoji, NBSP)."""
+    wrong = []
+    for n in range(sys.maxunicode + 1):
+        c = chr(n)
+        category = unicodedata.category(c)
+        escaped = printable(c) != c
+        if escaped != (category in ESCAPED) and category != "Cn":
+            wrong.append(f"U+{n:04X} {category}")
+    assert wrong == []
+
+
+def test_the_cli_escapers_are_the_one_escaper() -> None:
+    from pbxcore.cli import common, control
+
+    hostile = "Zo\u00eb\u200b\u00a0\U0001f600\x1b[2J\r\n\u202e\ue000\udcff"
+    assert control.printable(hostile) == common.printable(hostile) == printable(hostile) == (
+        "Zo\u00eb\\u200b\u00a0\U0001f600\\x1b[2J\\r\\n\\u202e\\ue000\\xff")
+    text = json_printable({"name": hostile, "bidi": "\U000e0001\x85"})
+    assert control.dumps({"name": hostile, "bidi": "\U000e0001\x85"}) == text
+    assert common.json_text({"name": hostile, "bidi": "\U000e0001\x85"}) == text
+    assert json.loads(text) == {"name": hostile, "bidi": "\U000e0001\x85"}
+    assert not [c for c in text if unicodedata.category(c) in ESCAPED and c not in "\n"]
