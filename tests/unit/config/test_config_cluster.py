@@ -3,7 +3,6 @@ machine's), the node's own id must be listed, FILE:LINE errors; `pbx check` says
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +11,8 @@ import pytest
 
 from pbxcore.config import ConfigError, load_config
 
-FIXTURES = Path(__file__).parent / "fixtures"
 ROUTE = '\n[[routes]]\nmatch = "^100$"\nscript = "scripts/ivr.py"\n'
 PG = '[store]\ndsn = "postgresql://pbx@db.example/pbx"\n'
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def write(site: Path, text: str) -> Path:

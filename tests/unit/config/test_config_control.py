@@ -3,7 +3,6 @@ it while the rest of pbx.toml is broken; and what `pbx reload` says changed."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,6 @@ from pbxcore.config_watch import describe_changes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROUTE = '\n[[routes]]\nmatch = "^100$"\nscript = "scripts/ivr.py"\n'
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def write(site: Path, text: str) -> Path:

@@ -3,7 +3,6 @@ offers), SHA-256 opt-in, order = preference; every mistake reported at its line.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,6 @@ from pbxcore.config import ConfigError, load_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = (FIXTURES / "pbx.toml").read_text()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def with_algorithms(site: Path, value: str) -> Path:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from pbxcore.config import ConfigError, Limits, ListenAddress, load_config, parse_listen
 
-FIXTURES = Path(__file__).parent / "fixtures"
 ROUTE = """
 [[routes]]
 match = "^100$"
 script = "scripts/ivr.py"
 """
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def write(site: Path, text: str) -> Path:

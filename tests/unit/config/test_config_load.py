@@ -21,13 +21,6 @@ script = "scripts/ivr.py"
 """
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    """A copy of the fixture site (config, executable script, sounds/en) in tmp_path."""
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
-
-
 def write(site: Path, text: str) -> Path:
     path = site / "pbx.toml"
     path.write_text(text)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from pbxcore.config import ConfigError, load_config
 
-FIXTURES = Path(__file__).parent / "fixtures"
 ROUTE = '\n[[routes]]\nmatch = "^100$"\nscript = "scripts/ivr.py"\n'
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def load(site: Path, text: str):  # type: ignore[no-untyped-def]

@@ -3,7 +3,6 @@ and the pure helpers of originate and campaigns (allow-list, request checks, win
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 from datetime import time as clock_time
 from pathlib import Path
@@ -18,12 +17,6 @@ from pbxcore.report.model import direction
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = (FIXTURES / "pbx.toml").read_text()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def load(site: Path, extra: str):  # type: ignore[no-untyped-def]

@@ -3,7 +3,6 @@ problems, warnings, and what a reload reports about the queues."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -44,12 +43,6 @@ callback_key = "*"
 [[queues]]
 name = "sales"
 """
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def write(site: Path, text: str) -> Path:

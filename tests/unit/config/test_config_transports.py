@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from pbxcore.config import ConfigError, load_config
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def load(site: Path, routes: str):  # type: ignore[no-untyped-def]

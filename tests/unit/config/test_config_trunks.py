@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -31,12 +30,6 @@ domain = "voip.example.net"
 from_user = "switchboard"
 match = "^00"
 """
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def write(site: Path, text: str) -> Path:

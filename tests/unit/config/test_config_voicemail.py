@@ -3,7 +3,6 @@ the notify program's warnings."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,6 @@ from pbxcore.config_voicemail import MIN_SECONDS, VoicemailAccess, VoicemailBox
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = (FIXTURES / "pbx.toml").read_text()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES, tmp_path / "site")
-    return tmp_path / "site"
 
 
 def write(site: Path, text: str) -> Path:
