@@ -3,33 +3,34 @@
 Theory of operation: the file is parsed with tomllib, then every section is checked and *every*
 problem is collected (an admin fixing a config wants the whole list, not one error per run).
 Each problem carries the line it belongs to; tomllib does not keep positions for values, so
-``_Locator`` finds them again in the text: the Nth ``[[routes]]`` header, then the ``key =`` line
+``config_checker.Locator`` finds them again in the text: the Nth ``[[routes]]`` header, then the ``key =`` line
 inside that table. Relative paths are relative to the directory holding the config file, so
 ``pbx run --config examples/demo/pbx.toml`` works from any working directory.
 
-Routing: ``Config.route_for`` uses ``re.search`` with the pattern exactly as written, so anchor it
-(``^100$``) when a whole-number match is meant; the first matching route wins.
+The sections live beside it: ``config_checker`` (the line-keeping checker), ``config_routes``,
+``config_trunks``, ``config_queues``, ``config_voicemail``, ``config_originate``, ``config_ops``,
+``config_web`` and ``config_cluster``; this module holds the small sections and `Config`.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import pwd
 import re
 import socket
 import tomllib
-import types
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pbxcore.acd.spec import QueueSpec
+from pbxcore.config_checker import Checker, Problem
 from pbxcore.config_cluster import CLUSTER_KEYS, ClusterConfig, check_cluster
 from pbxcore.config_ops import LOG_KEYS, METRICS_KEYS, MONITOR_KEYS, OpsConfig, check_ops
 from pbxcore.config_originate import ORIGINATE_KEYS, OriginateConfig, check_originate
 from pbxcore.config_queues import AGENT_KEYS, QUEUE_KEYS, AgentsConfig, check_agents, check_queues
+from pbxcore.config_routes import ROUTE_KEYS, Route, check_route
+from pbxcore.config_trunks import TRUNK_KEYS, Trunk, check_trunks
 from pbxcore.config_voicemail import (
     VOICEMAIL_ACCESS_KEYS,
     VOICEMAIL_KEYS,
@@ -40,7 +41,6 @@ from pbxcore.config_voicemail import (
 )
 from pbxcore.config_web import WEB_KEYS, WEB_USER_KEYS, WebConfig, check_web
 from pbxcore.media.wav import check_wav
-from pbxcore.script.actions import ActionError, parse_action_line
 from pbxcore.sip.admission import is_ip_network
 from pbxcore.sip.digest import ALGORITHMS
 
@@ -49,10 +49,6 @@ __all__ = [
     "Problem", "QueueSpec", "Route", "ScriptsConfig", "SipConfig", "Trunk", "User",
     "check_prompts", "load_config", "parse_listen", "read_control_path", "read_store_dsn",
 ]
-
-Problem = tuple[Path, int, str]
-"""(file, line, reason); line 0 means the problem is about the file as a whole."""
-
 
 class ConfigError(Exception):
     """The configuration is unusable; ``problems`` lists every reason, one per line of str()."""
@@ -126,48 +122,6 @@ class User:
 
 
 @dataclass(frozen=True)
-class Route:
-    match: re.Pattern[str]  # applied with re.search to the called number
-    script: Path  # absolute
-    timeout: float  # seconds per script run
-    fallback: tuple[str, ...]  # action lines run when the script fails
-    language: str  # sub-directory of sounds/ for prompts
-    public: bool  # True: callers need no digest auth (trunk routes)
-    env: Mapping[str, str]  # extra environment passed to the script
-    hangup_event: bool  # False: no final hangup event spawn
-    hold_music: str | None  # sound played while a script runs after answer
-    index: int  # 0-based position in the file ([[routes]] #index+1)
-    transport: str = "process"  # "process" (script), "worker" (worker) or "webhook" (url)
-    worker: Path | None = None  # absolute path of the worker program (transport "worker")
-    workers: int = 2  # worker pool size, 1..64
-    url: str | None = None  # http:// or https:// URL events are POSTed to (transport "webhook")
-    secret: str | None = field(default=None, repr=False)  # webhook HMAC-SHA256 key
-    # dial/transfer targets allowed (re.fullmatch); None: the switch's own extensions only
-    dial_allow: tuple[re.Pattern[str], ...] | None = None
-    name: str = ""  # the script's PBX_ROUTE; defaults to the match pattern
-    agent_control: bool = False  # the `agent` action (login/logout/pause agents) is allowed
-
-
-@dataclass(frozen=True)
-class Trunk:
-    """A provider's SIP trunk ([[trunks]]): where it is, who we are to it, what goes out there."""
-
-    name: str  # unique; names the trunk in logs and status
-    host: str  # provider host name or IP (IPv6 without brackets): where requests go
-    port: int
-    transport: str  # "udp" or "tcp"
-    username: str | None  # digest user, also the user part of our AOR and Contact
-    password: str | None = field(repr=False)
-    register: bool  # keep a binding at the provider's registrar (REGISTER)
-    expires: int  # registration interval asked for, 60..86400 s
-    domain: str  # AOR / registrar domain (RFC 3261 §10.2), defaults to host
-    from_user: str | None  # user part of From on outbound calls, defaults to username
-    match: re.Pattern[str] | None  # called numbers that leave through this trunk (re.search)
-    prefix: str  # prepended to the called number on the way out
-    index: int  # 0-based position in the file ([[trunks]] #index+1)
-
-
-@dataclass(frozen=True)
 class Config:
     path: Path  # absolute path of the pbx.toml that was loaded
     sip: SipConfig
@@ -222,44 +176,6 @@ class Config:
         return next((t for t in self.trunks if t.match and t.match.search(number)), None)
 
 
-# ---------------------------------------------------------------- locating lines in the text
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
-
-
-class _Locator:
-    """Maps (table, occurrence, key) back to a line number of the TOML text."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        # (table name, occurrence among same-named headers, first line, last line), 1-based
-        self.tables: list[tuple[str, int, int, int]] = []
-        seen: dict[str, int] = {}
-        start, name = 1, ""
-        for no, line in enumerate(self.lines, 1):
-            m = _HEADER.match(line)
-            if m:
-                self._close(name, seen, start, no - 1)
-                name, start = m.group(2).replace(" ", ""), no
-        self._close(name, seen, start, len(self.lines))
-
-    def _close(self, name: str, seen: dict[str, int], start: int, end: int) -> None:
-        occurrence = seen.get(name, 0)
-        seen[name] = occurrence + 1
-        self.tables.append((name, occurrence, start, end))
-
-    def line(self, table: str, occurrence: int = 0, key: str | None = None) -> int:
-        for name, occ, start, end in self.tables:
-            if name == table and occ == occurrence:
-                if key is not None:
-                    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
-                    for no in range(start, end + 1):
-                        if pattern.match(self.lines[no - 1]):
-                            return no
-                return start if table else 1
-        return 1
-
-
 # ---------------------------------------------------------------- validation
 
 _SCHEMA: dict[str, set[str]] = {
@@ -276,11 +192,8 @@ _SCHEMA: dict[str, set[str]] = {
     "limits": {"tcp_per_source", "tcp_total", "tcp_idle", "requests_per_source", "window",
                "trusted", "fd_reserve"},
     "users": {"extension", "password", "name"},
-    "routes": {"name", "match", "script", "timeout", "fallback", "language", "public", "env",
-               "hangup_event", "hold_music", "worker", "workers", "url", "secret",
-               "dial_allow", "agent_control"},
-    "trunks": {"name", "host", "port", "transport", "username", "password", "register",
-               "expires", "domain", "from_user", "match", "prefix"},
+    "routes": set(ROUTE_KEYS),
+    "trunks": set(TRUNK_KEYS),
     "queues": set(QUEUE_KEYS),
     "agents": set(AGENT_KEYS),
     "monitor": set(MONITOR_KEYS),
@@ -295,75 +208,6 @@ _SCHEMA: dict[str, set[str]] = {
 }
 _LISTEN = re.compile(r"^(udp|tcp):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _EXTENSION = re.compile(r"^[A-Za-z0-9_.+\-]+$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class _Checker:
-    def __init__(self, path: Path, text: str) -> None:
-        self.path, self.base = path, path.parent
-        self.loc = _Locator(text)
-        self.problems: list[Problem] = []
-        self.warnings: list[Problem] = []
-
-    def fail(self, table: str, reason: str, key: str | None = None, occurrence: int = 0) -> None:
-        self.problems.append((self.path, self.loc.line(table, occurrence, key), reason))
-
-    def warn(self, table: str, reason: str, key: str | None = None, occurrence: int = 0) -> None:
-        self.warnings.append((self.path, self.loc.line(table, occurrence, key), reason))
-
-    def table(self, doc: dict[str, Any], name: str) -> dict[str, Any]:
-        value = doc.get(name, {})
-        if not isinstance(value, dict):
-            self.fail("", f"'{name}' must be a table ([{name}])", name)
-            return {}
-        self.unknown(value, name, f"[{name}]")
-        return value
-
-    def unknown(self, table: dict[str, Any], kind: str, where: str, occurrence: int = 0) -> None:
-        for key in table:
-            if key not in _SCHEMA[kind]:
-                close = difflib.get_close_matches(key, sorted(_SCHEMA[kind]), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                self.fail(kind, f"unknown key '{key}' in {where}{hint}", key, occurrence)
-
-    def get(self, table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
-            where: tuple[str, str, int]) -> Any:
-        """table[key] if it has the right type (bool is not a number here), else the default."""
-        if key not in table:
-            return default
-        value = table[key]
-        wrong_bool = isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))
-        if wrong_bool or not isinstance(value, kind):
-            names = {str: "a string", bool: "true or false", list: "a list", dict: "a table",
-                     int: "a number", float: "a number"}
-            want = names.get(kind if isinstance(kind, type) else kind[0], "valid")
-            self.fail(where[0], f"{key} in {where[1]} must be {want}", key, where[2])
-            return default
-        return value
-
-    def resolve(self, raw: str) -> Path:
-        return (self.base / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
-
-    def program(self, table: str, d: dict[str, Any], key: str, where: tuple[str, str, int],
-                events: str) -> str | None:
-        """An optional program run beside the calls (a queue's `alert`, a box's `notify`): its
-        path, resolved.  Missing or not executable is a warning, not an error: the calls go on,
-        only its `events` cannot be sent."""
-        raw = self.get(d, key, str, None, where)
-        if raw is None:
-            return None
-        if not raw:
-            self.fail(table, f"{key} in {where[1]} must be a program path", key, where[2])
-            return None
-        path = self.resolve(raw)
-        line = self.loc.line(table, where[2], key)
-        if not path.is_file():
-            self.warnings.append((self.path, line, f"{key} program {raw} does not exist: "
-                                  f"{events} of {where[1]} cannot be sent"))
-        elif not os.access(path, os.X_OK):
-            self.warnings.append((self.path, line, f"{key} program {raw} is not executable "
-                                  f"(chmod +x): {events} of {where[1]} cannot be sent"))
-        return str(path)
 
 
 def _check_sip(c: _Checker, doc: dict[str, Any]) -> SipConfig:
@@ -505,211 +349,6 @@ def _check_users(c: _Checker, doc: dict[str, Any]) -> tuple[User, ...]:
     return tuple(users)
 
 
-def _check_route(c: _Checker, r: dict[str, Any], i: int, paths: Paths) -> Route | None:
-    where = ("routes", f"[[routes]] #{i + 1}", i)
-    c.unknown(r, "routes", where[1], i)
-    pattern = None
-    if not isinstance(r.get("match"), str):
-        c.fail("routes", f"{where[1]} needs match = \"REGEX\" (a string)", "match", i)
-    else:
-        try:
-            pattern = re.compile(r["match"])
-        except re.error as e:
-            c.fail("routes", f"match {r['match']!r} is not a valid regular expression: {e}",
-                   "match", i)
-    script, transport = _check_handler(c, r, i)
-    timeout = c.get(r, "timeout", (int, float), 5.0, where)
-    if not 0.1 <= timeout <= 60:
-        c.fail("routes", f"timeout {timeout} in {where[1]} must be 0.1..60 seconds", "timeout", i)
-    fallback = c.get(r, "fallback", list, ["hangup"], where)
-    for line in fallback:
-        reason = _action_problem(line)
-        if reason:
-            c.fail("routes", f"fallback {line!r} in {where[1]}: {reason}", "fallback", i)
-    language = c.get(r, "language", str, "en", where)
-    if not re.fullmatch(r"[A-Za-z0-9_\-]+", language) or not (paths.sounds / language).is_dir():
-        c.fail("routes", f"language {language!r}: no directory {paths.sounds / language}",
-               "language", i)
-    env = c.get(r, "env", dict, {}, where)
-    for name, value in env.items():
-        if not _ENV_NAME.match(name) or name.startswith("PBX_") or not isinstance(value, str):
-            c.fail("routes", f"env {name} in {where[1]}: names are [A-Za-z_][A-Za-z0-9_]*, not "
-                   "PBX_* (reserved), values are strings", "env", i)
-    hold = c.get(r, "hold_music", str, None, where)
-    if hold is not None and (not hold or hold.startswith("/") or ".." in Path(hold).parts):
-        c.fail("routes", f"hold_music {hold!r} must name a sound under sounds/", "hold_music", i)
-    elif hold is not None:
-        # Same lookup as pbxcore.media.sounds: sounds/<language>/NAME.wav, then sounds/NAME.wav.
-        file = hold if hold.endswith(".wav") else hold + ".wav"
-        if not any((paths.sounds / sub / file).is_file() for sub in (language, ".")):
-            c.fail("routes", f"hold_music {hold!r}: no {paths.sounds / language / file} or "
-                   f"{paths.sounds / file}", "hold_music", i)
-    public = c.get(r, "public", bool, False, where)
-    hangup_event = c.get(r, "hangup_event", bool, True, where)
-    workers = c.get(r, "workers", int, 2, where)
-    if not 1 <= workers <= 64:
-        c.fail("routes", f"workers {workers} in {where[1]} must be 1..64", "workers", i)
-    if "workers" in r and transport != "worker":
-        c.fail("routes", f"workers in {where[1]} needs worker = \"PATH\"", "workers", i)
-    secret = c.get(r, "secret", str, None, where)
-    if secret is not None and transport != "webhook":
-        c.fail("routes", f"secret in {where[1]} needs url = \"http://...\"", "secret", i)
-    elif secret == "":
-        c.fail("routes", f"secret in {where[1]} must not be empty", "secret", i)
-    dial_allow = _check_dial_allow(c, r, i, where)
-    name = c.get(r, "name", str, r.get("match") if isinstance(r.get("match"), str) else "", where)
-    if "name" in r and not re.fullmatch(r"[\w.\-]{1,64}", name):
-        c.fail("routes", f"name {name!r} in {where[1]} must be 1..64 letters, digits, _ . -",
-               "name", i)
-    agent_control = c.get(r, "agent_control", bool, False, where)
-    if pattern is None or script is None:
-        return None
-    return Route(pattern, script, float(timeout), tuple(str(x) for x in fallback), language,
-                 public, types.MappingProxyType(dict(env)), hangup_event, hold, i,
-                 transport=transport, worker=script if transport == "worker" else None,
-                 workers=workers, url=r["url"] if transport == "webhook" else None,
-                 secret=secret, dial_allow=dial_allow, name=name,
-                 agent_control=agent_control)
-
-
-def _check_dial_allow(c: _Checker, r: dict[str, Any], i: int,
-                      where: tuple[str, str, int]) -> tuple[re.Pattern[str], ...] | None:
-    """`dial_allow = ["^1\\d{3}$", ...]`: what a script on this route may dial (toll fraud
-    through a script bug is the classic PBX disaster, so the default is internal only)."""
-    raw = c.get(r, "dial_allow", list, None, where)
-    if raw is None:
-        return None
-    patterns: list[re.Pattern[str]] = []
-    for item in raw:
-        if not isinstance(item, str):
-            c.fail("routes", f"dial_allow in {where[1]}: {item!r} is not a string",
-                   "dial_allow", i)
-            continue
-        try:
-            patterns.append(re.compile(item))
-        except re.error as e:
-            c.fail("routes", f"dial_allow {item!r} in {where[1]} is not a valid regular "
-                   f"expression: {e}", "dial_allow", i)
-    return tuple(patterns)
-
-
-_HANDLERS = (("script", "process"), ("worker", "worker"), ("url", "webhook"))
-_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?(/[^\s#]*)?$")
-
-
-def _check_handler(c: _Checker, r: dict[str, Any], i: int) -> tuple[Path | None, str]:
-    """The route's script, worker or url: exactly one.  Returns (Route.script, transport).
-
-    Route.script names what handles the route in traces, CDRs and the engine's "is this still
-    the route's own handler" test: the script or worker file, or Path(url) for a webhook.
-    """
-    where = f"[[routes]] #{i + 1}"
-    given = [(key, kind) for key, kind in _HANDLERS if key in r]
-    if not given:
-        c.fail("routes", f"{where} needs script = \"PATH\" (a string), or worker = \"PATH\" "
-               "or url = \"http://...\"", None, i)
-        return None, "process"
-    if len(given) > 1:
-        names = " and ".join(key for key, _ in given)
-        c.fail("routes", f"{where} has {names}: give exactly one of script, worker, url",
-               given[1][0], i)
-        return None, given[0][1]
-    key, transport = given[0]
-    value = r[key]
-    if not isinstance(value, str) or not value:
-        want = "\"http://...\"" if key == "url" else "\"PATH\""
-        c.fail("routes", f"{where} needs {key} = {want} (a string)", key, i)
-        return None, transport
-    if key == "url":
-        m = _URL.match(value)
-        if not m or (m.group(2) and not 1 <= int(m.group(2)[1:]) <= 65535):
-            c.fail("routes", f"url {value!r} in {where} must be http://HOST[:PORT][/PATH] or "
-                   "https://...", "url", i)
-            return None, transport
-        return Path(value), transport
-    path = c.resolve(value)
-    # Only a warning: the program may appear later, and one broken route must not keep the
-    # switch from serving the others (its calls get the route's fallback, as at run time).
-    if not path.is_file():
-        c.warn("routes", f"{key} {value} does not exist", key, i)
-    elif not os.access(path, os.X_OK):
-        c.warn("routes", f"{key} {value} is not executable (chmod +x)", key, i)
-    return path, transport
-
-
-_TRUNK_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f]*:[0-9A-Fa-f:.]+|[A-Za-z0-9_][A-Za-z0-9_.\-]*)$")
-_SIP_USER = re.compile(r"^[^\s\"<>@:;,?]+$")  # nothing that would break out of a SIP URI user
-_PREFIX = re.compile(r"^[0-9+*#]*$")
-
-
-def _check_trunks(c: _Checker, doc: dict[str, Any]) -> tuple[Trunk, ...]:
-    raw = doc.get("trunks", [])
-    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
-        c.fail("", "trunks must be an array of tables ([[trunks]])", "trunks")
-        return ()
-    trunks = [_check_trunk(c, t, i) for i, t in enumerate(raw)]
-    seen: set[str] = set()
-    for i, trunk in enumerate(trunks):
-        if trunk is not None and trunk.name in seen:
-            c.fail("trunks", f"duplicate trunk name {trunk.name!r} in [[trunks]] #{i + 1}",
-                   "name", i)
-        if trunk is not None:
-            seen.add(trunk.name)
-    return tuple(t for t in trunks if t is not None)
-
-
-def _check_trunk(c: _Checker, t: dict[str, Any], i: int) -> Trunk | None:
-    where = ("trunks", f"[[trunks]] #{i + 1}", i)
-    c.unknown(t, "trunks", where[1], i)
-    before = len(c.problems)
-    name = c.get(t, "name", str, "", where)
-    if not _TRUNK_NAME.match(name):
-        c.fail("trunks", f"{where[1]} needs name = \"NAME\" (letters, digits, _ or -)", "name", i)
-    host = c.get(t, "host", str, "", where)
-    if not _HOST.match(host):
-        c.fail("trunks", f"host {host!r} in {where[1]} must be a host name or IP address", "host", i)
-    domain = c.get(t, "domain", str, host, where)
-    if "domain" in t and not _HOST.match(domain):
-        c.fail("trunks", f"domain {domain!r} in {where[1]} must be a host name", "domain", i)
-    port = c.get(t, "port", int, 5060, where)
-    if not 1 <= port <= 65535:
-        c.fail("trunks", f"port {port} in {where[1]} must be 1-65535", "port", i)
-    transport = c.get(t, "transport", str, "udp", where)
-    if transport not in ("udp", "tcp"):
-        c.fail("trunks", f"transport {transport!r} in {where[1]} must be udp or tcp", "transport", i)
-    username = c.get(t, "username", str, None, where)
-    from_user = c.get(t, "from_user", str, username, where)
-    for key, value in (("username", username), ("from_user", from_user)):
-        if key in t and value is not None and not _SIP_USER.match(value):
-            c.fail("trunks", f"{key} {value!r} in {where[1]} must be a SIP user name (no spaces, "
-                   "quotes, <>@:;,?)", key, i)
-    password = c.get(t, "password", str, None, where)
-    if password is not None and (not password or any(ch in password for ch in "\r\n")):
-        c.fail("trunks", f"password in {where[1]} must be a non-empty line", "password", i)
-    register = c.get(t, "register", bool, username is not None, where)
-    if register and (username is None or password is None):
-        c.fail("trunks", f"register = true in {where[1]} needs username and password",
-               "register" if "register" in t else None, i)
-    expires = c.get(t, "expires", int, 300, where)
-    if not 60 <= expires <= 86400:
-        c.fail("trunks", f"expires {expires} in {where[1]} must be 60..86400 seconds", "expires", i)
-    match = None
-    text = c.get(t, "match", str, None, where)
-    if text is not None:
-        try:
-            match = re.compile(text)
-        except re.error as e:
-            c.fail("trunks", f"match {text!r} is not a valid regular expression: {e}", "match", i)
-    prefix = c.get(t, "prefix", str, "", where)
-    if not _PREFIX.match(prefix):
-        c.fail("trunks", f"prefix {prefix!r} in {where[1]} may hold only 0-9 + * #", "prefix", i)
-    if len(c.problems) > before:
-        return None
-    return Trunk(name, host.strip("[]"), port, transport, username, password, register, expires,
-                 domain.strip("[]"), from_user, match, prefix, i)
-
-
 def _check_limits(c: _Checker, doc: dict[str, Any]) -> Limits:
     """[limits]: every key optional; bounds keep a typo from disabling the protection."""
     table = c.table(doc, "limits")
@@ -737,16 +376,6 @@ def _check_limits(c: _Checker, doc: dict[str, Any]) -> Limits:
                   tuple(str(e) for e in trusted), ints["fd_reserve"])
 
 
-def _action_problem(line: object) -> str | None:
-    if not isinstance(line, str):
-        return "fallback entries must be strings"
-    try:
-        parse_action_line(line)
-    except ActionError as e:
-        return e.message
-    return None
-
-
 def _parse(path: Path, text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
@@ -758,7 +387,7 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
 
 
 def _check(path: Path, text: str) -> Config:
-    c = _Checker(path, text)
+    c = Checker(path, text, _SCHEMA)
     doc = _parse(path, text)
     c.unknown(doc, "", "pbx.toml")
     sip = _check_sip(c, doc)
@@ -773,13 +402,13 @@ def _check(path: Path, text: str) -> Config:
     else:
         names: set[str] = set()
         for i, r in enumerate(raw_routes):
-            route = _check_route(c, r, i, paths)
+            route = check_route(c, r, i, paths)
             if route and "name" in r and route.name in names:
                 c.fail("routes", f"route name {route.name!r} is used twice", "name", i)
             if route:
                 names.add(route.name)
                 routes.append(route)
-    trunks = _check_trunks(c, doc)
+    trunks = check_trunks(c, doc)
     queues = check_queues(c, doc, users, paths)
     agents = check_agents(c, doc)
     node = _check_node(c, doc)
@@ -816,7 +445,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 def read_store_dsn(path: str | os.PathLike[str]) -> str:
     """Only the [store] dsn (absolute for sqlite): lets `pbx cdr` work while routes are broken."""
     p, text = _read(path)
-    c = _Checker(p, text)
+    c = Checker(p, text, _SCHEMA)
     dsn = _check_dsn(c, _parse(p, text))
     if c.problems:
         raise ConfigError(c.problems)
@@ -827,7 +456,7 @@ def read_control_path(path: str | os.PathLike[str]) -> Path:
     """Only [paths] control (absolute): `pbx reload` must find the socket of a switch whose
     config on disk is broken now."""
     p, text = _read(path)
-    c = _Checker(p, text)
+    c = Checker(p, text, _SCHEMA)
     try:
         doc = _parse(p, text)
     except ConfigError:
@@ -849,3 +478,6 @@ def check_prompts(config: Config) -> list[Problem]:
         if reason:
             problems.append((wav, 0, reason))
     return problems
+
+
+_Checker = Checker  # the name the section modules' type hints import

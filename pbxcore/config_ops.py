@@ -1,6 +1,6 @@
 """`[monitor]`, `[metrics]` and `[log]` in pbx.toml: what operations tooling reads.
 
-Called from ``pbxcore.config._check`` with its ``_Checker`` (FILE:LINE problems like the rest).
+Called from ``pbxcore.config._check`` with its ``Checker`` (FILE:LINE problems like the rest).
 All three tables are optional and change nothing about call handling:
 
 - ``[monitor] capacity``: how many simultaneous calls the site is sized for (trunk channels or
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pbxcore.config import _Checker
+    from pbxcore.config_checker import Checker
 
 MONITOR_KEYS = ("capacity",)
 METRICS_KEYS = ("listen",)
@@ -34,7 +34,7 @@ class OpsConfig:
     log_format: str = "text"  # [log] format
 
 
-def check_ops(c: _Checker, doc: dict[str, Any]) -> OpsConfig:
+def check_ops(c: Checker, doc: dict[str, Any]) -> OpsConfig:
     monitor = c.table(doc, "monitor")
     capacity = c.get(monitor, "capacity", int, 0, ("monitor", "[monitor]", 0))
     if not 0 <= capacity <= 1_000_000:

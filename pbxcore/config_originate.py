@@ -1,6 +1,6 @@
 """`[originate]` in pbx.toml: calls the switch places itself (`pbx originate`, campaigns).
 
-Called from ``pbxcore.config._check`` with its ``_Checker``.  The table is optional:
+Called from ``pbxcore.config._check`` with its ``Checker``.  The table is optional:
 
 - ``dial_allow``: regexes (re.fullmatch) of what an originated call may ring, both its first
   party (FROM) and what it then dials (TO, and any `dial` of its script).  The default, like a
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pbxcore.config import _Checker
+    from pbxcore.config_checker import Checker
 
 ORIGINATE_KEYS = ("dial_allow", "language", "ring_timeout", "caller_id", "script_timeout")
 _WHERE = ("originate", "[originate]", 0)
@@ -34,7 +34,7 @@ class OriginateConfig:
     script_timeout: float = 10.0
 
 
-def check_originate(c: _Checker, doc: dict[str, Any]) -> OriginateConfig:
+def check_originate(c: Checker, doc: dict[str, Any]) -> OriginateConfig:
     table = c.table(doc, "originate")
     raw = c.get(table, "dial_allow", list, None, _WHERE)
     allow: tuple[re.Pattern[str], ...] | None = None

@@ -1,6 +1,6 @@
 """`[[queues]]` and `[agents]` in pbx.toml: call-centre queues and the agents' feature codes.
 
-Called from ``pbxcore.config._check`` with its ``_Checker``, so every problem carries FILE:LINE
+Called from ``pbxcore.config._check`` with its ``Checker``, so every problem carries FILE:LINE
 and is collected with the rest of the file's problems (docs/configuration.md lists every key).
 The result is the shared contract ``pbxcore.acd.spec.QueueSpec`` (one per queue) and an
 :class:`AgentsConfig`.  Most mistakes are errors; a missing or non-executable `alert` program is a
@@ -38,7 +38,8 @@ from pbxcore.acd.spec import (
 from pbxcore.script.actions import ANNOUNCE
 
 if TYPE_CHECKING:  # config.py imports this module; only its types are needed here
-    from pbxcore.config import Paths, User, _Checker
+    from pbxcore.config import Paths, User
+    from pbxcore.config_checker import Checker
 
 __all__ = ["AGENT_KEYS", "AGENT_OPS", "QUEUE_KEYS", "AgentsConfig", "check_agents",
            "check_queues", "parse_announce", "queue_changes"]
@@ -94,7 +95,7 @@ def parse_announce(text: str) -> tuple[Announcement, ...] | None:
     return None if words is None else tuple(w for w in ANNOUNCEMENTS if w in words)  # type: ignore[misc]
 
 
-def check_queues(c: _Checker, doc: dict[str, Any], users: tuple[User, ...],
+def check_queues(c: Checker, doc: dict[str, Any], users: tuple[User, ...],
                  paths: Paths) -> tuple[QueueSpec, ...]:
     raw = doc.get("queues", [])
     if not isinstance(raw, list) or not all(isinstance(q, dict) for q in raw):
@@ -114,7 +115,7 @@ def check_queues(c: _Checker, doc: dict[str, Any], users: tuple[User, ...],
     return tuple(queues)
 
 
-def _seconds(c: _Checker, q: dict[str, Any], key: str, default: float | None,
+def _seconds(c: Checker, q: dict[str, Any], key: str, default: float | None,
              where: tuple[str, str, int], *, positive: bool = False) -> float | None:
     value = c.get(q, key, (int, float), default, where)
     if value is None:
@@ -127,7 +128,7 @@ def _seconds(c: _Checker, q: dict[str, Any], key: str, default: float | None,
     return float(value)
 
 
-def _count(c: _Checker, q: dict[str, Any], key: str, default: int | None,
+def _count(c: Checker, q: dict[str, Any], key: str, default: int | None,
            where: tuple[str, str, int], low: int) -> int | None:
     value: int | None = c.get(q, key, int, default, where)
     if value is not None and not low <= value <= 100000:
@@ -136,7 +137,7 @@ def _count(c: _Checker, q: dict[str, Any], key: str, default: int | None,
     return value
 
 
-def _check_queue(c: _Checker, q: dict[str, Any], i: int, extensions: set[str],
+def _check_queue(c: Checker, q: dict[str, Any], i: int, extensions: set[str],
                  paths: Paths) -> QueueSpec | None:
     where = ("queues", f"[[queues]] #{i + 1}", i)
     c.unknown(q, "queues", where[1], i)
@@ -196,7 +197,7 @@ def _check_queue(c: _Checker, q: dict[str, Any], i: int, extensions: set[str],
         callback_retry_delay=callback_retry_delay, callback_allow=callback_allow)
 
 
-def _callback_allow(c: _Checker, q: dict[str, Any],
+def _callback_allow(c: Checker, q: dict[str, Any],
                     where: tuple[str, str, int]) -> tuple[str, ...] | None:
     """`callback_allow = ["^0\\d{9}$"]`: the numbers a callback may dial (each regex must match
     the whole number).  A callback dials a number the *caller* supplied, so it is the same toll
@@ -220,7 +221,7 @@ def _callback_allow(c: _Checker, q: dict[str, Any],
     return tuple(out)
 
 
-def _members(c: _Checker, q: dict[str, Any], where: tuple[str, str, int],
+def _members(c: Checker, q: dict[str, Any], where: tuple[str, str, int],
              extensions: set[str]) -> tuple[Member, ...]:
     raw = c.get(q, "members", list, [], where)
     members: list[Member] = []
@@ -245,7 +246,7 @@ def _members(c: _Checker, q: dict[str, Any], where: tuple[str, str, int],
     return tuple(members)
 
 
-def _overflow(c: _Checker, q: dict[str, Any], where: tuple[str, str, int]
+def _overflow(c: Checker, q: dict[str, Any], where: tuple[str, str, int]
               ) -> tuple[OverflowRule, ...]:
     """`overflow = [{after = 30, tier = 2}, {after = 90, tier = 3}]`: levels only go up."""
     raw = c.get(q, "overflow", list, [], where)
@@ -271,7 +272,7 @@ def _overflow(c: _Checker, q: dict[str, Any], where: tuple[str, str, int]
     return tuple(rules)
 
 
-def _alert(c: _Checker, q: dict[str, Any], where: tuple[str, str, int]) -> AlertThresholds:
+def _alert(c: Checker, q: dict[str, Any], where: tuple[str, str, int]) -> AlertThresholds:
     waiting = _count(c, q, "alert_waiting", None, where, 1)
     longest = _seconds(c, q, "alert_longest_wait", None, where, positive=True)
     clear = c.get(q, "alert_clear", (int, float), 0.8, where)
@@ -282,7 +283,7 @@ def _alert(c: _Checker, q: dict[str, Any], where: tuple[str, str, int]) -> Alert
     return AlertThresholds(waiting=waiting, longest_wait=longest, clear_ratio=float(clear))
 
 
-def _alert_program(c: _Checker, q: dict[str, Any], where: tuple[str, str, int],
+def _alert_program(c: Checker, q: dict[str, Any], where: tuple[str, str, int],
                    alert: AlertThresholds) -> str | None:
     path = c.program("queues", q, "alert", where, "queue_alert events")
     if path is not None and alert.waiting is None and alert.longest_wait is None:
@@ -292,7 +293,7 @@ def _alert_program(c: _Checker, q: dict[str, Any], where: tuple[str, str, int],
     return path
 
 
-def _check_sound(c: _Checker, name: str, key: str, where: tuple[str, str, int],
+def _check_sound(c: Checker, name: str, key: str, where: tuple[str, str, int],
                  paths: Paths) -> None:
     """A prompt name as `play` takes it; it must exist in some language (or sounds/ itself),
     since the caller's language is known only when the call arrives."""
@@ -309,7 +310,7 @@ def _check_sound(c: _Checker, name: str, key: str, where: tuple[str, str, int],
                where[2])
 
 
-def check_agents(c: _Checker, doc: dict[str, Any]) -> AgentsConfig:
+def check_agents(c: Checker, doc: dict[str, Any]) -> AgentsConfig:
     agents = c.table(doc, "agents")
     where = ("agents", "[agents]", 0)
     defaults = AgentsConfig()

@@ -1,7 +1,7 @@
 """`[[voicemail]]` and `[voicemail_access]` in pbx.toml: the voicemail boxes and the code owners
 dial to listen.
 
-Called from ``pbxcore.config._check`` with its ``_Checker`` (FILE:LINE on every problem,
+Called from ``pbxcore.config._check`` with its ``Checker`` (FILE:LINE on every problem,
 docs/configuration.md lists every key).  A box is a company box (``sales``) or a personal one
 (an extension's number); its ``owners`` are the extensions whose phones show its message-waiting
 lamp and who may listen to it from their phone (an owner of one box hears that box; of several,
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # config.py imports this module; only its types are needed here
-    from pbxcore.config import Paths, User, _Checker
+    from pbxcore.config import Paths, User
+    from pbxcore.config_checker import Checker
 
 __all__ = ["VOICEMAIL_ACCESS_KEYS", "VOICEMAIL_KEYS", "VoicemailAccess", "VoicemailBox",
            "check_voicemail", "check_voicemail_access"]
@@ -61,7 +62,7 @@ class VoicemailAccess:
     ask_pin: bool = True  # ask the box's PIN (when it has one) even from the owner's phone
 
 
-def check_voicemail(c: _Checker, doc: dict[str, Any], users: tuple[User, ...],
+def check_voicemail(c: Checker, doc: dict[str, Any], users: tuple[User, ...],
                     paths: Paths) -> tuple[VoicemailBox, ...]:
     raw = doc.get("voicemail", [])
     if not isinstance(raw, list) or not all(isinstance(b, dict) for b in raw):
@@ -80,7 +81,7 @@ def check_voicemail(c: _Checker, doc: dict[str, Any], users: tuple[User, ...],
     return tuple(boxes)
 
 
-def _check_box(c: _Checker, b: dict[str, Any], i: int, extensions: set[str],
+def _check_box(c: Checker, b: dict[str, Any], i: int, extensions: set[str],
                paths: Paths) -> VoicemailBox | None:
     where = ("voicemail", f"[[voicemail]] #{i + 1}", i)
     c.unknown(b, "voicemail", where[1], i)
@@ -124,7 +125,7 @@ def _check_box(c: _Checker, b: dict[str, Any], i: int, extensions: set[str],
                         min_seconds=min_seconds, notify=notify, email=email, mwi=mwi)
 
 
-def _seconds(c: _Checker, b: dict[str, Any], key: str, default: float,
+def _seconds(c: Checker, b: dict[str, Any], key: str, default: float,
              where: tuple[str, str, int], low: float, high: float) -> float:
     value = c.get(b, key, (int, float), default, where)
     if not low <= value <= high:
@@ -134,11 +135,11 @@ def _seconds(c: _Checker, b: dict[str, Any], key: str, default: float,
     return float(value)
 
 
-def _notify(c: _Checker, b: dict[str, Any], where: tuple[str, str, int]) -> str | None:
+def _notify(c: Checker, b: dict[str, Any], where: tuple[str, str, int]) -> str | None:
     return c.program("voicemail", b, "notify", where, "voicemail_left events")
 
 
-def check_voicemail_access(c: _Checker, doc: dict[str, Any]) -> VoicemailAccess:
+def check_voicemail_access(c: Checker, doc: dict[str, Any]) -> VoicemailAccess:
     table = c.table(doc, "voicemail_access")
     where = ("voicemail_access", "[voicemail_access]", 0)
     code = c.get(table, "code", str, VoicemailAccess.code, where)

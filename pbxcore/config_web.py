@@ -1,6 +1,6 @@
 """`[web]` and `[[web.users]]` in pbx.toml: the supervisor wallboard and reports (pbxcore.web).
 
-Called from ``pbxcore.config._check`` with its ``_Checker``.  Off by default: only a non-empty
+Called from ``pbxcore.config._check`` with its ``Checker``.  Off by default: only a non-empty
 ``[web] listen = "HOST:PORT"`` serves it.  Every page needs a login; users come from
 ``[[web.users]]`` with an argon2 hash made by `pbx web passwd` (never a plain password) and a
 role: ``supervisor`` (everything: reports, call detail, recordings, pause/unpause an agent, hang
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pbxcore.config import _Checker
+    from pbxcore.config_checker import Checker
 
 WEB_KEYS = ("listen", "secret", "session_hours", "sl_target", "users")
 WEB_USER_KEYS = ("name", "password_hash", "role")
@@ -46,7 +46,7 @@ class WebConfig:
         return next((u for u in self.users if u.name == name), None)
 
 
-def check_web(c: _Checker, doc: dict[str, Any]) -> WebConfig:
+def check_web(c: Checker, doc: dict[str, Any]) -> WebConfig:
     web = c.table(doc, "web")
     where = ("web", "[web]", 0)
     listen = c.get(web, "listen", str, "", where)
